@@ -1,0 +1,37 @@
+# clickstream: the plain entry points. `make help` lists them.
+# Every target that needs the Python environment or the jars runs `setup` first; setup skips
+# whatever is already installed and unchanged, so repeating a target is fast.
+
+SHELL := /bin/bash
+PY := .venv/bin/python
+PYTEST_ARGS ?=
+
+.PHONY: help setup up down status test test-unit lint lock demo
+
+help:  ## list the targets
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/' | column -t -s $$'\t'
+
+setup:  ## install what is missing: Java/Maven (apt), .venv (PyPI), jars (Maven Central)
+	@bash scripts/bootstrap.sh
+
+up: setup  ## start Kafka, the Hive Metastore and Airflow on 127.0.0.1 (twice is harmless)
+	@$(PY) -m app.runtime up
+
+down:  ## stop every service this checkout started
+	@if [ -x $(PY) ]; then $(PY) -m app.runtime down; else echo "nothing to stop: no .venv"; fi
+
+status:  ## each service: running or not, pid, port, health
+	@if [ -x $(PY) ]; then $(PY) -m app.runtime status; else echo "not set up yet: run make setup"; exit 3; fi
+
+test: setup  ## the whole test suite; starts (on free ports) and stops the services it needs
+	@$(PY) -m pytest $(PYTEST_ARGS)
+
+test-unit: setup  ## only the unit tests (no services)
+	@$(PY) -m pytest -m "not integration" $(PYTEST_ARGS)
+
+lint: setup  ## ruff and mypy
+	@.venv/bin/ruff check . && .venv/bin/ruff format --check . && .venv/bin/mypy
+
+lock: setup  ## re-resolve requirements/*.in into requirements/requirements.lock
+	@.venv/bin/uv pip compile -q --python-version 3.11 requirements/requirements.in requirements/dev.in \
+	  -o requirements/requirements.lock

@@ -1,0 +1,73 @@
+"""Command line of the local runtime: `python -m app.runtime up|down|status [SERVICE ...]`.
+
+`make up`, `make down` and `make status` call it. Errors print one clear line and exit 1.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+
+from app.runtime.process import RuntimeErrorWithHint
+from app.runtime.services import Airflow, LocalRuntime, ServiceStatus
+from app.settings import Settings, SettingsError, load_settings
+
+log = logging.getLogger("app.runtime")
+
+
+def format_status(statuses: list[ServiceStatus]) -> str:
+    rows = [("service", "state", "pid", "port", "health")]
+    for status in statuses:
+        state = "running" if status.running else ("partly running" if status.pids else "stopped")
+        health = ("healthy: " if status.health.healthy else "unhealthy: ") + status.health.detail
+        rows.append(
+            (
+                status.name,
+                state,
+                ",".join(map(str, status.pids)) or "-",
+                ",".join(map(str, status.ports)),
+                health if status.pids else "-",
+            )
+        )
+    widths = [max(len(row[i]) for row in rows) for i in range(4)]
+    return "\n".join("  ".join(cell.ljust(widths[i]) if i < 4 else cell for i, cell in enumerate(row)) for row in rows)
+
+
+def airflow_login_hint(settings: Settings) -> str:
+    """Where the UI is and where its password comes from (never the password itself)."""
+    source = "AIRFLOW_ADMIN_PASSWORD" if settings.airflow_admin_password else str(Airflow(settings).passwords_file)
+    return f"\nAirflow UI: {settings.airflow_url}  user: {settings.airflow_admin_user}  password: see {source}"
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m app.runtime", description=__doc__)
+    parser.add_argument("command", choices=("up", "down", "status"))
+    parser.add_argument("services", nargs="*", help="kafka, metastore, airflow (default: all)")
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    try:
+        settings = load_settings()
+        runtime = LocalRuntime(settings, args.services or None)
+        if args.command == "up":
+            runtime.up()
+            print(format_status(runtime.status()))
+            if any(isinstance(service, Airflow) for service in runtime.services):
+                print(airflow_login_hint(settings))
+        elif args.command == "down":
+            runtime.down()
+            print(format_status(runtime.status()))
+        else:
+            statuses = runtime.status()
+            print(format_status(statuses))
+            return 0 if all(s.running and s.health.healthy for s in statuses) else 3
+    except (RuntimeErrorWithHint, SettingsError, ValueError) as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        return 130
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,462 @@
+"""The local services: a Kafka broker (KRaft), the Hive Metastore and Airflow, started and checked.
+
+Each service writes its configuration under the state folder, refuses to start on a taken port
+(naming the variable that moves it), waits until it is really healthy, and stops by pid.
+`LocalRuntime` runs them in order; `python -m app.runtime up|down|status` is its command line.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import secrets
+import subprocess
+import sys
+import urllib.error
+import urllib.request
+from dataclasses import dataclass
+from pathlib import Path
+from xml.sax.saxutils import escape
+
+from app.runtime import deps
+from app.runtime.process import (
+    ManagedProcess,
+    ServiceStartError,
+    ensure_port_free,
+    port_accepts,
+    wait_until,
+)
+from app.settings import REPO_ROOT, SPECS, Settings
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class Health:
+    healthy: bool
+    detail: str
+
+
+@dataclass(frozen=True)
+class ServiceStatus:
+    name: str
+    running: bool
+    pids: tuple[int, ...]
+    ports: tuple[int, ...]
+    health: Health
+
+
+class Service:
+    """A local service: some processes and the ports they own."""
+
+    name = "service"
+    start_timeout = 120.0
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self.home = settings.state_dir / self.name
+
+    @property
+    def run_dir(self) -> Path:
+        return self.settings.state_dir / "run"
+
+    def ports(self) -> list[tuple[int, str]]:
+        """(port, variable that sets it) pairs this service listens on."""
+        raise NotImplementedError
+
+    def processes(self) -> list[ManagedProcess]:
+        raise NotImplementedError
+
+    def prepare(self) -> None:
+        """Write configuration and do one-time initialisation before the first start."""
+
+    def health(self) -> Health:
+        raise NotImplementedError
+
+    def managed(self, name: str, command: list[str], env: dict[str, str] | None = None) -> ManagedProcess:
+        return ManagedProcess(
+            name=name,
+            command=command,
+            run_dir=self.run_dir,
+            log_dir=self.settings.logs_dir,
+            env=env or {},
+            cwd=self.home,
+        )
+
+    def start(self) -> None:
+        processes = self.processes()
+        if all(process.is_running() for process in processes):
+            log.info("%s: already running", self.name)
+            return
+        if any(process.is_running() for process in processes):
+            # half up (a component crashed): restart the whole service cleanly
+            self.stop()
+        for port, variable in self.ports():
+            ensure_port_free(self.settings.bind_host, port, variable, self.name)
+        self.home.mkdir(parents=True, exist_ok=True)
+        self.prepare()
+        for process in processes:
+            process.start()
+        wait_until(lambda: self.health().healthy, processes[0], self.start_timeout, "healthy")
+        for process in processes:
+            if not process.is_running():
+                raise process.failure("exited during start-up")
+        log.info("%s: healthy", self.name)
+
+    def stop(self) -> None:
+        for process in reversed(self.processes()):
+            process.stop()
+
+    def status(self) -> ServiceStatus:
+        pids = tuple(pid for process in self.processes() if (pid := process.read_pid()) is not None)
+        running = len(pids) == len(self.processes())
+        health = self.health() if pids else Health(False, "not running")
+        return ServiceStatus(self.name, running, pids, tuple(port for port, _ in self.ports()), health)
+
+
+def _java_service_flags(settings: Settings, home: Path, heap: str) -> list[str]:
+    tmp = home / "tmp"
+    tmp.mkdir(parents=True, exist_ok=True)
+    return [
+        deps.java_executable(),
+        f"-Xmx{heap}",
+        f"-Xms{heap}",
+        "-XX:+UseG1GC",
+        f"-Djava.io.tmpdir={tmp}",
+        f"-Dclickstream.home={home}",
+    ]
+
+
+class KafkaBroker(Service):
+    """Apache Kafka 4 in KRaft combined mode (broker and controller in one JVM), single node."""
+
+    name = "kafka"
+    start_timeout = 90.0
+
+    def ports(self) -> list[tuple[int, str]]:
+        return [
+            (self.settings.kafka_port, "KAFKA_SERVERS"),
+            (self.settings.kafka_controller_port, "KAFKA_CONTROLLER_PORT"),
+        ]
+
+    @property
+    def properties_file(self) -> Path:
+        return self.home / "server.properties"
+
+    def server_properties(self) -> dict[str, str]:
+        host, s = self.settings.bind_host, self.settings
+        return {
+            "process.roles": "broker,controller",
+            "node.id": "1",
+            "controller.quorum.bootstrap.servers": f"{host}:{s.kafka_controller_port}",
+            "listeners": f"PLAINTEXT://{host}:{s.kafka_port},CONTROLLER://{host}:{s.kafka_controller_port}",
+            "advertised.listeners": f"PLAINTEXT://{host}:{s.kafka_port},CONTROLLER://{host}:{s.kafka_controller_port}",
+            "controller.listener.names": "CONTROLLER",
+            "inter.broker.listener.name": "PLAINTEXT",
+            "listener.security.protocol.map": "CONTROLLER:PLAINTEXT,PLAINTEXT:PLAINTEXT",
+            "log.dirs": str(self.home / "data"),
+            "num.partitions": "3",
+            "offsets.topic.replication.factor": "1",
+            "transaction.state.log.replication.factor": "1",
+            "transaction.state.log.min.isr": "1",
+            "share.coordinator.state.topic.replication.factor": "1",
+            "share.coordinator.state.topic.min.isr": "1",
+            "group.initial.rebalance.delay.ms": "0",
+            "auto.create.topics.enable": "false",
+            "log.retention.hours": "-1",
+        }
+
+    def _kafka_java(self) -> list[str]:
+        log4j = self.home / "log4j2.properties"
+        return [
+            *_java_service_flags(self.settings, self.home, self.settings.kafka_broker_heap),
+            f"-Dkafka.logs.dir={self.settings.logs_dir}",
+            f"-Dlog4j2.configurationFile={log4j}",
+            "-cp",
+            f"{deps.KAFKA_JARS_DIR}/*",
+        ]
+
+    def processes(self) -> list[ManagedProcess]:
+        return [self.managed("kafka", [*self._kafka_java(), "kafka.Kafka", str(self.properties_file)])]
+
+    def prepare(self) -> None:
+        deps.jars_in(deps.KAFKA_JARS_DIR)
+        self.properties_file.write_text("".join(f"{key}={value}\n" for key, value in self.server_properties().items()))
+        (self.home / "log4j2.properties").write_text(_LOG4J2_CONSOLE.format(level="INFO"))
+        if (self.home / "data" / "meta.properties").exists():
+            return
+        cluster_id = (
+            subprocess.run(
+                [*self._kafka_java(), "kafka.tools.StorageTool", "random-uuid"],
+                capture_output=True,
+                text=True,
+                check=True,
+            )
+            .stdout.strip()
+            .splitlines()[-1]
+        )
+        formatted = subprocess.run(
+            [
+                *self._kafka_java(),
+                "kafka.tools.StorageTool",
+                "format",
+                "-t",
+                cluster_id,
+                "-c",
+                str(self.properties_file),
+                "--standalone",
+                "--ignore-formatted",
+            ],
+            capture_output=True,
+            text=True,
+            check=False,
+        )
+        if formatted.returncode != 0:
+            raise ServiceStartError(f"kafka: formatting {self.home / 'data'} failed:\n{formatted.stderr[-2000:]}")
+        log.info("kafka: formatted a new KRaft cluster %s in %s", cluster_id, self.home / "data")
+
+    def health(self) -> Health:
+        from confluent_kafka.admin import AdminClient
+
+        if not port_accepts(self.settings.bind_host, self.settings.kafka_port):
+            return Health(False, f"port {self.settings.kafka_port} not accepting connections")
+        try:
+            metadata = AdminClient({"bootstrap.servers": self.settings.kafka_servers}).list_topics(timeout=5)
+        except Exception as error:  # noqa: BLE001 - any client error means "not healthy yet"
+            return Health(False, f"metadata request failed: {error}")
+        return Health(True, f"{len(metadata.brokers)} broker(s), {len(metadata.topics)} topic(s)")
+
+
+class HiveMetastore(Service):
+    """The Hive 2.3 Metastore thrift service from pyspark's jars, Derby-backed, on one address."""
+
+    name = "metastore"
+    start_timeout = 120.0
+
+    def ports(self) -> list[tuple[int, str]]:
+        return [(self.settings.hive_metastore_port, "HIVE_METASTORE_PORT")]
+
+    @property
+    def conf_dir(self) -> Path:
+        return self.home / "conf"
+
+    def hive_site(self) -> dict[str, str]:
+        database = self.home / "metastore_db"
+        scratch = self.home / "scratch"
+        return {
+            "javax.jdo.option.ConnectionURL": f"jdbc:derby:;databaseName={database};create=true",
+            "javax.jdo.option.ConnectionDriverName": "org.apache.derby.jdbc.EmbeddedDriver",
+            "datanucleus.schema.autoCreateAll": "true",
+            "hive.metastore.schema.verification": "false",
+            "hive.metastore.warehouse.dir": str(self.settings.hive_warehouse_dir),
+            "hive.exec.scratchdir": str(scratch),
+            "hive.exec.local.scratchdir": str(scratch),
+            "hive.downloaded.resources.dir": str(self.home / "resources"),
+            "hive.metastore.event.db.notification.api.auth": "false",
+            "hive.metastore.server.min.threads": "4",
+            "hive.metastore.server.max.threads": "64",
+        }
+
+    def processes(self) -> list[ManagedProcess]:
+        classpath = f"{self.conf_dir}:{deps.spark_home() / 'jars'}/*:{deps.METASTORE_CLASSES_DIR}"
+        command = [
+            *_java_service_flags(self.settings, self.home, self.settings.hive_metastore_heap),
+            "-Dlog4j2.contextSelector=org.apache.logging.log4j.core.selector.ClassLoaderContextSelector",
+            f"-Dlog4j.configurationFile={self.conf_dir / 'log4j2.properties'}",
+            f"-Dderby.system.home={self.home}",
+            "-cp",
+            classpath,
+            "clickstream.LoopbackMetastore",
+            self.settings.bind_host,
+            str(self.settings.hive_metastore_port),
+        ]
+        return [self.managed("metastore", command)]
+
+    def prepare(self) -> None:
+        if not (deps.METASTORE_CLASSES_DIR / "clickstream" / "LoopbackMetastore.class").exists():
+            raise deps.MissingDependencyError(f"the metastore launcher is not compiled; {deps.SETUP_HINT}")
+        self.conf_dir.mkdir(parents=True, exist_ok=True)
+        self.settings.hive_warehouse_dir.mkdir(parents=True, exist_ok=True)
+        (self.conf_dir / "hive-site.xml").write_text(hadoop_xml(self.hive_site()))
+        (self.conf_dir / "log4j2.properties").write_text(_LOG4J2_CONSOLE.format(level="INFO"))
+
+    def health(self) -> Health:
+        port = self.settings.hive_metastore_port
+        if port_accepts(self.settings.bind_host, port):
+            return Health(True, f"thrift on {self.settings.hive_metastore_uri}")
+        return Health(False, f"port {port} not accepting connections")
+
+
+SIMPLE_AUTH_MANAGER = "airflow.api_fastapi.auth.managers.simple.simple_auth_manager.SimpleAuthManager"
+
+
+class Airflow(Service):
+    """Airflow 3: api-server (UI and REST API, login required), scheduler, dag-processor, triggerer."""
+
+    name = "airflow"
+    start_timeout = 180.0
+    components = ("api-server", "scheduler", "dag-processor", "triggerer")
+
+    def ports(self) -> list[tuple[int, str]]:
+        return [(self.settings.airflow_api_port, "AIRFLOW_API_PORT")]
+
+    @property
+    def passwords_file(self) -> Path:
+        return self.home / "passwords.json"
+
+    def secret(self, name: str) -> str:
+        """A random secret kept in the state folder, shared by every component."""
+        path = self.home / "secrets" / name
+        if not path.exists():
+            path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+            path.write_text(secrets.token_urlsafe(32))
+            path.chmod(0o600)
+        return path.read_text().strip()
+
+    def environment(self) -> dict[str, str]:
+        s = self.settings
+        venv_bin = str(Path(sys.executable).parent)
+        return {
+            **settings_environment(s),
+            "PATH": f"{venv_bin}:{os.environ.get('PATH', '')}",
+            "PYTHONPATH": str(REPO_ROOT),
+            "AIRFLOW_HOME": str(self.home),
+            "AIRFLOW__CORE__DAGS_FOLDER": str(REPO_ROOT / "dags"),
+            "AIRFLOW__CORE__PLUGINS_FOLDER": str(REPO_ROOT / "plugins"),
+            "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
+            "AIRFLOW__CORE__EXECUTOR": "LocalExecutor",
+            "AIRFLOW__CORE__PARALLELISM": str(s.airflow_parallelism),
+            "AIRFLOW__CORE__MAX_ACTIVE_TASKS_PER_DAG": str(s.airflow_parallelism),
+            "AIRFLOW__CORE__AUTH_MANAGER": SIMPLE_AUTH_MANAGER,
+            "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_USERS": f"{s.airflow_admin_user}:admin",
+            "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_ALL_ADMINS": "False",
+            "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_PASSWORDS_FILE": str(self.passwords_file),
+            "AIRFLOW__CORE__EXECUTION_API_SERVER_URL": f"{s.airflow_url}/execution/",
+            "AIRFLOW__CORE__FERNET_KEY": self.fernet_key(),
+            "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": f"sqlite:///{self.home / 'airflow.db'}",
+            "AIRFLOW__API__HOST": s.bind_host,
+            "AIRFLOW__API__PORT": str(s.airflow_api_port),
+            "AIRFLOW__API__WORKERS": "1",
+            "AIRFLOW__API__BASE_URL": s.airflow_url,
+            "AIRFLOW__API__SECRET_KEY": self.secret("api_secret_key"),
+            "AIRFLOW__API_AUTH__JWT_SECRET": self.secret("jwt_secret"),
+            "AIRFLOW__LOGGING__BASE_LOG_FOLDER": str(s.logs_dir / "airflow"),
+            "AIRFLOW__DAG_PROCESSOR__PARSING_PROCESSES": "1",
+            "AIRFLOW__DAG_PROCESSOR__REFRESH_INTERVAL": "30",
+            "AIRFLOW__SCHEDULER__ENABLE_HEALTH_CHECK": "False",
+            "AIRFLOW__TRIGGERER__CAPACITY": "50",
+            "AIRFLOW__WEBSERVER__EXPOSE_CONFIG": "False",
+            "AIRFLOW_CONN_KAFKA_DEFAULT": json.dumps(
+                {"conn_type": "kafka", "extra": {"bootstrap.servers": s.kafka_servers}}
+            ),
+            "AIRFLOW_CONN_SPARK_DEFAULT": json.dumps({"conn_type": "spark", "host": s.spark_master}),
+            "no_proxy": "*",
+        }
+
+    def fernet_key(self) -> str:
+        path = self.home / "secrets" / "fernet_key"
+        if not path.exists():
+            from cryptography.fernet import Fernet
+
+            path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+            path.write_bytes(Fernet.generate_key())
+            path.chmod(0o600)
+        return path.read_text().strip()
+
+    def processes(self) -> list[ManagedProcess]:
+        airflow = str(Path(sys.executable).parent / "airflow")
+        env = self.environment()
+        # the log servers that scheduler and triggerer would fork listen on every interface; every
+        # component here shares one log folder, so the api-server reads the logs without them
+        extra = {"scheduler": ["--skip-serve-logs"], "triggerer": ["--skip-serve-logs"]}
+        return [
+            self.managed(f"airflow-{component}", [airflow, component, *extra.get(component, [])], env)
+            for component in self.components
+        ]
+
+    def admin_password(self) -> str:
+        """The login's password: from AIRFLOW_ADMIN_PASSWORD, else generated once and kept."""
+        if self.settings.airflow_admin_password:
+            return self.settings.airflow_admin_password
+        if self.passwords_file.exists():
+            stored = json.loads(self.passwords_file.read_text())
+            if self.settings.airflow_admin_user in stored:
+                return str(stored[self.settings.airflow_admin_user])
+        return secrets.token_urlsafe(16)
+
+    def prepare(self) -> None:
+        self.home.mkdir(parents=True, exist_ok=True)
+        self.passwords_file.write_text(json.dumps({self.settings.airflow_admin_user: self.admin_password()}))
+        self.passwords_file.chmod(0o600)
+        env = {**os.environ, **self.environment()}
+        airflow = str(Path(sys.executable).parent / "airflow")
+        log.info("airflow: migrating the metadata database %s", self.home / "airflow.db")
+        migrated = subprocess.run(
+            [airflow, "db", "migrate"], env=env, cwd=self.home, capture_output=True, text=True, check=False
+        )
+        if migrated.returncode != 0:
+            raise ServiceStartError(f"airflow: `airflow db migrate` failed:\n{migrated.stderr[-3000:]}")
+
+    def health(self) -> Health:
+        url = f"{self.settings.airflow_url}/api/v2/monitor/health"
+        try:
+            with urllib.request.urlopen(url, timeout=5) as response:  # noqa: S310 - our own loopback URL
+                body = json.load(response)
+        except (urllib.error.URLError, OSError, ValueError) as error:
+            return Health(False, f"{url}: {error}")
+        states = {
+            part: (body.get(part) or {}).get("status")
+            for part in ("metadatabase", "scheduler", "triggerer", "dag_processor")
+        }
+        unhealthy = [part for part, state in states.items() if state != "healthy"]
+        if unhealthy:
+            return Health(False, "not healthy: " + ", ".join(f"{p}={states[p]}" for p in unhealthy))
+        return Health(True, f"UI {self.settings.airflow_url} (login {self.settings.airflow_admin_user})")
+
+
+def settings_environment(settings: Settings) -> dict[str, str]:
+    """The settings as environment variables, for child processes (secrets left out)."""
+    return {spec.variable: str(getattr(settings, spec.field)) for spec in SPECS if not spec.secret}
+
+
+def hadoop_xml(properties: dict[str, str]) -> str:
+    """A Hadoop-style configuration file (hive-site.xml) with these properties."""
+    body = "".join(
+        f"  <property><name>{escape(key)}</name><value>{escape(value)}</value></property>\n"
+        for key, value in properties.items()
+    )
+    return f'<?xml version="1.0"?>\n<configuration>\n{body}</configuration>\n'
+
+
+_LOG4J2_CONSOLE = """\
+status = warn
+appender.console.type = Console
+appender.console.name = console
+appender.console.layout.type = PatternLayout
+appender.console.layout.pattern = %d{{ISO8601}} %-5p [%c{{1}}] %m%n
+rootLogger.level = {level}
+rootLogger.appenderRef.console.ref = console
+"""
+
+
+class LocalRuntime:
+    """All local services, started in dependency order and stopped in reverse."""
+
+    def __init__(self, settings: Settings, names: list[str] | None = None) -> None:
+        every = {"kafka": KafkaBroker, "metastore": HiveMetastore, "airflow": Airflow}
+        unknown = set(names or []) - set(every)
+        if unknown:
+            raise ValueError(f"unknown service(s) {sorted(unknown)}; known: {sorted(every)}")
+        self.services: list[Service] = [cls(settings) for name, cls in every.items() if not names or name in names]
+
+    def up(self) -> None:
+        for service in self.services:
+            service.start()
+
+    def down(self) -> None:
+        for service in reversed(self.services):
+            service.stop()
+
+    def status(self) -> list[ServiceStatus]:
+        return [service.status() for service in self.services]

@@ -1,0 +1,355 @@
+"""The one reader of the environment: every setting of clickstream, its default and its meaning.
+
+Values come, in order of precedence, from the process environment, then from the repository's
+`.env` file, then from the defaults below. Old names of the original project keep working as
+aliases (for example `SPARK_SERVER_HOST=spark` still selects `spark://spark:7077`). A bad value
+fails early with a `SettingsError` that names the variable and quotes the value.
+
+`python -m app.settings` prints the resolved settings; `--markdown` prints the table the README
+carries.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, fields
+from pathlib import Path
+from typing import Any
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+
+
+class SettingsError(ValueError):
+    """A setting has a value that cannot be used; the message names the variable."""
+
+
+@dataclass(frozen=True)
+class SettingSpec:
+    """How one field of `Settings` is read: its variable, default, old names and meaning."""
+
+    field: str
+    variable: str
+    default: str
+    help: str
+    aliases: tuple[str, ...] = ()
+    secret: bool = False
+
+
+SPECS: tuple[SettingSpec, ...] = (
+    # where things live
+    SettingSpec(
+        "state_dir",
+        "CLICKSTREAM_STATE_DIR",
+        ".state",
+        "Folder for all runtime state: service data, logs, pids, jars, the Hive warehouse.",
+    ),
+    # Kafka
+    SettingSpec(
+        "kafka_servers",
+        "KAFKA_SERVERS",
+        "127.0.0.1:9092",
+        "Kafka bootstrap servers (`host:port[,host:port]`). The local broker listens on the port of the first entry.",
+    ),
+    SettingSpec(
+        "kafka_controller_port",
+        "KAFKA_CONTROLLER_PORT",
+        "9093",
+        "Port of the local broker's KRaft controller listener.",
+    ),
+    SettingSpec("kafka_topic", "KAFKA_TOPIC", "click_stream", "Topic of the click events."),
+    SettingSpec(
+        "kafka_metadata_topic",
+        "KAFKA_METADATA_TOPIC",
+        "click_stream_metadata",
+        "Topic of the article metadata (compacted, keyed by `article_id`).",
+    ),
+    SettingSpec(
+        "kafka_consumer_group",
+        "KAFKA_CONSUMER_GROUP",
+        "clickstream",
+        "Consumer group of the project's own Kafka readers.",
+    ),
+    SettingSpec("kafka_broker_heap", "KAFKA_BROKER_HEAP", "512m", "Java heap of the local broker."),
+    # producer
+    SettingSpec(
+        "producer_data_root_directory",
+        "PRODUCER_DATA_ROOT_DIRECTORY",
+        "app/data",
+        "Folder the producer reads CSV files from (relative paths start at the repository).",
+    ),
+    SettingSpec(
+        "producer_click_csv_data_prefix",
+        "PRODUCER_CLICK_CSV_DATA_PREFIX",
+        "clicks_hour_",
+        "File name prefix of click files.",
+    ),
+    SettingSpec(
+        "producer_click_metadata_csv_data_prefix",
+        "PRODUCER_CLICK_METADATA_CSV_DATA_PREFIX",
+        "articles_metadata",
+        "File name prefix of article metadata files.",
+    ),
+    SettingSpec("csv_suffix", "CSV_SUFFIX", ".csv", "File name suffix of data files (`.gz` after it is accepted too)."),
+    SettingSpec(
+        "producer_item_wait_time",
+        "PRODUCER_ITEM_WAIT_TIME",
+        "0",
+        "Pause in seconds between two messages; 0 sends at full speed.",
+    ),
+    # Spark
+    SettingSpec(
+        "spark_master",
+        "SPARK_MASTER_URL",
+        "local[*]",
+        "Spark master: `local[*]`, or `spark://host:7077` for a standalone cluster. The old "
+        "`SPARK_SERVER_HOST=host` means `spark://host:7077`.",
+        aliases=("SPARK_SERVER_HOST",),
+    ),
+    SettingSpec("spark_ui_port", "SPARK_UI_PORT", "4040", "Port of the Spark application UI."),
+    SettingSpec("spark_driver_memory", "SPARK_DRIVER_MEMORY", "1g", "Memory of each Spark driver."),
+    SettingSpec(
+        "parquet_destination_path",
+        "PARQUET_DESTINATION_PATH",
+        "{state}/lake",
+        "Root folder of the raw Parquet data (relative paths start at the repository).",
+    ),
+    SettingSpec(
+        "check_point_location",
+        "CHECK_POINT_LOCATION",
+        "{state}/checkpoints",
+        "Root folder of the streaming checkpoints (relative paths start at the repository).",
+    ),
+    # Hive Metastore
+    SettingSpec("hive_metastore_port", "HIVE_METASTORE_PORT", "9083", "Port of the Hive Metastore thrift service."),
+    SettingSpec(
+        "hive_warehouse_dir",
+        "HIVE_WAREHOUSE_DIR",
+        "{state}/warehouse",
+        "Folder of the Hive managed tables (relative paths start at the repository).",
+    ),
+    SettingSpec("hive_metastore_heap", "HIVE_METASTORE_HEAP", "512m", "Java heap of the metastore service."),
+    # Airflow
+    SettingSpec("airflow_api_port", "AIRFLOW_API_PORT", "8080", "Port of the Airflow web UI and REST API."),
+    SettingSpec("airflow_admin_user", "AIRFLOW_ADMIN_USER", "admin", "User name of the Airflow login."),
+    SettingSpec(
+        "airflow_admin_password",
+        "AIRFLOW_ADMIN_PASSWORD",
+        "",
+        "Password of the Airflow login; empty: one is generated on first start and kept in "
+        "`<state>/airflow/passwords.json`.",
+        secret=True,
+    ),
+    SettingSpec(
+        "airflow_parallelism",
+        "AIRFLOW_PARALLELISM",
+        "4",
+        "Task slots of the Airflow LocalExecutor (kept small for a 2-core machine).",
+    ),
+    # machine
+    SettingSpec("bind_host", "CLICKSTREAM_BIND_HOST", "127.0.0.1", "Address every local service listens on."),
+)
+
+_SPEC_BY_FIELD = {spec.field: spec for spec in SPECS}
+
+
+def _resolve_path(raw: str) -> Path:
+    path = Path(raw).expanduser()
+    return path if path.is_absolute() else (REPO_ROOT / path)
+
+
+def _port(variable: str, raw: str) -> int:
+    try:
+        port = int(raw)
+    except ValueError:
+        raise SettingsError(f"{variable}: expected a port number, got {raw!r}") from None
+    if not 0 < port < 65536:
+        raise SettingsError(f"{variable}: port must be between 1 and 65535, got {port}")
+    return port
+
+
+def _spark_master(variable: str, raw: str) -> str:
+    if variable == "SPARK_SERVER_HOST":
+        return f"spark://{raw}:7077"
+    if not (raw.startswith("local") or raw.startswith("spark://") or raw in ("yarn",) or raw.startswith("k8s://")):
+        raise SettingsError(f"{variable}: expected local[*], spark://host:port, yarn or k8s://..., got {raw!r}")
+    return raw
+
+
+def _non_negative_float(variable: str, raw: str) -> float:
+    try:
+        value = float(raw)
+    except ValueError:
+        raise SettingsError(f"{variable}: expected a number of seconds, got {raw!r}") from None
+    if value < 0:
+        raise SettingsError(f"{variable}: must not be negative, got {raw!r}")
+    return value
+
+
+def _positive_int(variable: str, raw: str) -> int:
+    try:
+        value = int(raw)
+    except ValueError:
+        raise SettingsError(f"{variable}: expected a whole number, got {raw!r}") from None
+    if value < 1:
+        raise SettingsError(f"{variable}: must be at least 1, got {value}")
+    return value
+
+
+def _kafka_servers(variable: str, raw: str) -> str:
+    for entry in raw.split(","):
+        host, sep, port = entry.strip().rpartition(":")
+        if not sep or not host:
+            raise SettingsError(f"{variable}: expected host:port[,host:port], got {raw!r}")
+        _port(variable, port)
+    return raw
+
+
+def _text(variable: str, raw: str) -> str:
+    return raw
+
+
+_PARSERS: dict[str, Callable[[str, str], Any]] = {
+    "state_dir": lambda _v, raw: _resolve_path(raw),
+    "producer_data_root_directory": lambda _v, raw: _resolve_path(raw),
+    "parquet_destination_path": lambda _v, raw: _resolve_path(raw),
+    "check_point_location": lambda _v, raw: _resolve_path(raw),
+    "hive_warehouse_dir": lambda _v, raw: _resolve_path(raw),
+    "kafka_servers": _kafka_servers,
+    "kafka_controller_port": _port,
+    "spark_ui_port": _port,
+    "hive_metastore_port": _port,
+    "airflow_api_port": _port,
+    "spark_master": _spark_master,
+    "producer_item_wait_time": _non_negative_float,
+    "airflow_parallelism": _positive_int,
+}
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Every setting of clickstream, resolved and checked. Build it with `load_settings()`."""
+
+    state_dir: Path
+    kafka_servers: str
+    kafka_controller_port: int
+    kafka_topic: str
+    kafka_metadata_topic: str
+    kafka_consumer_group: str
+    kafka_broker_heap: str
+    producer_data_root_directory: Path
+    producer_click_csv_data_prefix: str
+    producer_click_metadata_csv_data_prefix: str
+    csv_suffix: str
+    producer_item_wait_time: float
+    spark_master: str
+    spark_ui_port: int
+    spark_driver_memory: str
+    parquet_destination_path: Path
+    check_point_location: Path
+    hive_metastore_port: int
+    hive_warehouse_dir: Path
+    hive_metastore_heap: str
+    airflow_api_port: int
+    airflow_admin_user: str
+    airflow_admin_password: str
+    airflow_parallelism: int
+    bind_host: str
+
+    @property
+    def kafka_port(self) -> int:
+        """Port of the local broker: the port of the first bootstrap server."""
+        return int(self.kafka_servers.split(",")[0].rsplit(":", 1)[1])
+
+    @property
+    def hive_metastore_uri(self) -> str:
+        return f"thrift://{self.bind_host}:{self.hive_metastore_port}"
+
+    @property
+    def airflow_url(self) -> str:
+        return f"http://{self.bind_host}:{self.airflow_api_port}"
+
+    @property
+    def logs_dir(self) -> Path:
+        return self.state_dir / "logs"
+
+    @property
+    def jars_dir(self) -> Path:
+        return self.state_dir / "jars"
+
+    def public_items(self) -> list[tuple[str, str]]:
+        """(variable, value) pairs with secrets masked, for printing."""
+        items = []
+        for spec in SPECS:
+            value = getattr(self, spec.field)
+            shown = ("***" if value else "(generated)") if spec.secret else str(value)
+            items.append((spec.variable, shown))
+        return items
+
+
+def read_env_file(path: Path) -> dict[str, str]:
+    """Parse a `.env` file: `KEY=value` lines, `#` comments, optional quotes, `export` allowed."""
+    values: dict[str, str] = {}
+    if not path.is_file():
+        return values
+    for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1):
+        stripped = line.strip()
+        if not stripped or stripped.startswith("#"):
+            continue
+        if stripped.startswith("export "):
+            stripped = stripped[len("export ") :].lstrip()
+        key, sep, value = stripped.partition("=")
+        if not sep or not key.strip().isidentifier():
+            raise SettingsError(f"{path}:{number}: expected KEY=value, got {line!r}")
+        value = value.strip()
+        if len(value) >= 2 and value[0] == value[-1] and value[0] in "'\"":
+            value = value[1:-1]
+        elif " #" in value:
+            value = value.split(" #", 1)[0].rstrip()
+        values[key.strip()] = value
+    return values
+
+
+def load_settings(environ: Mapping[str, str] | None = None, env_file: Path | None = REPO_ROOT / ".env") -> Settings:
+    """Resolve every setting from `environ` (default: the process environment) over `env_file`."""
+    environment = dict(os.environ if environ is None else environ)
+    file_values = read_env_file(env_file) if env_file is not None else {}
+    values: dict[str, Any] = {}
+    for spec in SPECS:
+        variable, raw = spec.variable, None
+        # the process environment wins over the file; within each, the current name over old ones
+        for source in (environment, file_values):
+            for name in (spec.variable, *spec.aliases):
+                if source.get(name, "") != "":  # an empty value counts as unset
+                    variable, raw = name, source[name]
+                    break
+            if raw is not None:
+                break
+        if raw is None:
+            # defaults of the data folders live under the state folder, wherever that is
+            raw = spec.default.replace("{state}", str(values.get("state_dir", "")))
+        parser = _PARSERS.get(spec.field, _text)
+        values[spec.field] = parser(variable, raw)
+    return Settings(**values)
+
+
+def markdown_table() -> str:
+    """The README's table of settings, generated from `SPECS`."""
+    lines = ["| variable | default | meaning |", "|---|---|---|"]
+    for spec in SPECS:
+        aliases = f" (old name: `{'`, `'.join(spec.aliases)}`)" if spec.aliases else ""
+        default = f"`{spec.default}`" if spec.default else "(empty)"
+        lines.append(f"| `{spec.variable}` | {default} | {spec.help}{aliases} |")
+    return "\n".join(lines)
+
+
+assert {f.name for f in fields(Settings)} == set(_SPEC_BY_FIELD), "SPECS and Settings disagree"
+
+
+if __name__ == "__main__":
+    if sys.argv[1:] == ["--markdown"]:
+        print(markdown_table())
+    else:
+        for name, shown in load_settings().public_items():
+            print(f"{name}={shown}")

@@ -1,0 +1,113 @@
+#!/usr/bin/env bash
+# Installs whatever clickstream needs and is missing, and nothing twice:
+#   - Java 17+ and Maven (Debian packages, when missing and apt-get is usable),
+#   - the Python virtual environment .venv from requirements/requirements.lock (through uv),
+#   - the JVM jars from Maven Central into .deps/jars/{kafka,spark-kafka},
+#   - the loopback-only Hive Metastore launcher compiled into .deps/classes.
+# Each step keeps a stamp (a hash of its inputs) and is skipped while the stamp matches.
+# Every failure ends with one line saying what failed and what to do, and a non-zero exit.
+set -euo pipefail
+
+REPO="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+DEPS="$REPO/.deps"
+VENV="$REPO/.venv"
+UV_VERSION="0.13.8"
+PYTHON_WANTED="3.11"
+mkdir -p "$DEPS/stamps" "$DEPS/logs"
+
+say() { printf '[setup] %s\n' "$*"; }
+fail() { printf '[setup] ERROR: %s\n' "$*" >&2; exit 1; }
+
+stamp_of() { cat "$@" | sha256sum | cut -c1-64; }
+is_current() { [ -f "$DEPS/stamps/$1" ] && [ "$(cat "$DEPS/stamps/$1")" = "$2" ]; }
+mark_current() { printf '%s' "$2" > "$DEPS/stamps/$1"; }
+
+apt_install() {
+  if [ "$(id -u)" != 0 ] || ! command -v apt-get >/dev/null; then
+    fail "$1 is missing and cannot be installed here (no root or no apt-get): install $2 and run again"
+  fi
+  say "installing $2 with apt-get"
+  if ! { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "$2"; } \
+      > "$DEPS/logs/apt-$2.log" 2>&1; then
+    fail "apt-get could not install $2 (Debian's package mirror unreachable?); see $DEPS/logs/apt-$2.log"
+  fi
+}
+
+# --- Java 17+ -----------------------------------------------------------------------------
+java_major() { java -version 2>&1 | sed -n 's/.*version "\([0-9]*\).*/\1/p' | head -n1; }
+if ! command -v java >/dev/null || ! command -v javac >/dev/null; then
+  apt_install "Java 17 (java and javac)" openjdk-17-jdk-headless
+fi
+major="$(java_major)"
+if [ -z "$major" ] || [ "$major" -lt 17 ]; then
+  fail "Java 17 or newer is needed, found '$(java -version 2>&1 | head -n1)': set JAVA_HOME/PATH to a JDK 17+"
+fi
+
+# --- Maven --------------------------------------------------------------------------------
+command -v mvn >/dev/null || apt_install "Maven (mvn)" maven
+
+# --- Python virtual environment -----------------------------------------------------------
+find_python() {
+  for candidate in "python$PYTHON_WANTED" python3; do
+    if command -v "$candidate" >/dev/null && \
+       [ "$("$candidate" -c 'import sys; print("%d.%d" % sys.version_info[:2])')" = "$PYTHON_WANTED" ]; then
+      command -v "$candidate"; return 0
+    fi
+  done
+  return 1
+}
+lock="$REPO/requirements/requirements.lock"
+venv_stamp="$(stamp_of "$lock")-$UV_VERSION"
+if ! is_current venv "$venv_stamp" || [ ! -x "$VENV/bin/python" ]; then
+  python="$(find_python)" || fail "Python $PYTHON_WANTED is needed (python$PYTHON_WANTED or python3 on PATH)"
+  if [ ! -x "$VENV/bin/python" ]; then
+    say "creating $VENV with $python"
+    "$python" -m venv "$VENV" || fail "could not create the virtual environment $VENV"
+  fi
+  if ! "$VENV/bin/uv" --version 2>/dev/null | grep -q "$UV_VERSION"; then
+    "$VENV/bin/python" -m pip install -q --disable-pip-version-check "uv==$UV_VERSION" \
+      > "$DEPS/logs/pip-uv.log" 2>&1 || fail "could not install uv from PyPI (PyPI unreachable?); see $DEPS/logs/pip-uv.log"
+  fi
+  say "installing Python packages from requirements/requirements.lock (pyspark builds once, about a minute)"
+  if ! "$VENV/bin/uv" pip sync --python "$VENV/bin/python" "$lock" > "$DEPS/logs/uv-sync.log" 2>&1; then
+    tail -n 5 "$DEPS/logs/uv-sync.log" >&2
+    fail "installing the Python packages failed (PyPI unreachable?); see $DEPS/logs/uv-sync.log"
+  fi
+  # the project itself is imported from the repository root: no install step, one path file
+  echo "$REPO" > "$VENV/lib/python$PYTHON_WANTED/site-packages/clickstream-repo.pth"
+  mark_current venv "$venv_stamp"
+fi
+
+# --- JVM jars from Maven Central ----------------------------------------------------------
+resolve_jars() {  # name: jvm/<name>/pom.xml -> .deps/jars/<name>
+  local name="$1" pom="$REPO/jvm/$1/pom.xml" out="$DEPS/jars/$1"
+  local stamp; stamp="$(stamp_of "$pom")"
+  is_current "jars-$name" "$stamp" && [ -d "$out" ] && return 0
+  say "resolving $name jars from Maven Central"
+  rm -rf "$out"
+  if ! mvn -B -q -f "$pom" dependency:copy-dependencies -DincludeScope=runtime \
+        -DoutputDirectory="$out" > "$DEPS/logs/mvn-$name.log" 2>&1; then
+    tail -n 5 "$DEPS/logs/mvn-$name.log" >&2
+    fail "Maven could not resolve jvm/$name/pom.xml (Maven Central unreachable?); see $DEPS/logs/mvn-$name.log"
+  fi
+  mark_current "jars-$name" "$stamp"
+}
+resolve_jars kafka
+resolve_jars spark-kafka
+
+# --- the Hive Metastore launcher (binds the thrift port to one address) ----------------------
+pyspark_jars="$("$VENV/bin/python" -c 'import pyspark, os; print(os.path.join(os.path.dirname(pyspark.__file__), "jars"))')"
+launcher_src="$REPO/jvm/metastore/src"
+launcher_stamp="$(find "$launcher_src" -name '*.java' -print0 | sort -z | xargs -0 cat | sha256sum | cut -c1-64)-$(stamp_of "$lock")"
+if ! is_current metastore-launcher "$launcher_stamp"; then
+  say "compiling the metastore launcher"
+  rm -rf "$DEPS/classes/metastore" && mkdir -p "$DEPS/classes/metastore"
+  if ! javac -nowarn -d "$DEPS/classes/metastore" -cp "$pyspark_jars/*" \
+        $(find "$launcher_src" -name '*.java') > "$DEPS/logs/javac-metastore.log" 2>&1; then
+    cat "$DEPS/logs/javac-metastore.log" >&2
+    fail "compiling jvm/metastore failed; see $DEPS/logs/javac-metastore.log"
+  fi
+  mark_current metastore-launcher "$launcher_stamp"
+fi
+
+say "ready: $VENV, $DEPS/jars"
