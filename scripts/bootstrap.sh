@@ -85,7 +85,8 @@ resolve_jars() {  # name: jvm/<name>/pom.xml -> .deps/jars/<name>
   is_current "jars-$name" "$stamp" && [ -d "$out" ] && return 0
   say "resolving $name jars from Maven Central"
   rm -rf "$out"
-  if ! mvn -B -q -f "$pom" dependency:copy-dependencies -DincludeScope=runtime \
+  # shellcheck disable=SC2086 # MAVEN_ARGS holds extra flags (a mirror's settings, offline), as in Maven 3.9+
+  if ! mvn -B -q ${MAVEN_ARGS:-} -f "$pom" dependency:copy-dependencies -DincludeScope=runtime \
         -DoutputDirectory="$out" > "$DEPS/logs/mvn-$name.log" 2>&1; then
     tail -n 5 "$DEPS/logs/mvn-$name.log" >&2
     fail "Maven could not resolve jvm/$name/pom.xml (Maven Central unreachable?); see $DEPS/logs/mvn-$name.log"

@@ -1,0 +1,38 @@
+"""Shared test helpers: free ports and settings pointed at a temporary state folder."""
+
+from __future__ import annotations
+
+import socket
+from collections.abc import Mapping
+from pathlib import Path
+
+from app.settings import Settings, load_settings
+
+
+def free_ports(count: int) -> list[int]:
+    """`count` distinct ports that were free on 127.0.0.1 a moment ago."""
+    sockets, ports = [], []
+    for _ in range(count):
+        probe = socket.socket()
+        probe.bind(("127.0.0.1", 0))
+        sockets.append(probe)
+        ports.append(probe.getsockname()[1])
+    for probe in sockets:
+        probe.close()
+    return ports
+
+
+def isolated_settings(state_dir: Path, extra: Mapping[str, str] | None = None) -> Settings:
+    """Settings on free ports with all state under `state_dir`, ignoring the repo's `.env`."""
+    kafka, controller, metastore, airflow, spark_ui = free_ports(5)
+    environ = {
+        "CLICKSTREAM_STATE_DIR": str(state_dir),
+        "KAFKA_SERVERS": f"127.0.0.1:{kafka}",
+        "KAFKA_CONTROLLER_PORT": str(controller),
+        "HIVE_METASTORE_PORT": str(metastore),
+        "AIRFLOW_API_PORT": str(airflow),
+        "SPARK_UI_PORT": str(spark_ui),
+        "AIRFLOW_ADMIN_PASSWORD": "test-only-password",
+        **(extra or {}),
+    }
+    return load_settings(environ=environ, env_file=None)

@@ -1,0 +1,63 @@
+"""Real services for the integration tests, started once per test session on free ports.
+
+Each fixture starts only its own service, in a temporary state folder, and stops it (by pid)
+when the session ends, so tests that need only Kafka do not wait for Airflow.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import TYPE_CHECKING
+
+import pytest
+
+from app.runtime.services import Airflow, HiveMetastore, KafkaBroker, Service
+from app.settings import Settings
+from app.spark_session import build_spark_session
+from tests.conftest import isolated_settings
+
+if TYPE_CHECKING:
+    from pyspark.sql import SparkSession
+
+
+@pytest.fixture(scope="session")
+def settings(tmp_path_factory: pytest.TempPathFactory) -> Settings:
+    return isolated_settings(tmp_path_factory.mktemp("state"))
+
+
+def _running(service: Service) -> Iterator[Service]:
+    try:
+        service.start()
+        yield service
+    finally:
+        service.stop()
+
+
+@pytest.fixture(scope="session")
+def kafka(settings: Settings) -> Iterator[Service]:
+    yield from _running(KafkaBroker(settings))
+
+
+@pytest.fixture(scope="session")
+def metastore(settings: Settings) -> Iterator[Service]:
+    yield from _running(HiveMetastore(settings))
+
+
+@pytest.fixture(scope="session")
+def airflow(settings: Settings) -> Iterator[Service]:
+    yield from _running(Airflow(settings))
+
+
+@pytest.fixture(scope="session")
+def spark(settings: Settings, metastore: Service) -> Iterator[SparkSession]:
+    session = build_spark_session(settings, "clickstream-tests")
+    try:
+        yield session
+    finally:
+        session.stop()
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    for item in items:
+        if "tests/integration/" in str(item.path):
+            item.add_marker(pytest.mark.integration)

@@ -1,0 +1,89 @@
+"""Spark against the real services: the Kafka source (connector jars) and the shared Hive catalogue."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import time
+import uuid
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from confluent_kafka import Producer
+
+from app.runtime.services import Service
+from app.settings import Settings
+from app.spark_session import spark_environment, spark_submit_command
+from tests.integration.test_kafka import create_topic
+
+if TYPE_CHECKING:
+    from pyspark.sql import SparkSession
+
+APPS = Path(__file__).parent / "apps"
+
+
+def test_kafka_source_reads_only_committed_records(kafka: Service, settings: Settings, spark: SparkSession) -> None:
+    topic = create_topic(settings)
+    producer = Producer({"bootstrap.servers": settings.kafka_servers, "transactional.id": f"tx-{topic}"})
+    producer.init_transactions(30)
+    producer.begin_transaction()
+    for number in range(50):
+        producer.produce(topic, key=str(number).encode(), value=json.dumps({"click": number}).encode())
+    producer.commit_transaction(30)
+    producer.begin_transaction()
+    producer.produce(topic, key=b"x", value=json.dumps({"click": -1}).encode())
+    producer.flush(30)
+    producer.abort_transaction(30)
+
+    stream = (
+        spark.readStream.format("kafka")
+        .option("kafka.bootstrap.servers", settings.kafka_servers)
+        .option("kafka.isolation.level", "read_committed")
+        .option("subscribe", topic)
+        .option("startingOffsets", "earliest")
+        .load()
+        .selectExpr("CAST(value AS STRING) AS value")
+        .selectExpr("CAST(get_json_object(value, '$.click') AS INT) AS click")
+    )
+    query = stream.writeStream.format("memory").queryName(f"clicks_{topic.replace('-', '_')}")
+    running = query.trigger(availableNow=True).start()
+    try:
+        running.awaitTermination(120)
+    finally:
+        running.stop()
+    clicks = sorted(row.click for row in spark.table(f"clicks_{topic.replace('-', '_')}").collect())
+    assert clicks == list(range(50))
+
+
+def test_hive_table_shared_between_running_applications(
+    metastore: Service, settings: Settings, spark: SparkSession, tmp_path: Path
+) -> None:
+    table = f"default.shared_{uuid.uuid4().hex[:8]}"
+    ready, release = tmp_path / "ready", tmp_path / "release"
+    command = spark_submit_command(settings, str(APPS / "hold_table.py"), [table, str(ready), str(release)])
+    # the helper needs no UI of its own
+    command[1:1] = ["--conf", "spark.ui.enabled=false"]
+    writer = subprocess.Popen(
+        command, env={**os.environ, **spark_environment(settings)},
+        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+    )
+    try:
+        deadline = time.monotonic() + 180
+        while not ready.exists():
+            assert writer.poll() is None, f"writer exited early:\n{writer.stdout.read()[-3000:] if writer.stdout else ''}"
+            assert time.monotonic() < deadline, "writer did not write the table within 180 s"
+            time.sleep(0.5)
+        assert writer.poll() is None  # the first application is still running...
+        rows = spark.table(table).orderBy("id").collect()  # ...while this one reads its table
+        assert len(rows) == 100
+        assert (rows[7].id, rows[7].doubled) == (7, 14)
+        assert writer.poll() is None
+    finally:
+        release.touch()
+        try:
+            writer.wait(120)
+        finally:
+            if writer.poll() is None:
+                writer.kill()
+    assert writer.returncode == 0
