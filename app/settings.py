@@ -43,7 +43,7 @@ SPECS: tuple[SettingSpec, ...] = (
         "state_dir",
         "CLICKSTREAM_STATE_DIR",
         ".state",
-        "Folder for all runtime state: service data, logs, pids, jars, the Hive warehouse.",
+        "Folder for all runtime state: service data, logs, pids, the lake, checkpoints, the Hive warehouse.",
     ),
     # Kafka
     SettingSpec(
@@ -338,8 +338,8 @@ def markdown_table() -> str:
     """The README's table of settings, generated from `SPECS`."""
     lines = ["| variable | default | meaning |", "|---|---|---|"]
     for spec in SPECS:
-        aliases = f" (old name: `{'`, `'.join(spec.aliases)}`)" if spec.aliases else ""
-        default = f"`{spec.default}`" if spec.default else "(empty)"
+        aliases = f" Old name: `{'`, `'.join(spec.aliases)}`." if spec.aliases else ""
+        default = f"`{spec.default.replace('{state}', '<state>')}`" if spec.default else "(empty)"
         lines.append(f"| `{spec.variable}` | {default} | {spec.help}{aliases} |")
     return "\n".join(lines)
 

@@ -37,9 +37,9 @@ def make_sample(source: Path, destination: Path, hours: int) -> tuple[int, int]:
         writer = csv.writer(dst, lineterminator="\n")
         writer.writerow(next(reader))
         kept = 0
-        for row in reader:
-            if int(row[0]) in clicked:
-                writer.writerow(row)
+        for article in reader:
+            if int(article[0]) in clicked:
+                writer.writerow(article)
                 kept += 1
     return clicks, kept
 

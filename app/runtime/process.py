@@ -138,12 +138,12 @@ class ManagedProcess:
             return False
         _signal_group(pid, signal.SIGTERM)
         deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline and _group_alive(pid):
+        while time.monotonic() < deadline and process_group_alive(pid):
             time.sleep(0.2)
-        if _group_alive(pid):
+        if process_group_alive(pid):
             log.warning("%s: did not stop within %.0f s, killing pid %s", self.name, timeout, pid)
             _signal_group(pid, signal.SIGKILL)
-            while _group_alive(pid):
+            while process_group_alive(pid):
                 time.sleep(0.1)
         self.pid_file.unlink(missing_ok=True)
         log.info("%s: stopped (pid %s)", self.name, pid)
@@ -193,7 +193,8 @@ def _start_time(pid: int) -> int | None:
     return int(fields_after_name[19])
 
 
-def _group_alive(pgid: int) -> bool:
+def process_group_alive(pgid: int) -> bool:
+    """True while any process of group `pgid` runs (zombies waiting to be reaped do not count)."""
     _reap(pgid)
     for entry in Path("/proc").iterdir():
         if not entry.name.isdigit():

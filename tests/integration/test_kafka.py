@@ -6,7 +6,7 @@ import time
 import uuid
 
 from confluent_kafka import Consumer, Producer
-from confluent_kafka.admin import AdminClient, NewTopic
+from confluent_kafka.admin import AdminClient, NewTopic  # type: ignore[attr-defined]
 
 from app.runtime.services import Service
 from app.settings import Settings
@@ -42,7 +42,7 @@ def consume_all(settings: Settings, topic: str, expected: int, isolation: str = 
                     break  # more than expected would have come with the rest
                 continue
             assert message.error() is None, message.error()
-            values.append(message.value())
+            values.append(message.value() or b"")
     finally:
         consumer.close()
     return values

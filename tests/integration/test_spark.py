@@ -65,13 +65,18 @@ def test_hive_table_shared_between_running_applications(
     # the helper needs no UI of its own
     command[1:1] = ["--conf", "spark.ui.enabled=false"]
     writer = subprocess.Popen(
-        command, env={**os.environ, **spark_environment(settings)},
-        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+        command,
+        env={**os.environ, **spark_environment(settings)},
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
     )
     try:
         deadline = time.monotonic() + 180
         while not ready.exists():
-            assert writer.poll() is None, f"writer exited early:\n{writer.stdout.read()[-3000:] if writer.stdout else ''}"
+            assert writer.poll() is None, (
+                f"writer exited early:\n{writer.stdout.read()[-3000:] if writer.stdout else ''}"
+            )
             assert time.monotonic() < deadline, "writer did not write the table within 180 s"
             time.sleep(0.5)
         assert writer.poll() is None  # the first application is still running...

@@ -1,0 +1,1 @@
+"""The Spark applications of clickstream, each started with `spark-submit`."""

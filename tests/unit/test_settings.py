@@ -1,0 +1,109 @@
+"""Settings: precedence, old names, defaults under the state folder, clear errors."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from app.settings import REPO_ROOT, SPECS, SettingsError, load_settings, markdown_table, read_env_file
+
+
+def test_defaults_without_environment_or_file() -> None:
+    settings = load_settings(environ={}, env_file=None)
+    assert settings.kafka_servers == "127.0.0.1:9092"
+    assert settings.kafka_port == 9092
+    assert settings.kafka_topic == "click_stream"
+    assert settings.spark_master == "local[*]"
+    assert settings.producer_data_root_directory == REPO_ROOT / "app" / "data"
+    assert settings.parquet_destination_path == REPO_ROOT / ".state" / "lake"
+    assert settings.bind_host == "127.0.0.1"
+
+
+def test_environment_wins_over_env_file(tmp_path: Path) -> None:
+    env_file = tmp_path / ".env"
+    env_file.write_text("KAFKA_TOPIC=from_file\nKAFKA_METADATA_TOPIC=meta_from_file\n")
+    settings = load_settings(environ={"KAFKA_TOPIC": "from_env"}, env_file=env_file)
+    assert settings.kafka_topic == "from_env"
+    assert settings.kafka_metadata_topic == "meta_from_file"
+
+
+def test_empty_value_counts_as_unset() -> None:
+    assert load_settings(environ={"KAFKA_TOPIC": ""}, env_file=None).kafka_topic == "click_stream"
+
+
+def test_old_spark_server_host_means_a_standalone_master() -> None:
+    assert load_settings(environ={"SPARK_SERVER_HOST": "spark"}, env_file=None).spark_master == "spark://spark:7077"
+    both = load_settings(environ={"SPARK_SERVER_HOST": "spark", "SPARK_MASTER_URL": "local[2]"}, env_file=None)
+    assert both.spark_master == "local[2]"
+
+
+def test_data_folders_follow_the_state_folder(tmp_path: Path) -> None:
+    settings = load_settings(environ={"CLICKSTREAM_STATE_DIR": str(tmp_path)}, env_file=None)
+    assert settings.parquet_destination_path == tmp_path / "lake"
+    assert settings.check_point_location == tmp_path / "checkpoints"
+    assert settings.hive_warehouse_dir == tmp_path / "warehouse"
+
+
+def test_relative_paths_start_at_the_repository() -> None:
+    settings = load_settings(environ={"PARQUET_DESTINATION_PATH": "out/lake"}, env_file=None)
+    assert settings.parquet_destination_path == REPO_ROOT / "out" / "lake"
+
+
+@pytest.mark.parametrize(
+    ("variable", "value", "message"),
+    [
+        ("HIVE_METASTORE_PORT", "ninety", "HIVE_METASTORE_PORT: expected a port number, got 'ninety'"),
+        ("AIRFLOW_API_PORT", "70000", "AIRFLOW_API_PORT: port must be between 1 and 65535, got 70000"),
+        ("KAFKA_SERVERS", "localhost", "KAFKA_SERVERS: expected host:port[,host:port], got 'localhost'"),
+        ("SPARK_MASTER_URL", "mesos://x", "SPARK_MASTER_URL: expected local[*], spark://host:port"),
+        ("PRODUCER_ITEM_WAIT_TIME", "-1", "PRODUCER_ITEM_WAIT_TIME: must not be negative"),
+        ("AIRFLOW_PARALLELISM", "0", "AIRFLOW_PARALLELISM: must be at least 1"),
+    ],
+)
+def test_bad_values_name_the_variable(variable: str, value: str, message: str) -> None:
+    with pytest.raises(SettingsError, match="^" + message.replace("[", r"\[").replace("*", r"\*")):
+        load_settings(environ={variable: value}, env_file=None)
+
+
+def test_env_file_syntax(tmp_path: Path) -> None:
+    env_file = tmp_path / ".env"
+    env_file.write_text("# comment\n\nexport A=1\nB='two words'\nC=three # trailing comment\nD=\"x=y\"\nE=\n")
+    assert read_env_file(env_file) == {"A": "1", "B": "two words", "C": "three", "D": "x=y", "E": ""}
+
+
+def test_env_file_bad_line_names_file_and_line(tmp_path: Path) -> None:
+    env_file = tmp_path / ".env"
+    env_file.write_text("A=1\nthis is not a setting\n")
+    with pytest.raises(SettingsError, match=rf"{env_file}:2: expected KEY=value"):
+        read_env_file(env_file)
+
+
+def test_repository_env_file_is_valid_and_keeps_the_original_names() -> None:
+    values = read_env_file(REPO_ROOT / ".env")
+    for name in (
+        "KAFKA_TOPIC",
+        "KAFKA_METADATA_TOPIC",
+        "KAFKA_SERVERS",
+        "PRODUCER_CLICK_CSV_DATA_PREFIX",
+        "PRODUCER_CLICK_METADATA_CSV_DATA_PREFIX",
+        "PRODUCER_DATA_ROOT_DIRECTORY",
+        "CSV_SUFFIX",
+        "PRODUCER_ITEM_WAIT_TIME",
+    ):
+        assert name in values
+    known = {spec.variable for spec in SPECS} | {alias for spec in SPECS for alias in spec.aliases}
+    assert set(values) <= known, f"unknown variables in .env: {set(values) - known}"
+    load_settings(environ={}, env_file=REPO_ROOT / ".env")
+
+
+def test_readme_documents_every_setting() -> None:
+    readme = (REPO_ROOT / "README.md").read_text()
+    assert markdown_table() in readme, "README's settings table is out of date: python -m app.settings --markdown"
+
+
+def test_printing_masks_the_password() -> None:
+    settings = load_settings(environ={"AIRFLOW_ADMIN_PASSWORD": "s3cret"}, env_file=None)
+    shown = dict(settings.public_items())
+    assert shown["AIRFLOW_ADMIN_PASSWORD"] == "***"
+    assert "s3cret" not in repr(shown)
