@@ -32,8 +32,8 @@ def login(settings: Settings, password: str) -> tuple[int, bytes]:
     )
 
 
-@pytest.mark.parametrize("path", ["/api/v2/dags", "/api/v2/config", "/api/v2/connections"])
-def test_api_refuses_anonymous_requests(airflow: Service, settings: Settings, path: str) -> None:
+@pytest.mark.parametrize("path", ["/api/v2/dags", "/api/v2/config", "/api/v2/connections", "/ui/dags", "/ui/config"])
+def test_ui_and_api_refuse_anonymous_requests(airflow: Service, settings: Settings, path: str) -> None:
     status, _ = request(f"{settings.airflow_url}{path}")
     assert status == 401
 

@@ -33,6 +33,16 @@ def test_java_older_than_17_is_refused(tmp_path: Path, monkeypatch: pytest.Monke
         deps.java_executable.cache_clear()
 
 
+def test_missing_java_is_named(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("JAVA_HOME", str(tmp_path / "no-jdk-here"))
+    deps.java_executable.cache_clear()
+    try:
+        with pytest.raises(deps.MissingDependencyError, match=r"Java 17\+ is needed and none was found"):
+            deps.java_executable()
+    finally:
+        deps.java_executable.cache_clear()
+
+
 def test_java_17_is_accepted(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     java_home = fake_java(tmp_path, 'openjdk version "17.0.15" 2025-04-15')
     monkeypatch.setenv("JAVA_HOME", str(java_home))
