@@ -6,7 +6,7 @@ aliases (for example `SPARK_SERVER_HOST=spark` still selects `spark://spark:7077
 fails early with a `SettingsError` that names the variable and quotes the value.
 
 `python -m app.settings` prints the resolved settings; `--markdown` prints the table the README
-carries.
+carries and `--update-readme` rewrites it there.
 """
 
 from __future__ import annotations
@@ -71,6 +71,36 @@ SPECS: tuple[SettingSpec, ...] = (
         "clickstream",
         "Consumer group of the project's own Kafka readers.",
     ),
+    SettingSpec(
+        "kafka_ledger_topic",
+        "KAFKA_LEDGER_TOPIC",
+        "click_stream_ledger",
+        "Compacted topic recording each published file (committed in the file's own transaction).",
+    ),
+    SettingSpec(
+        "kafka_rejects_topic",
+        "KAFKA_REJECTS_TOPIC",
+        "click_stream_rejects",
+        "Topic of the rows that failed the schema, with file, line, reason and raw text.",
+    ),
+    SettingSpec(
+        "kafka_topic_partitions",
+        "KAFKA_TOPIC_PARTITIONS",
+        "3",
+        "Partitions of the data topics when the producer creates them.",
+    ),
+    SettingSpec(
+        "kafka_replication_factor",
+        "KAFKA_REPLICATION_FACTOR",
+        "1",
+        "Replication factor of the topics the producer creates.",
+    ),
+    SettingSpec(
+        "kafka_min_insync_replicas",
+        "KAFKA_MIN_INSYNC_REPLICAS",
+        "1",
+        "`min.insync.replicas` of the topics the producer creates.",
+    ),
     SettingSpec("kafka_broker_heap", "KAFKA_BROKER_HEAP", "512m", "Java heap of the local broker."),
     # producer
     SettingSpec(
@@ -92,6 +122,18 @@ SPECS: tuple[SettingSpec, ...] = (
         "File name prefix of article metadata files.",
     ),
     SettingSpec("csv_suffix", "CSV_SUFFIX", ".csv", "File name suffix of data files (`.gz` after it is accepted too)."),
+    SettingSpec(
+        "producer_transactional_id",
+        "PRODUCER_TRANSACTIONAL_ID",
+        "clickstream-producer",
+        "Kafka transactional id of the producer; a new producer with the same id fences an old one.",
+    ),
+    SettingSpec(
+        "producer_file_stable_seconds",
+        "PRODUCER_FILE_STABLE_SECONDS",
+        "2",
+        "A file modified less than this many seconds ago is still being written and is skipped.",
+    ),
     SettingSpec(
         "producer_item_wait_time",
         "PRODUCER_ITEM_WAIT_TIME",
@@ -223,6 +265,10 @@ _PARSERS: dict[str, Callable[[str, str], Any]] = {
     "airflow_api_port": _port,
     "spark_master": _spark_master,
     "producer_item_wait_time": _non_negative_float,
+    "producer_file_stable_seconds": _non_negative_float,
+    "kafka_topic_partitions": _positive_int,
+    "kafka_replication_factor": _positive_int,
+    "kafka_min_insync_replicas": _positive_int,
     "airflow_parallelism": _positive_int,
 }
 
@@ -237,11 +283,18 @@ class Settings:
     kafka_topic: str
     kafka_metadata_topic: str
     kafka_consumer_group: str
+    kafka_ledger_topic: str
+    kafka_rejects_topic: str
+    kafka_topic_partitions: int
+    kafka_replication_factor: int
+    kafka_min_insync_replicas: int
     kafka_broker_heap: str
     producer_data_root_directory: Path
     producer_click_csv_data_prefix: str
     producer_click_metadata_csv_data_prefix: str
     csv_suffix: str
+    producer_transactional_id: str
+    producer_file_stable_seconds: float
     producer_item_wait_time: float
     spark_master: str
     spark_ui_port: int
@@ -347,9 +400,22 @@ def markdown_table() -> str:
 assert {f.name for f in fields(Settings)} == set(_SPEC_BY_FIELD), "SPECS and Settings disagree"
 
 
+README_START, README_END = "<!-- settings:start -->", "<!-- settings:end -->"
+
+
+def update_readme(readme: Path = REPO_ROOT / "README.md") -> None:
+    """Rewrite the settings table between the README's settings markers."""
+    text = readme.read_text(encoding="utf-8")
+    head, _, rest = text.partition(README_START)
+    _, _, tail = rest.partition(README_END)
+    readme.write_text(f"{head}{README_START}\n{markdown_table()}\n{README_END}{tail}", encoding="utf-8")
+
+
 if __name__ == "__main__":
     if sys.argv[1:] == ["--markdown"]:
         print(markdown_table())
+    elif sys.argv[1:] == ["--update-readme"]:
+        update_readme()
     else:
         for name, shown in load_settings().public_items():
             print(f"{name}={shown}")

@@ -6,18 +6,11 @@ import time
 import uuid
 
 from confluent_kafka import Consumer, Producer
-from confluent_kafka.admin import AdminClient, NewTopic  # type: ignore[attr-defined]
+from confluent_kafka.admin import AdminClient
 
 from app.runtime.services import Service
 from app.settings import Settings
-
-
-def create_topic(settings: Settings, partitions: int = 3) -> str:
-    name = f"test-{uuid.uuid4().hex[:8]}"
-    admin = AdminClient({"bootstrap.servers": settings.kafka_servers})  # must outlive the future
-    futures = admin.create_topics([NewTopic(name, num_partitions=partitions, replication_factor=1)])
-    futures[name].result(timeout=30)
-    return name
+from tests.integration.kafka_helpers import create_topic
 
 
 def consume_all(settings: Settings, topic: str, expected: int, isolation: str = "read_committed") -> list[bytes]:

@@ -15,7 +15,7 @@ from confluent_kafka import Producer
 from app.runtime.services import Service
 from app.settings import Settings
 from app.spark_session import spark_environment, spark_submit_command
-from tests.integration.test_kafka import create_topic
+from tests.integration.kafka_helpers import create_topic
 
 if TYPE_CHECKING:
     from pyspark.sql import SparkSession

@@ -1,0 +1,136 @@
+"""The ledger: what was published, kept on a compacted Kafka topic inside the same transactions.
+
+Each published file (or, in paced modes, each committed part of a file) writes a `LedgerEntry`
+keyed by the file's name in the transaction that carries its rows, so the ledger and the data
+topics can never disagree for a `read_committed` reader. `decide()` turns the ledger's last
+word on a file and the file as it is now into what to do.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+import uuid
+from dataclasses import asdict, dataclass, field
+from enum import Enum
+from typing import Any
+
+from confluent_kafka import Consumer, TopicPartition
+
+from app.kafka_io import client_config
+from app.settings import Settings
+
+log = logging.getLogger(__name__)
+
+PUBLISHED = "published"
+IN_PROGRESS = "in_progress"
+
+
+@dataclass(frozen=True)
+class LedgerEntry:
+    file: str
+    kind: str
+    topic: str
+    version: int
+    size: int
+    sha256: str
+    status: str  # PUBLISHED, or IN_PROGRESS while a paced file is committed part by part
+    lines_done: int  # last line of the file whose row is committed (the header is line 1)
+    rows: int
+    rejected: int
+    offsets: dict[str, list[int]] = field(default_factory=dict)  # partition -> [first, last]
+    published_at: str = ""
+    schema_version: int = 1
+
+    def to_json(self) -> bytes:
+        return json.dumps(asdict(self), separators=(",", ":"), sort_keys=True).encode()
+
+    @classmethod
+    def from_json(cls, raw: bytes) -> LedgerEntry:
+        values: dict[str, Any] = json.loads(raw)
+        known = {name: values[name] for name in cls.__dataclass_fields__ if name in values}
+        return cls(**known)
+
+
+class LedgerReadError(RuntimeError):
+    """The ledger topic could not be read to its end."""
+
+
+def read_ledger(settings: Settings, timeout: float = 30.0) -> dict[str, LedgerEntry]:
+    """The latest committed entry of every file, read from the start of the ledger topic."""
+    consumer = Consumer(
+        {
+            **client_config(settings),
+            "group.id": f"clickstream-ledger-reader-{uuid.uuid4().hex[:8]}",
+            "enable.auto.commit": False,
+            "isolation.level": "read_committed",
+            "auto.offset.reset": "earliest",
+        }
+    )
+    entries: dict[str, LedgerEntry] = {}
+    try:
+        partition = TopicPartition(settings.kafka_ledger_topic, 0)
+        low, high = consumer.get_watermark_offsets(partition, timeout=timeout)
+        if high <= low:
+            return entries
+        consumer.assign([TopicPartition(settings.kafka_ledger_topic, 0, low)])
+        deadline = time.monotonic() + timeout
+        while True:
+            position = consumer.position([partition])[0].offset
+            if position >= high:
+                break
+            if time.monotonic() > deadline:
+                raise LedgerReadError(
+                    f"ledger topic {settings.kafka_ledger_topic}: read to offset {position} of {high} "
+                    f"within {timeout:.0f} s"
+                )
+            message = consumer.poll(0.5)
+            if message is None or message.error() is not None:
+                continue
+            key = (message.key() or b"").decode()
+            value = message.value()
+            if value is None:
+                entries.pop(key, None)  # a tombstone forgets the file
+            else:
+                entries[key] = LedgerEntry.from_json(value)
+    finally:
+        consumer.close()
+    return entries
+
+
+class Action(Enum):
+    PUBLISH = "publish"
+    RESUME = "resume"  # a paced publication stopped part-way: go on after lines_done
+    SKIP_PUBLISHED = "already_published"
+    REFUSE_CHANGED = "refused_changed"
+
+
+@dataclass(frozen=True)
+class Decision:
+    action: Action
+    version: int
+    lines_done: int = 1
+    reason: str = ""
+
+
+def decide(entry: LedgerEntry | None, size: int, sha256: str, name: str, allow_new_version: bool) -> Decision:
+    """What to do with a file, given the ledger's last entry for it and its content now."""
+    if entry is None:
+        return Decision(Action.PUBLISH, version=1)
+    same = entry.sha256 == sha256 and entry.size == size
+    if same and entry.status == PUBLISHED:
+        return Decision(Action.SKIP_PUBLISHED, entry.version, reason=f"published as version {entry.version}")
+    if same and entry.status == IN_PROGRESS:
+        return Decision(Action.RESUME, entry.version, lines_done=entry.lines_done)
+    if allow_new_version:
+        return Decision(Action.PUBLISH, version=entry.version + 1)
+    return Decision(
+        Action.REFUSE_CHANGED,
+        entry.version,
+        reason=(
+            f"{name} changed after it was published (version {entry.version}: {entry.size} bytes, "
+            f"sha256 {entry.sha256[:12]}...; now {size} bytes, sha256 {sha256[:12]}...); "
+            "publish it as a new version with --new-version to send it again"
+        ),
+    )

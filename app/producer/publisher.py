@@ -1,0 +1,349 @@
+"""Publishing files to Kafka exactly once: one transaction per file, with its ledger entry inside.
+
+`publish()` discovers the files, creates missing topics, starts a transactional, idempotent
+producer (which fences any older producer with the same `PRODUCER_TRANSACTIONAL_ID` and so
+aborts whatever a crashed run left open), reads the ledger, and then for each file decides:
+publish, skip (already published), resume (a paced run stopped part-way) or refuse (changed
+since it was published). A file's good rows, its rejects and its ledger entry are committed
+together, so a `read_committed` reader sees all of a file or none of it, and never twice.
+
+Paced runs (`PRODUCER_ITEM_WAIT_TIME` > 0, or a replay by click time) commit every second with a
+progress entry in the ledger, so readers see the stream live and a crash resumes after the last
+committed line, still without duplicates.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from collections.abc import Callable, Collection
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any, Protocol
+
+from confluent_kafka import KafkaException, Producer
+
+from app.kafka_io import client_config, ensure_topics
+from app.producer import report as status
+from app.producer.discovery import DataFile, FileKind, discover
+from app.producer.ledger import IN_PROGRESS, PUBLISHED, Action, LedgerEntry, decide, read_ledger
+from app.producer.parsing import FileContent, HeaderError, Message, Reject, parse_lines, read_file
+from app.producer.report import FileReport, PublishReport
+from app.schemas import (
+    HEADER_FILE_VERSION,
+    HEADER_SCHEMA_VERSION,
+    HEADER_SOURCE_FILE,
+    HEADER_SOURCE_LINE,
+    SCHEMA_VERSION,
+)
+from app.settings import Settings
+
+log = logging.getLogger(__name__)
+
+PACED_COMMIT_SECONDS = 1.0
+Headers = list[tuple[str, str | bytes | None]]
+CLICK_EVENT_TIME = "click_timestamp"
+
+
+class PublishError(RuntimeError):
+    """Publishing a file failed; its transaction was aborted, so nothing of it is visible."""
+
+
+class Progress(Protocol):
+    """Receives progress while files are published (the CLI draws a progress bar from it)."""
+
+    def file_started(self, file: DataFile, lines: int) -> None: ...
+
+    def lines_done(self, count: int) -> None: ...
+
+    def file_finished(self, report: FileReport) -> None: ...
+
+
+class _NoProgress:
+    def file_started(self, file: DataFile, lines: int) -> None:
+        pass
+
+    def lines_done(self, count: int) -> None:
+        pass
+
+    def file_finished(self, report: FileReport) -> None:
+        pass
+
+
+def producer_config(settings: Settings) -> dict[str, Any]:
+    """Transactional, idempotent, `acks=all`, batched and compressed for throughput."""
+    return {
+        **client_config(settings),
+        "transactional.id": settings.producer_transactional_id,
+        "enable.idempotence": True,
+        "acks": "all",
+        "linger.ms": 25,
+        "batch.size": 1_000_000,
+        "batch.num.messages": 100_000,
+        "compression.type": "lz4",
+        "queue.buffering.max.messages": 1_000_000,
+        "queue.buffering.max.kbytes": 1_048_576,
+        "transaction.timeout.ms": 600_000,
+    }
+
+
+@dataclass
+class _FileRun:
+    """State of one file's publication: counts and the offsets its data messages got."""
+
+    file: DataFile
+    version: int
+    rows: int = 0
+    rejected: int = 0
+    lines_done: int = 1
+    offsets: dict[str, list[int]] = field(default_factory=dict)
+    errors: list[str] = field(default_factory=list)
+
+    def delivered(self, error: Any, message: Any) -> None:
+        if error is not None:
+            self.errors.append(str(error))
+            return
+        if message.topic() != self.file.topic:
+            return
+        partition, offset = str(message.partition()), message.offset()
+        span = self.offsets.get(partition)
+        if span is None:
+            self.offsets[partition] = [offset, offset]
+        elif offset < span[0]:
+            span[0] = offset
+        elif offset > span[1]:
+            span[1] = offset
+
+
+@dataclass
+class PublishOptions:
+    dry_run: bool = False
+    new_versions: Collection[str] = ()  # file names to publish again as a new version
+    kinds: Collection[FileKind] = (FileKind.ARTICLES, FileKind.CLICKS)
+    replay_speedup: float | None = None  # pace clicks by click time, this many times faster
+    data_root: Path | None = None
+
+
+class Publisher:
+    def __init__(self, settings: Settings, progress: Progress | None = None) -> None:
+        self.settings = settings
+        self.progress: Progress = progress or _NoProgress()
+        self.producer: Producer | None = None
+        self._replay_origin: tuple[float, int] | None = None  # (monotonic start, first click ms)
+        self._options = PublishOptions()
+
+    def publish(self, options: PublishOptions | None = None) -> PublishReport:
+        options = self._options = options or PublishOptions()
+        discovery = discover(self.settings, options.data_root)
+        result = PublishReport(ignored=discovery.ignored)
+        for name in discovery.ignored:
+            log.info("ignored: %s (not a click or article file)", name)
+        for name, reason in discovery.refused.items():
+            log.error("refused: %s: %s", name, reason)
+            result.files.append(FileReport(name, "", "", status.REFUSED, message=reason))
+        files = [file for file in discovery.files if file.kind in options.kinds]
+        if not options.dry_run:
+            ensure_topics(self.settings)
+            self.producer = Producer(producer_config(self.settings))
+            self.producer.init_transactions(60)  # fences an older producer and aborts its open transaction
+        ledger = read_ledger(self.settings)
+        try:
+            for file in files:
+                result.files.append(self._publish_file(file, ledger.get(file.name), options))
+        finally:
+            if self.producer is not None:
+                self.producer.flush(30)
+        return result
+
+    def _publish_file(self, file: DataFile, entry: LedgerEntry | None, options: PublishOptions) -> FileReport:
+        started = time.monotonic()
+        report = FileReport(file.name, file.kind.value, file.topic, status.REFUSED)
+        age = time.time() - file.path.stat().st_mtime
+        if age < self.settings.producer_file_stable_seconds:
+            report.status = status.SKIPPED_UNSTABLE
+            report.message = f"modified {age:.1f} s ago; still being written? (PRODUCER_FILE_STABLE_SECONDS)"
+            log.warning("skipped: %s: %s", file.name, report.message)
+            return report
+        try:
+            content = read_file(file.path)
+        except HeaderError as error:
+            report.message = str(error)
+            log.error("refused: %s", error)
+            return report
+        decision = decide(entry, content.size, content.sha256, file.name, file.name in options.new_versions)
+        report.version = decision.version
+        if decision.action is Action.SKIP_PUBLISHED:
+            assert entry is not None
+            report.status, report.message = status.ALREADY_PUBLISHED, decision.reason
+            report.rows, report.rejected, report.offsets = entry.rows, entry.rejected, entry.offsets
+            log.info("already published: %s (%s)", file.name, decision.reason)
+            return report
+        if decision.action is Action.REFUSE_CHANGED:
+            report.message = decision.reason
+            log.error("refused: %s", decision.reason)
+            return report
+        try:
+            run = self._send_file(file, content, decision.version, decision.lines_done, entry, options)
+        except HeaderError as error:
+            report.message = str(error)
+            log.error("refused: %s", error)
+            return report
+        report.rows, report.rejected, report.offsets = run.rows, run.rejected, run.offsets
+        report.status = status.WOULD_PUBLISH if options.dry_run else status.PUBLISHED
+        report.seconds = round(time.monotonic() - started, 3)
+        log.info(
+            "%s: %s version %s: %s rows, %s rejected, %.2f s",
+            report.status,
+            file.name,
+            report.version,
+            report.rows,
+            report.rejected,
+            report.seconds,
+        )
+        self.progress.file_finished(report)
+        return report
+
+    def _send_file(
+        self,
+        file: DataFile,
+        content: FileContent,
+        version: int,
+        lines_done: int,
+        entry: LedgerEntry | None,
+        options: PublishOptions,
+    ) -> _FileRun:
+        run = _FileRun(file, version, lines_done=lines_done)
+        if entry is not None and lines_done > 1:  # resuming a paced publication
+            run.rows, run.rejected, run.offsets = entry.rows, entry.rejected, dict(entry.offsets)
+        event_time = CLICK_EVENT_TIME if file.kind is FileKind.CLICKS and options.replay_speedup else None
+        items = parse_lines(content.data, file.kind.schema, file.name, event_time)  # header checked on first next()
+        paced = self.settings.producer_item_wait_time > 0 or event_time is not None
+        if options.dry_run or self.producer is None:
+            for item in items:
+                run.rows += isinstance(item, Message)
+                run.rejected += isinstance(item, Reject)
+            return run
+        producer = self.producer
+        self.progress.file_started(file, content.data.count(b"\n"))
+        headers_base: Headers = [
+            (HEADER_SOURCE_FILE, file.name.encode()),
+            (HEADER_SCHEMA_VERSION, str(SCHEMA_VERSION).encode()),
+            (HEADER_FILE_VERSION, str(version).encode()),
+        ]
+        producer.begin_transaction()
+        last_commit = time.monotonic()
+        pending_progress = 0
+        try:
+            for item in items:
+                if item.line <= run.lines_done:
+                    continue
+                headers: Headers = [*headers_base, (HEADER_SOURCE_LINE, str(item.line).encode())]
+                if isinstance(item, Message):
+                    self._produce(file.topic, item.key, item.value, headers, run.delivered)
+                    run.rows += 1
+                    self._pace(item)
+                else:
+                    self._produce(
+                        self.settings.kafka_rejects_topic,
+                        file.name.encode(),
+                        _reject_value(file, item),
+                        headers,
+                        run.delivered,
+                    )
+                    run.rejected += 1
+                    log.warning("rejected: %s line %s: %s", file.name, item.line, item.reason)
+                run.lines_done = item.line
+                pending_progress += 1
+                if pending_progress >= 2000:
+                    producer.poll(0)
+                    self.progress.lines_done(pending_progress)
+                    pending_progress = 0
+                if paced and time.monotonic() - last_commit >= PACED_COMMIT_SECONDS:
+                    self._commit(run, content, IN_PROGRESS)
+                    producer.begin_transaction()
+                    last_commit = time.monotonic()
+            self.progress.lines_done(pending_progress)
+            self._commit(run, content, PUBLISHED)
+        except HeaderError:
+            producer.abort_transaction(30)
+            raise
+        except (KafkaException, PublishError, BufferError) as error:
+            _abort_quietly(producer)
+            raise PublishError(f"{file.name}: publishing failed, its open transaction was aborted: {error}") from error
+        except BaseException:
+            _abort_quietly(producer)
+            raise
+        return run
+
+    def _produce(
+        self, topic: str, key: bytes, value: bytes, headers: Headers, on_delivery: Callable[..., None]
+    ) -> None:
+        assert self.producer is not None
+        while True:
+            try:
+                self.producer.produce(topic, value, key, headers=headers, on_delivery=on_delivery)
+                return
+            except BufferError:  # the local queue is full: let deliveries drain it
+                self.producer.poll(0.05)
+
+    def _pace(self, message: Message) -> None:
+        wait = self.settings.producer_item_wait_time
+        if wait > 0:
+            time.sleep(wait)
+        if message.event_time_ms is None:
+            return
+        speedup = self._options.replay_speedup or 1.0
+        if self._replay_origin is None:
+            self._replay_origin = (time.monotonic(), message.event_time_ms)
+        started, first_ms = self._replay_origin
+        ahead = (message.event_time_ms - first_ms) / 1000 / speedup - (time.monotonic() - started)
+        if ahead > 0:
+            assert self.producer is not None
+            self.producer.poll(0)
+            time.sleep(ahead)
+
+    def _commit(self, run: _FileRun, content: FileContent, state: str) -> None:
+        assert self.producer is not None
+        self.producer.flush(120)  # every data message delivered, so its offset is known
+        if run.errors:
+            raise PublishError(f"{len(run.errors)} message(s) not delivered, first: {run.errors[0]}")
+        entry = LedgerEntry(
+            file=run.file.name,
+            kind=run.file.kind.value,
+            topic=run.file.topic,
+            version=run.version,
+            size=content.size,
+            sha256=content.sha256,
+            status=state,
+            lines_done=run.lines_done,
+            rows=run.rows,
+            rejected=run.rejected,
+            offsets=run.offsets,
+            published_at=datetime.now(UTC).isoformat(timespec="seconds"),
+            schema_version=SCHEMA_VERSION,
+        )
+        self._produce(self.settings.kafka_ledger_topic, run.file.name.encode(), entry.to_json(), [], run.delivered)
+        self.producer.commit_transaction(120)
+
+
+def _reject_value(file: DataFile, reject: Reject) -> bytes:
+    return json.dumps(
+        {"file": file.name, "line": reject.line, "reason": reject.reason, "raw": reject.raw, "topic": file.topic},
+        separators=(",", ":"),
+    ).encode()
+
+
+def _abort_quietly(producer: Producer) -> None:
+    try:
+        producer.abort_transaction(30)
+    except KafkaException as error:  # the transaction may be gone already (fenced, timed out)
+        log.warning("abort_transaction: %s", error)
+
+
+def publish(
+    settings: Settings, options: PublishOptions | None = None, progress: Progress | None = None
+) -> PublishReport:
+    """Publish what is new in the data folder; the library entry point the CLI and Airflow use."""
+    return Publisher(settings, progress).publish(options)

@@ -1,0 +1,257 @@
+"""The producer on the real broker: exactly once per file, across re-runs and a SIGKILL mid-file."""
+
+from __future__ import annotations
+
+import csv
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+import uuid
+from dataclasses import replace
+from pathlib import Path
+
+import pytest
+from confluent_kafka import Consumer
+
+from app.producer.ledger import read_ledger
+from app.producer.publisher import PublishOptions, publish
+from app.producer.report import ALREADY_PUBLISHED, PUBLISHED, REFUSED
+from app.runtime.services import Service, settings_environment
+from app.schemas import CLICKS, HEADER_SOURCE_FILE
+from app.settings import REPO_ROOT, Settings
+from tests.integration.kafka_helpers import count_by_header, header, read_all
+
+SAMPLE = REPO_ROOT / "app" / "data"
+CLICK_HEADER = ",".join(CLICKS.columns)
+
+
+def csv_rows(path: Path) -> int:
+    with open(path, newline="") as handle:
+        return sum(1 for _ in csv.reader(handle)) - 1
+
+
+@pytest.fixture
+def own_topics(settings: Settings, tmp_path: Path) -> Settings:
+    """The session's settings with topics, transactional id and data folder of this test alone."""
+    tag = uuid.uuid4().hex[:8]
+    data = tmp_path / "data"
+    data.mkdir()
+    return replace(
+        settings,
+        kafka_topic=f"clicks-{tag}",
+        kafka_metadata_topic=f"articles-{tag}",
+        kafka_ledger_topic=f"ledger-{tag}",
+        kafka_rejects_topic=f"rejects-{tag}",
+        producer_transactional_id=f"producer-{tag}",
+        producer_data_root_directory=data,
+        producer_file_stable_seconds=0.0,
+    )
+
+
+def copy_sample(settings: Settings) -> dict[str, int]:
+    rows = {}
+    for path in sorted(SAMPLE.glob("*.csv")):
+        shutil.copy(path, settings.producer_data_root_directory / path.name)
+        rows[path.name] = csv_rows(path)
+    return rows
+
+
+def test_publishing_the_sample_twice_leaves_each_row_once(kafka: Service, own_topics: Settings) -> None:
+    settings = own_topics
+    expected = copy_sample(settings)
+
+    first = publish(settings)
+    assert {r.file: r.status for r in first.files} == dict.fromkeys(expected, PUBLISHED)
+    assert {r.file: r.rows for r in first.files} == expected
+    assert first.files[0].file == "articles_metadata.csv"  # metadata before clicks
+
+    second = publish(settings)
+    assert {r.file: r.status for r in second.files} == dict.fromkeys(expected, ALREADY_PUBLISHED)
+
+    clicks = count_by_header(read_all(settings, settings.kafka_topic), HEADER_SOURCE_FILE)
+    articles = count_by_header(read_all(settings, settings.kafka_metadata_topic), HEADER_SOURCE_FILE)
+    assert {**clicks, **articles} == expected
+
+    ledger = read_ledger(settings)
+    assert {name: entry.rows for name, entry in ledger.items()} == expected
+    for name, entry in ledger.items():
+        first_offset_count = sum(last - first + 1 for first, last in entry.offsets.values())
+        assert first_offset_count >= expected[name]  # offsets span the file's messages (plus txn markers)
+
+
+def test_message_shape_key_and_headers(kafka: Service, own_topics: Settings) -> None:
+    settings = own_topics
+    copy_sample(settings)
+    publish(settings, PublishOptions(kinds=[]))  # creates the topics only
+    publish(settings)
+    messages = read_all(settings, settings.kafka_topic)
+    with open(SAMPLE / "clicks_hour_000.csv", newline="") as handle:
+        first_row = next(csv.DictReader(handle))
+    message = next(
+        m
+        for m in messages
+        if header(m, "source_line") == "2" and header(m, HEADER_SOURCE_FILE) == "clicks_hour_000.csv"
+    )
+    assert json.loads(message.value()) == {k: int(v) for k, v in first_row.items()}
+    assert message.key() == first_row["session_id"].encode()
+    assert header(message, "schema_version") == "1" and header(message, "file_version") == "1"
+    # a session's clicks all sit in one partition
+    partitions: dict[bytes, set[int]] = {}
+    for m in messages:
+        partitions.setdefault(m.key(), set()).add(m.partition())
+    assert all(len(p) == 1 for p in partitions.values())
+
+
+def test_bad_rows_go_to_rejects_with_their_line_and_good_rows_flow(kafka: Service, own_topics: Settings) -> None:
+    settings = own_topics
+    good = "0,1506825423271737,1506825423000,2,157541,1506826828020,4,3,20,1,20,2"
+    lines = [CLICK_HEADER, good, "1,2,3", good.replace("157541", "x1"), good, "", good.replace(",4,3,", ",,3,")]
+    path = settings.producer_data_root_directory / "clicks_hour_007.csv"
+    path.write_bytes(("\n".join(lines) + "\n").encode() + b"9,9,9,9,\xff,9,9,9,9,9,9,9\n")
+    (settings.producer_data_root_directory / "clicks_hour_008.csv").write_text(CLICK_HEADER + "\n")  # header only
+
+    result = publish(settings)
+    by_file = {r.file: r for r in result.files}
+    assert (by_file["clicks_hour_007.csv"].rows, by_file["clicks_hour_007.csv"].rejected) == (2, 5)
+    assert (by_file["clicks_hour_008.csv"].status, by_file["clicks_hour_008.csv"].rows) == (PUBLISHED, 0)
+    assert len(read_all(settings, settings.kafka_topic)) == 2
+
+    rejects = [json.loads(m.value()) for m in read_all(settings, settings.kafka_rejects_topic)]
+    assert [(r["file"], r["line"]) for r in rejects] == [("clicks_hour_007.csv", n) for n in (3, 4, 6, 7, 8)]
+    reasons = {r["line"]: r["reason"] for r in rejects}
+    assert reasons[3] == "3 columns where the header has 12"
+    assert reasons[4] == "click_article_id is not an integer: 'x1'"
+    assert reasons[6] == "empty line"
+    assert reasons[7] == "missing value for click_environment"
+    assert reasons[8].startswith("bytes that are not UTF-8")
+    assert read_ledger(settings)["clicks_hour_008.csv"].rows == 0  # marked done
+
+
+def test_wrong_header_refuses_only_that_file(kafka: Service, own_topics: Settings) -> None:
+    settings = own_topics
+    copy_sample(settings)
+    (settings.producer_data_root_directory / "clicks_hour_009.csv").write_text("user_id,session_id\n1,2\n")
+    result = publish(settings)
+    refused = {r.file: r.message for r in result.refused}
+    assert list(refused) == ["clicks_hour_009.csv"]
+    assert "header lacks required column(s) session_start, session_size" in refused["clicks_hour_009.csv"]
+    assert len(result.with_status(PUBLISHED)) == 4
+
+
+def test_changed_file_is_refused_unless_published_as_new_version(kafka: Service, own_topics: Settings) -> None:
+    settings = own_topics
+    path = settings.producer_data_root_directory / "clicks_hour_001.csv"
+    shutil.copy(SAMPLE / "clicks_hour_001.csv", path)
+    publish(settings)
+    with open(path, "a") as handle:
+        handle.write("0,1,2,3,4,5,6,7,8,9,10,11\n")
+    refused = publish(settings)
+    assert refused.files[0].status == REFUSED and "changed after it was published" in refused.files[0].message
+    again = publish(settings, PublishOptions(new_versions={"clicks_hour_001.csv"}))
+    assert (again.files[0].status, again.files[0].version) == (PUBLISHED, 2)
+    assert len(read_all(settings, settings.kafka_topic)) == 2 * csv_rows(SAMPLE / "clicks_hour_001.csv") + 1
+
+
+def producer_cli(settings: Settings, *args: str) -> subprocess.Popen[str]:
+    env = {**os.environ, **settings_environment(settings)}
+    return subprocess.Popen(
+        [sys.executable, "-m", "app.producer", *args],
+        cwd=REPO_ROOT,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+
+
+def test_sigkill_in_the_middle_of_a_file_then_rerun_leaves_each_row_once(kafka: Service, own_topics: Settings) -> None:
+    settings = own_topics
+    rows = copy_sample(settings)
+    # one large click file, so the kill lands inside its transaction
+    body = b"".join((SAMPLE / f"clicks_hour_00{h}.csv").read_bytes().split(b"\n", 1)[1] for h in range(3))
+    (settings.producer_data_root_directory / "clicks_hour_050.csv").write_bytes(
+        (CLICK_HEADER + "\n").encode() + body * 60
+    )
+    rows["clicks_hour_050.csv"] = 4208 * 60
+    publish(settings, PublishOptions(kinds=[]))  # topics exist before the watcher subscribes
+
+    watcher = Consumer(
+        {
+            "bootstrap.servers": settings.kafka_servers,
+            "group.id": f"w-{uuid.uuid4().hex[:6]}",
+            "isolation.level": "read_uncommitted",
+            "auto.offset.reset": "earliest",
+        }
+    )
+    watcher.subscribe([settings.kafka_topic])
+    victim = producer_cli(settings, "publish")
+    seen_big = 0
+    deadline = time.monotonic() + 120
+    try:
+        while seen_big < 20_000 and time.monotonic() < deadline and victim.poll() is None:
+            message = watcher.poll(0.2)
+            if (
+                message is not None
+                and message.error() is None
+                and header(message, HEADER_SOURCE_FILE) == "clicks_hour_050.csv"
+            ):
+                seen_big += 1
+        assert victim.poll() is None, "the producer finished before it could be killed mid-file"
+        victim.send_signal(signal.SIGKILL)
+        victim.wait(30)
+    finally:
+        watcher.close()
+        if victim.poll() is None:
+            victim.kill()
+    assert seen_big >= 20_000  # it was killed with part of the big file sent, uncommitted
+
+    rerun = producer_cli(settings, "publish")
+    output, _ = rerun.communicate(timeout=300)
+    assert rerun.returncode == 0, output[-3000:]
+
+    clicks = count_by_header(read_all(settings, settings.kafka_topic), HEADER_SOURCE_FILE)
+    articles = count_by_header(read_all(settings, settings.kafka_metadata_topic), HEADER_SOURCE_FILE)
+    assert {**clicks, **articles} == rows
+    assert {name: e.rows for name, e in read_ledger(settings).items()} == rows
+
+
+def test_file_still_being_written_is_skipped_until_stable(kafka: Service, own_topics: Settings) -> None:
+    settings = replace(own_topics, producer_file_stable_seconds=30.0)
+    shutil.copy(SAMPLE / "clicks_hour_002.csv", settings.producer_data_root_directory / "clicks_hour_002.csv")
+    result = publish(settings)
+    assert [r.status for r in result.files] == ["skipped_still_being_written"]
+    assert read_all(settings, settings.kafka_topic) == []
+    later = publish(replace(settings, producer_file_stable_seconds=0.0))
+    assert [r.status for r in later.files] == [PUBLISHED]
+
+
+def test_paced_publication_commits_as_it_goes_and_stays_exactly_once(kafka: Service, own_topics: Settings) -> None:
+    settings = replace(own_topics, producer_item_wait_time=0.001)
+    shutil.copy(SAMPLE / "clicks_hour_002.csv", settings.producer_data_root_directory / "clicks_hour_002.csv")
+    rows = csv_rows(SAMPLE / "clicks_hour_002.csv")
+    result = publish(settings)
+    assert (result.files[0].status, result.files[0].rows) == (PUBLISHED, rows)
+    ledger_records = read_all(settings, settings.kafka_ledger_topic)
+    states = [json.loads(m.value())["status"] for m in ledger_records]
+    assert "in_progress" in states and states[-1] == "published"  # committed part by part
+    assert len(read_all(settings, settings.kafka_topic)) == rows
+
+
+def test_replay_paces_clicks_by_their_own_time(kafka: Service, own_topics: Settings) -> None:
+    settings = own_topics
+    source = SAMPLE / "clicks_hour_002.csv"
+    shutil.copy(source, settings.producer_data_root_directory / source.name)
+    with open(source, newline="") as handle:
+        stamps = [int(row["click_timestamp"]) for row in csv.DictReader(handle)]
+    span_seconds = (max(stamps) - stamps[0]) / 1000
+    speedup = span_seconds / 2.0  # the whole file should take about two seconds
+    started = time.monotonic()
+    result = publish(settings, PublishOptions(replay_speedup=speedup))
+    elapsed = time.monotonic() - started
+    assert result.files[0].rows == len(stamps)
+    assert elapsed >= 1.5, f"replay took {elapsed:.2f} s, expected about 2 s"
+    assert len(read_all(settings, settings.kafka_topic)) == len(stamps)

@@ -1,0 +1,133 @@
+"""Parsing CSV rows into messages, and setting bad rows aside with their line and reason."""
+
+from __future__ import annotations
+
+import gzip
+import json
+from pathlib import Path
+
+import pytest
+
+from app.producer.parsing import HeaderError, Message, Reject, parse_lines, read_file
+from app.schemas import ARTICLES, CLICKS
+
+CLICK_HEADER = ",".join(CLICKS.columns)
+GOOD_CLICK = "0,1506825423271737,1506825423000,2,157541,1506826828020,4,3,20,1,20,2"
+
+
+def parse(text: str | bytes, schema=CLICKS, event_time: str | None = None) -> list[Message | Reject]:  # type: ignore[no-untyped-def]
+    data = text.encode() if isinstance(text, str) else text
+    return list(parse_lines(data, schema, "clicks_hour_000.csv", event_time))
+
+
+def test_good_row_becomes_typed_json_keyed_by_session() -> None:
+    [message] = parse(f"{CLICK_HEADER}\n{GOOD_CLICK}\n")
+    assert isinstance(message, Message)
+    assert message.line == 2
+    assert message.key == b"1506825423271737"
+    value = json.loads(message.value)
+    assert list(value) == list(CLICKS.columns)
+    assert value["session_id"] == 1506825423271737 and value["click_article_id"] == 157541
+    assert all(isinstance(v, int) for v in value.values())
+
+
+def test_articles_are_keyed_by_article_id() -> None:
+    [message] = parse(
+        "article_id,category_id,created_at_ts,publisher_id,words_count\n7,1,1405341936000,0,189\n", ARTICLES
+    )
+    assert isinstance(message, Message)
+    assert message.key == b"7"
+    assert json.loads(message.value) == {
+        "article_id": 7,
+        "category_id": 1,
+        "created_at_ts": 1405341936000,
+        "publisher_id": 0,
+        "words_count": 189,
+    }
+
+
+def test_columns_in_another_order_are_mapped_by_name() -> None:
+    header = "session_id," + ",".join(c for c in CLICKS.columns if c != "session_id")
+    row = "55," + ",".join("1" for _ in range(len(CLICKS.columns) - 1))
+    [message] = parse(f"{header}\n{row}\n")
+    assert isinstance(message, Message)
+    assert message.key == b"55" and json.loads(message.value)["session_id"] == 55
+
+
+def test_slow_path_gives_the_same_json_as_the_fast_path() -> None:
+    quoted = ",".join(f'"{cell}"' for cell in GOOD_CLICK.split(","))
+    fast, careful = parse(f"{CLICK_HEADER}\n{GOOD_CLICK}\n{quoted}\n")
+    assert isinstance(fast, Message) and isinstance(careful, Message)
+    assert fast.value == careful.value and fast.key == careful.key
+
+
+@pytest.mark.parametrize(
+    ("row", "reason"),
+    [
+        ("1,2,3", "3 columns where the header has 12"),
+        (GOOD_CLICK + ",99", "13 columns where the header has 12"),
+        (GOOD_CLICK.replace("157541", "abc"), "click_article_id is not an integer: 'abc'"),
+        (GOOD_CLICK.replace("157541", "1.5"), "click_article_id is not an integer: '1.5'"),
+        (GOOD_CLICK.replace(",157541,", ",,"), "missing value for click_article_id"),
+        ("", "empty line"),
+        ("   ", "empty line"),
+    ],
+)
+def test_bad_rows_are_rejected_with_line_and_reason(row: str, reason: str) -> None:
+    items = parse(f"{CLICK_HEADER}\n{GOOD_CLICK}\n{row}\n{GOOD_CLICK}\n")
+    assert [type(item) for item in items] == [Message, Reject, Message]
+    reject = items[1]
+    assert isinstance(reject, Reject)
+    assert (reject.line, reject.reason, reject.raw) == (3, reason, row)
+
+
+def test_bytes_that_are_not_utf8_are_rejected_and_kept_escaped() -> None:
+    bad = GOOD_CLICK.encode().replace(b"157541", b"15\xff541")
+    items = parse(CLICK_HEADER.encode() + b"\n" + bad + b"\n" + GOOD_CLICK.encode() + b"\n")
+    reject = items[0]
+    assert isinstance(reject, Reject)
+    assert reject.line == 2 and "not UTF-8 (0xff at byte" in reject.reason
+    assert "\\xff" in reject.raw
+    assert isinstance(items[1], Message)
+
+
+def test_crlf_bom_and_missing_final_newline_are_accepted() -> None:
+    data = b"\xef\xbb\xbf" + f"{CLICK_HEADER}\r\n{GOOD_CLICK}\r\n{GOOD_CLICK}".encode()
+    items = parse(data)
+    assert [type(item) for item in items] == [Message, Message]
+    assert [item.line for item in items] == [2, 3]
+
+
+def test_truncated_last_line_is_rejected() -> None:
+    items = parse(f"{CLICK_HEADER}\n{GOOD_CLICK}\n{GOOD_CLICK[:20]}")
+    assert isinstance(items[-1], Reject) and items[-1].line == 3 and "columns" in items[-1].reason
+
+
+def test_header_only_file_gives_no_rows() -> None:
+    assert parse(f"{CLICK_HEADER}\n") == []
+
+
+def test_missing_columns_refuse_the_file_and_are_named() -> None:
+    header = CLICK_HEADER.replace("click_os,", "").replace("user_id,", "")
+    with pytest.raises(HeaderError, match=r"clicks_hour_000.csv: header lacks required column\(s\) user_id, click_os"):
+        parse(f"{header}\n1,2\n")
+
+
+def test_empty_file_is_refused() -> None:
+    with pytest.raises(HeaderError, match="empty file"):
+        parse(b"")
+
+
+def test_event_time_is_carried_for_replay() -> None:
+    [message] = parse(f"{CLICK_HEADER}\n{GOOD_CLICK}\n", event_time="click_timestamp")
+    assert isinstance(message, Message) and message.event_time_ms == 1506826828020
+
+
+def test_gzip_files_are_read_and_hashed_by_content(tmp_path: Path) -> None:
+    plain, packed = tmp_path / "clicks_hour_000.csv", tmp_path / "clicks_hour_001.csv.gz"
+    text = f"{CLICK_HEADER}\n{GOOD_CLICK}\n".encode()
+    plain.write_bytes(text)
+    packed.write_bytes(gzip.compress(text))
+    assert read_file(plain).data == read_file(packed).data == text
+    assert read_file(plain).sha256 == read_file(packed).sha256
+    assert read_file(packed).size == packed.stat().st_size
