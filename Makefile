@@ -6,13 +6,19 @@ SHELL := /bin/bash
 PY := .venv/bin/python
 PYTEST_ARGS ?=
 
-.PHONY: help setup up down status test test-unit lint lock demo
+.PHONY: help setup up down status test test-unit lint lock demo publish
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/' | column -t -s $$'\t'
 
 setup:  ## install what is missing: Java/Maven (apt), .venv (PyPI), jars (Maven Central)
 	@bash scripts/bootstrap.sh
+
+demo: setup  ## the main job: start the services and run the pipeline on app/data/ (PRODUCER_DATA_ROOT_DIRECTORY)
+	@$(PY) -m app.demo
+
+publish: setup  ## publish what is new in the data folder (make publish ARGS="--dry-run")
+	@$(PY) -m app.producer publish $(ARGS)
 
 up: setup  ## start Kafka, the Hive Metastore and Airflow on 127.0.0.1 (twice is harmless)
 	@$(PY) -m app.runtime up

@@ -16,7 +16,7 @@ from dataclasses import asdict, dataclass, field
 from enum import Enum
 from typing import Any
 
-from confluent_kafka import Consumer, TopicPartition
+from confluent_kafka import Consumer, KafkaException, TopicPartition
 
 from app.kafka_io import client_config
 from app.settings import Settings
@@ -70,6 +70,9 @@ def read_ledger(settings: Settings, timeout: float = 30.0) -> dict[str, LedgerEn
     )
     entries: dict[str, LedgerEntry] = {}
     try:
+        topics = consumer.list_topics(timeout=timeout).topics
+        if settings.kafka_ledger_topic not in topics:
+            return entries  # nothing was ever published with these settings
         partition = TopicPartition(settings.kafka_ledger_topic, 0)
         low, high = consumer.get_watermark_offsets(partition, timeout=timeout)
         if high <= low:
@@ -94,6 +97,11 @@ def read_ledger(settings: Settings, timeout: float = 30.0) -> dict[str, LedgerEn
                 entries.pop(key, None)  # a tombstone forgets the file
             else:
                 entries[key] = LedgerEntry.from_json(value)
+    except KafkaException as error:
+        raise LedgerReadError(
+            f"cannot read the ledger topic {settings.kafka_ledger_topic} at KAFKA_SERVERS={settings.kafka_servers}: "
+            f"{error}"
+        ) from None
     finally:
         consumer.close()
     return entries

@@ -255,3 +255,33 @@ def test_replay_paces_clicks_by_their_own_time(kafka: Service, own_topics: Setti
     assert result.files[0].rows == len(stamps)
     assert elapsed >= 1.5, f"replay took {elapsed:.2f} s, expected about 2 s"
     assert len(read_all(settings, settings.kafka_topic)) == len(stamps)
+
+
+def test_command_line_dry_run_publish_ledger_and_exit_codes(kafka: Service, own_topics: Settings) -> None:
+    settings = own_topics
+    expected = copy_sample(settings)
+
+    dry = producer_cli(settings, "publish", "--dry-run", "--json")
+    output, _ = dry.communicate(timeout=120)
+    assert dry.returncode == 0, output[-2000:]
+    report = json.loads(output[output.index("{") :])
+    assert {f["file"]: (f["status"], f["rows"]) for f in report["files"]} == {
+        name: ("would_publish", rows) for name, rows in expected.items()
+    }
+
+    real = producer_cli(settings, "publish")
+    output, _ = real.communicate(timeout=120)
+    assert real.returncode == 0, output[-2000:]
+    assert "total" in output and f"{sum(expected.values()):,}" in output  # the summary table
+    assert len(read_all(settings, settings.kafka_topic)) == sum(expected.values()) - expected["articles_metadata.csv"]
+
+    ledger = producer_cli(settings, "ledger", "--json")
+    output, _ = ledger.communicate(timeout=120)
+    assert ledger.returncode == 0
+    assert {name: entry["rows"] for name, entry in json.loads(output[output.index("{") :]).items()} == expected
+
+    (settings.producer_data_root_directory / "clicks_hour_099.csv").write_text("nothing,useful\n")
+    refused = producer_cli(settings, "publish")
+    output, _ = refused.communicate(timeout=120)
+    assert refused.returncode == 2
+    assert "header lacks required column(s)" in output
