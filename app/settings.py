@@ -149,6 +149,25 @@ SPECS: tuple[SettingSpec, ...] = (
         "`SPARK_SERVER_HOST=host` means `spark://host:7077`.",
         aliases=("SPARK_SERVER_HOST",),
     ),
+    SettingSpec(
+        "kafka_starting_offsets",
+        "KAFKA_STARTING_OFFSETS",
+        "earliest",
+        "Where a new streaming checkpoint starts reading the topics: `earliest` or `latest`.",
+    ),
+    SettingSpec(
+        "spark_max_offsets_per_trigger",
+        "SPARK_MAX_OFFSETS_PER_TRIGGER",
+        "500000",
+        "Most Kafka records one micro-batch of the streaming job reads.",
+    ),
+    SettingSpec(
+        "spark_trigger_interval",
+        "SPARK_TRIGGER_INTERVAL",
+        "30 seconds",
+        "Micro-batch interval of the long-running streaming job.",
+    ),
+    SettingSpec("hive_database", "HIVE_DATABASE", "clickstream", "Hive database of the raw and aggregate tables."),
     SettingSpec("spark_ui_port", "SPARK_UI_PORT", "4040", "Port of the Spark application UI."),
     SettingSpec("spark_driver_memory", "SPARK_DRIVER_MEMORY", "1g", "Memory of each Spark driver."),
     SettingSpec(
@@ -219,6 +238,12 @@ def _spark_master(variable: str, raw: str) -> str:
     return raw
 
 
+def _starting_offsets(variable: str, raw: str) -> str:
+    if raw not in ("earliest", "latest"):
+        raise SettingsError(f"{variable}: expected earliest or latest, got {raw!r}")
+    return raw
+
+
 def _non_negative_float(variable: str, raw: str) -> float:
     try:
         value = float(raw)
@@ -264,6 +289,8 @@ _PARSERS: dict[str, Callable[[str, str], Any]] = {
     "hive_metastore_port": _port,
     "airflow_api_port": _port,
     "spark_master": _spark_master,
+    "spark_max_offsets_per_trigger": _positive_int,
+    "kafka_starting_offsets": _starting_offsets,
     "producer_item_wait_time": _non_negative_float,
     "producer_file_stable_seconds": _non_negative_float,
     "kafka_topic_partitions": _positive_int,
@@ -297,6 +324,10 @@ class Settings:
     producer_file_stable_seconds: float
     producer_item_wait_time: float
     spark_master: str
+    kafka_starting_offsets: str
+    spark_max_offsets_per_trigger: int
+    spark_trigger_interval: str
+    hive_database: str
     spark_ui_port: int
     spark_driver_memory: str
     parquet_destination_path: Path

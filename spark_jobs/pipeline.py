@@ -1,0 +1,169 @@
+"""What both Spark jobs do with data: land a batch of Kafka records, and recompute hours exactly.
+
+`land_batch()` is the streaming job's micro-batch: it parses both topics' records, sets aside
+what does not parse (the quarantine table), merges the good records into the raw tables (whole
+partitions, deduplicated by Kafka coordinates, so a replayed batch adds nothing), refreshes the
+`articles` table when metadata arrived, and recomputes every hour the batch touched, including the
+hours whose clicks point at an article that just changed.
+
+`recompute_hours()` rebuilds the aggregate partitions of the given hours from the raw clicks and
+the current articles; the batch job calls it for a range of hours. Both go through `TableStore`,
+so every partition is replaced whole and atomically.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+from pyspark.sql import Column, DataFrame
+from pyspark.sql import functions as F
+
+from app.schemas import ARTICLES, CLICKS
+from app.settings import Settings
+from spark_jobs import transforms as T
+from spark_jobs.tables import TableStore
+
+log = logging.getLogger(__name__)
+
+Hour = tuple[str, int]  # (dt, hour), UTC
+
+
+def hours_filter(hours: Iterable[Hour], day: Column | None = None, hour_of_day: Column | None = None) -> Column:
+    """Rows whose (day, hour) is one of `hours`; by default the partition columns, which the
+    metastore prunes with."""
+    day = F.col("dt") if day is None else day
+    hour_of_day = F.col("hour") if hour_of_day is None else hour_of_day
+    condition: Column | None = None
+    for dt, hour in sorted(set(hours)):
+        term = (day == F.lit(dt)) & (hour_of_day == F.lit(hour))
+        condition = term if condition is None else condition | term
+    return condition if condition is not None else F.lit(False)
+
+
+def _hours(rows: DataFrame) -> list[Hour]:
+    return sorted({(row["dt"], int(row["hour"])) for row in rows.select("dt", "hour").distinct().collect()})
+
+
+@dataclass
+class BatchResult:
+    clicks: int = 0
+    articles: int = 0
+    quarantined: int = 0
+    hours: int = 0
+
+
+class Pipeline:
+    def __init__(self, store: TableStore, settings: Settings) -> None:
+        self.store = store
+        self.settings = settings
+
+    def process_batch(self, records: DataFrame, batch_id: int) -> None:
+        """`foreachBatch` callback of the streaming query."""
+        self.land_batch(records, batch_id)
+
+    def land_batch(self, records: DataFrame, batch_id: int) -> BatchResult:
+        """Land one micro-batch of Kafka records (both topics) and recompute what it touched."""
+        result = BatchResult()
+        records = records.persist()
+        try:
+            clicks_parsed = T.parse_records(records.where(F.col("topic") == self.settings.kafka_topic), CLICKS)
+            articles_parsed = T.parse_records(
+                records.where(F.col("topic") == self.settings.kafka_metadata_topic), ARTICLES
+            )
+            result.quarantined = self._land_quarantine(
+                T.quarantined(clicks_parsed).unionByName(T.quarantined(articles_parsed))
+            )
+            changed_articles = self._land_articles(T.raw_articles(articles_parsed), result)
+            touched = self._land_clicks(T.raw_clicks(clicks_parsed), result)
+            if changed_articles is not None:
+                raw = self.store.table("raw_clicks")
+                hit = raw.join(changed_articles, raw.click_article_id == changed_articles.article_id, "left_semi")
+                touched = sorted(set(touched) | set(_hours(hit)))
+            result.hours = len(touched)
+            self.recompute_hours(touched)
+            self.remove_unused_versions()
+        finally:
+            records.unpersist()
+        log.info(
+            "batch %s: %s clicks, %s articles, %s quarantined, %s hour(s) recomputed",
+            batch_id,
+            result.clicks,
+            result.articles,
+            result.quarantined,
+            result.hours,
+        )
+        return result
+
+    def _land_quarantine(self, rejected: DataFrame) -> int:
+        rejected = rejected.persist()
+        try:
+            count = rejected.count()
+            if count:
+                days = [row["dt"] for row in rejected.select("dt").distinct().collect()]
+                existing = self.store.table("quarantine").where(F.col("dt").isin(days))
+                merged = existing.unionByName(rejected).dropDuplicates(
+                    ["kafka_topic", "kafka_partition", "kafka_offset"]
+                )
+                self.store.replace_partitions("quarantine", merged)
+                log.warning("%s record(s) quarantined (see table %s.quarantine)", count, self.settings.hive_database)
+            return count
+        finally:
+            rejected.unpersist()
+
+    def _land_articles(self, new: DataFrame, result: BatchResult) -> DataFrame | None:
+        new = new.persist()
+        try:
+            result.articles = new.count()
+            if not result.articles:
+                return None
+            days = [row["dt"] for row in new.select("dt").distinct().collect()]
+            existing = self.store.table("raw_articles").where(F.col("dt").isin(days))
+            self.store.replace_partitions("raw_articles", T.distinct_records(existing.unionByName(new)))
+            self.store.replace_table("articles", T.latest_articles(self.store.table("raw_articles")))
+            return new.select("article_id").distinct().localCheckpoint()
+        finally:
+            new.unpersist()
+
+    def _land_clicks(self, new: DataFrame, result: BatchResult) -> list[Hour]:
+        new = new.persist()
+        try:
+            result.clicks = new.count()
+            if not result.clicks:
+                return []
+            touched = _hours(new)
+            existing = self.store.table("raw_clicks").where(hours_filter(touched))
+            self.store.replace_partitions("raw_clicks", T.distinct_records(existing.unionByName(new)))
+            return touched
+        finally:
+            new.unpersist()
+
+    def recompute_hours(self, hours: Iterable[Hour]) -> int:
+        """Rebuild every aggregate partition of these click hours (and their sessions) from raw data."""
+        hours = sorted(set(hours))
+        if not hours:
+            return 0
+        raw = self.store.table("raw_clicks")
+        articles = self.store.table("articles")
+        clicks = raw.where(hours_filter(hours))
+        enriched = T.enrich_clicks(clicks, articles).persist()
+        try:
+            self.store.replace_partitions("article_hourly", T.article_hourly(enriched))
+            self.store.replace_partitions("category_hourly", T.category_hourly(enriched))
+            self.store.replace_partitions("context_hourly", T.context_hourly(clicks))
+            session_hours = _hours(T.session_start_hours(clicks))
+        finally:
+            enriched.unpersist()
+        if session_hours:
+            # a session belongs to the hour it started in, and its clicks may lie in later hours
+            started = F.timestamp_millis("session_start")
+            session_clicks = raw.where(F.col("dt") >= session_hours[0][0]).where(
+                hours_filter(session_hours, F.date_format(started, "yyyy-MM-dd"), F.hour(started))
+            )
+            self.store.replace_partitions("sessions", T.session_summary(T.enrich_clicks(session_clicks, articles)))
+        return len(hours)
+
+    def remove_unused_versions(self) -> None:
+        for table in self.store.tables:
+            self.store.remove_unused_versions(table)

@@ -1,0 +1,242 @@
+"""The Hive tables of clickstream and the one way they are written: whole partitions, swapped atomically.
+
+Every write goes to a new, uniquely named version folder (`<table>/versions/<write id>/...`; not
+`_versions`, since Spark skips every path with a component that starts with `_` or `.`) and
+then the metastore is pointed at it (`ALTER TABLE ... PARTITION ... SET LOCATION`, or `SET
+LOCATION` for an unpartitioned table). A reader that goes through the metastore (Hive, Spark SQL,
+the Thrift server) therefore sees a partition before or after a write, never half of one, and a
+replayed micro-batch that rewrites a partition gives the same rows. Two applications writing at
+once never share a folder, so Hadoop's committer cannot collide. Versions that no partition uses
+any more are deleted after a grace period, so queries already reading them can finish.
+
+Table schemas are derived from the transforms (applied to an empty input), so they are defined
+once. Locations are on the local file system (the state folder, or a shared mount on a cluster).
+"""
+
+from __future__ import annotations
+
+import logging
+import shutil
+import time
+import uuid
+from dataclasses import dataclass
+from pathlib import Path
+
+from pyspark.errors import AnalysisException
+from pyspark.sql import DataFrame, SparkSession
+from pyspark.sql.types import (
+    ArrayType,
+    BinaryType,
+    IntegerType,
+    LongType,
+    StringType,
+    StructField,
+    StructType,
+    TimestampType,
+)
+
+from app.schemas import ARTICLES, CLICKS
+from app.settings import Settings
+from spark_jobs import transforms as T
+
+log = logging.getLogger(__name__)
+
+VERSION_GRACE_SECONDS = 300.0
+
+KAFKA_SOURCE_SCHEMA = StructType(
+    [
+        StructField("key", BinaryType()),
+        StructField("value", BinaryType()),
+        StructField("topic", StringType()),
+        StructField("partition", IntegerType()),
+        StructField("offset", LongType()),
+        StructField("timestamp", TimestampType()),
+        StructField("timestampType", IntegerType()),
+        StructField(
+            "headers",
+            ArrayType(StructType([StructField("key", StringType()), StructField("value", BinaryType())])),
+        ),
+    ]
+)
+
+
+@dataclass(frozen=True)
+class TableSpec:
+    name: str
+    root: Path
+    schema: StructType  # data columns then partition columns
+    partition_columns: tuple[str, ...]
+
+    @property
+    def data_fields(self) -> list[StructField]:
+        return [f for f in self.schema.fields if f.name not in self.partition_columns]
+
+    @property
+    def partition_fields(self) -> list[StructField]:
+        return [self.schema[name] for name in self.partition_columns]
+
+
+def table_specs(spark: SparkSession, settings: Settings) -> dict[str, TableSpec]:
+    """Every table: raw clicks, raw articles and quarantine in the lake; the rest in the warehouse."""
+    empty_kafka = spark.createDataFrame([], KAFKA_SOURCE_SCHEMA)
+    clicks_parsed = T.parse_records(empty_kafka, CLICKS)
+    articles_parsed = T.parse_records(empty_kafka, ARTICLES)
+    raw_clicks = T.raw_clicks(clicks_parsed)
+    raw_articles = T.raw_articles(articles_parsed)
+    articles = T.latest_articles(raw_articles)
+    enriched = T.enrich_clicks(raw_clicks, articles)
+    lake = settings.parquet_destination_path
+    warehouse = settings.hive_warehouse_dir / f"{settings.hive_database}.db"
+    hourly = ("dt", "hour")
+    definitions = [
+        ("raw_clicks", lake, raw_clicks, hourly),
+        ("raw_articles", lake, raw_articles, ("dt",)),
+        ("quarantine", lake, T.quarantined(clicks_parsed), ("dt",)),
+        ("articles", warehouse, articles, ()),
+        ("article_hourly", warehouse, T.article_hourly(enriched), hourly),
+        ("category_hourly", warehouse, T.category_hourly(enriched), hourly),
+        ("context_hourly", warehouse, T.context_hourly(raw_clicks), hourly),
+        ("sessions", warehouse, T.session_summary(enriched), hourly),
+    ]
+    return {
+        name: TableSpec(name, folder / name, frame.schema, partitions)
+        for name, folder, frame, partitions in definitions
+    }
+
+
+class TableStore:
+    """Creates the tables once and replaces their partitions atomically."""
+
+    def __init__(self, spark: SparkSession, settings: Settings) -> None:
+        self.spark = spark
+        self.settings = settings
+        self.database = settings.hive_database
+        self.tables = table_specs(spark, settings)
+
+    def qualified(self, name: str) -> str:
+        return f"`{self.database}`.`{name}`"
+
+    def ensure_tables(self) -> None:
+        """Create the database and every missing table (a concurrent creator is tolerated)."""
+        self.spark.sql(f"CREATE DATABASE IF NOT EXISTS `{self.database}`")
+        for spec in self.tables.values():
+            columns = ", ".join(f"`{f.name}` {f.dataType.simpleString()}" for f in spec.data_fields)
+            partitioned = ""
+            if spec.partition_columns:
+                parts = ", ".join(f"`{f.name}` {f.dataType.simpleString()}" for f in spec.partition_fields)
+                partitioned = f" PARTITIONED BY ({parts})"
+            spec.root.mkdir(parents=True, exist_ok=True)
+            try:
+                self.spark.sql(
+                    f"CREATE EXTERNAL TABLE IF NOT EXISTS {self.qualified(spec.name)} ({columns}){partitioned} "
+                    f"STORED AS PARQUET LOCATION '{_location(spec.root)}'"
+                )
+            except AnalysisException as error:
+                if "already exists" not in str(error).lower():
+                    raise
+
+    def table(self, name: str) -> DataFrame:
+        return self.spark.table(self.qualified(name))
+
+    def replace_partitions(self, name: str, rows: DataFrame) -> int:
+        """Write `rows` as whole new versions of the partitions they fall in; return how many."""
+        spec = self.tables[name]
+        if not spec.partition_columns:
+            raise ValueError(f"{name} is not partitioned: use replace_table")
+        target = self._new_version_folder(spec)
+        ordered = rows.select(*[f.name for f in spec.schema.fields])
+        ordered.write.mode("errorifexists").partitionBy(*spec.partition_columns).parquet(str(target))
+        written = sorted(target.glob("/".join(f"{column}=*" for column in spec.partition_columns)))
+        if not written:
+            shutil.rmtree(target, ignore_errors=True)
+            return 0
+        existing = {row[0] for row in self.spark.sql(f"SHOW PARTITIONS {self.qualified(name)}").collect()}
+        new_partitions = []
+        for folder in written:
+            relative = folder.relative_to(target).as_posix()  # e.g. dt=2017-10-01/hour=3
+            clause = _partition_clause(spec, relative)
+            if relative in existing:
+                self.spark.sql(
+                    f"ALTER TABLE {self.qualified(name)} PARTITION ({clause}) SET LOCATION '{_location(folder)}'"
+                )
+            else:
+                new_partitions.append(f"PARTITION ({clause}) LOCATION '{_location(folder)}'")
+        if new_partitions:
+            self.spark.sql(f"ALTER TABLE {self.qualified(name)} ADD IF NOT EXISTS {' '.join(new_partitions)}")
+        log.info("%s: replaced %s partition(s) with version %s", name, len(written), target.name)
+        return len(written)
+
+    def replace_table(self, name: str, rows: DataFrame) -> None:
+        """Write `rows` as a whole new version of an unpartitioned table."""
+        spec = self.tables[name]
+        target = self._new_version_folder(spec)
+        rows.select(*[f.name for f in spec.schema.fields]).write.mode("errorifexists").parquet(str(target))
+        self.spark.sql(f"ALTER TABLE {self.qualified(name)} SET LOCATION '{_location(target)}'")
+        log.info("%s: replaced with version %s", name, target.name)
+
+    def remove_unused_versions(self, name: str, grace_seconds: float = VERSION_GRACE_SECONDS) -> int:
+        """Delete version folders that no partition points at and that are older than the grace period."""
+        spec = self.tables[name]
+        versions = spec.root / "versions"
+        if not versions.is_dir():
+            return 0
+        in_use = {Path(location).resolve() for location in self._locations(name)}
+        cutoff = time.time() - grace_seconds
+        depth = "/".join("*" for _ in spec.partition_columns)
+        removed = 0
+        for version in versions.iterdir():
+            candidates = sorted(version.glob(depth)) if depth else [version]
+            for folder in candidates:
+                if folder.resolve() in in_use or folder.stat().st_mtime > cutoff:
+                    continue
+                shutil.rmtree(folder, ignore_errors=True)
+                removed += 1
+            if spec.partition_columns:
+                _remove_empty_folders(version)
+        return removed
+
+    def _locations(self, name: str) -> list[str]:
+        """Where the metastore says the table's partitions (or the table) live, as local paths."""
+        jvm = self.spark._jvm
+        catalog = self.spark._jsparkSession.sharedState().externalCatalog()
+        if not self.tables[name].partition_columns:
+            uri = catalog.getTable(self.database, name).location()
+            return [jvm.java.nio.file.Paths.get(uri).toString()]  # type: ignore[union-attr]
+        partitions = catalog.listPartitions(self.database, name, jvm.scala.Option.empty())  # type: ignore[union-attr]
+        found = []
+        iterator = partitions.iterator()
+        while iterator.hasNext():
+            uri = iterator.next().location()
+            found.append(jvm.java.nio.file.Paths.get(uri).toString())  # type: ignore[union-attr]
+        return found
+
+    def _new_version_folder(self, spec: TableSpec) -> Path:
+        write_id = f"{time.strftime('%Y%m%dT%H%M%S')}-{uuid.uuid4().hex[:8]}"
+        folder = spec.root / "versions" / write_id
+        folder.parent.mkdir(parents=True, exist_ok=True)
+        return folder
+
+
+def _location(folder: Path) -> str:
+    """A folder as a metastore location. Not `Path.as_uri()`: it escapes the `=` of `dt=...`, and
+    the metastore would then point at a folder that does not exist."""
+    return f"file://{folder.resolve()}"
+
+
+def _partition_clause(spec: TableSpec, relative: str) -> str:
+    values = dict(part.split("=", 1) for part in relative.split("/"))
+    clauses = []
+    for field in spec.partition_fields:
+        value = values[field.name]
+        clauses.append(
+            f"`{field.name}`='{value}'" if isinstance(field.dataType, StringType) else f"`{field.name}`={int(value)}"
+        )
+    return ", ".join(clauses)
+
+
+def _remove_empty_folders(folder: Path) -> None:
+    for child in sorted(folder.rglob("*"), key=lambda p: len(p.parts), reverse=True):
+        if child.is_dir() and not any(child.iterdir()):
+            child.rmdir()
+    if folder.is_dir() and not any(folder.iterdir()):
+        folder.rmdir()

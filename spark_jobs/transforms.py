@@ -1,0 +1,234 @@
+"""The pipeline's Spark transformations: plain `DataFrame -> DataFrame` functions, no I/O.
+
+The streaming job and the batch job both use these, so a micro-batch and a recomputation of the
+same hours give the same rows. Names of the tables' columns are lower snake case (the Hive
+Metastore folds column names to lower case). Partition columns are `dt` (UTC date, yyyy-MM-dd)
+and `hour` (UTC hour, 0..23) and always come last.
+"""
+
+from __future__ import annotations
+
+from pyspark.sql import Column, DataFrame, Window
+from pyspark.sql import functions as F
+from pyspark.sql.types import LongType, StructField, StructType
+
+from app.schemas import ARTICLES, CLICKS, HEADER_FILE_VERSION, HEADER_SOURCE_FILE, HEADER_SOURCE_LINE, RecordSchema
+
+UNKNOWN_CATEGORY = -1
+PARTITION_COLUMNS = ("dt", "hour")
+
+
+def table_column(field_name: str) -> str:
+    """A schema field's name as a table column: `click_deviceGroup` -> `click_device_group`."""
+    out = []
+    for char in field_name:
+        if char.isupper():
+            out.append("_" + char.lower())
+        else:
+            out.append(char)
+    return "".join(out)
+
+
+def spark_struct(schema: RecordSchema) -> StructType:
+    """The Spark type of a message's JSON value, from the one schema definition."""
+    return StructType([StructField(field.name, LongType(), nullable=True) for field in schema.fields])
+
+
+def _header(name: str) -> Column:
+    return F.expr(f"CAST(element_at(filter(headers, h -> h.key = '{name}'), 1).value AS STRING)")
+
+
+def parse_records(kafka_rows: DataFrame, schema: RecordSchema) -> DataFrame:
+    """Kafka rows (with headers) -> the record's fields, its Kafka coordinates, and `parse_error`.
+
+    `parse_error` is null for a good record; otherwise it says what is wrong (not JSON, or which
+    fields are missing or not integers). Nothing is dropped here.
+    """
+    text = F.col("value").cast("string")
+    parsed = kafka_rows.select(
+        F.from_json(text, spark_struct(schema)).alias("record"),
+        text.alias("raw_value"),
+        F.col("topic").alias("kafka_topic"),
+        F.col("partition").alias("kafka_partition"),
+        F.col("offset").alias("kafka_offset"),
+        F.col("timestamp").alias("kafka_timestamp"),
+        _header(HEADER_SOURCE_FILE).alias("source_file"),
+        _header(HEADER_SOURCE_LINE).cast("int").alias("source_line"),
+        _header(HEADER_FILE_VERSION).cast("int").alias("file_version"),
+    )
+    not_object = F.json_object_keys(F.col("raw_value")).isNull()
+    missing = [F.when(F.col(f"record.{field.name}").isNull(), F.lit(field.name)) for field in schema.fields]
+    error = F.when(not_object, F.lit("not a JSON object")).otherwise(
+        F.when(
+            F.concat_ws(", ", *missing) != "",
+            F.concat(F.lit("missing or not an integer: "), F.concat_ws(", ", *missing)),
+        )
+    )
+    return parsed.withColumn("parse_error", error)
+
+
+def quarantined(parsed: DataFrame) -> DataFrame:
+    """Records that did not parse, with topic, partition, offset, raw value and reason."""
+    return parsed.where(F.col("parse_error").isNotNull()).select(
+        "kafka_topic",
+        "kafka_partition",
+        "kafka_offset",
+        "kafka_timestamp",
+        "raw_value",
+        F.col("parse_error").alias("reason"),
+        F.date_format("kafka_timestamp", "yyyy-MM-dd").alias("dt"),
+    )
+
+
+def _fields(schema: RecordSchema) -> list[Column]:
+    return [F.col(f"record.{field.name}").alias(table_column(field.name)) for field in schema.fields]
+
+
+def _coordinates() -> list[str]:
+    return ["kafka_partition", "kafka_offset", "kafka_timestamp", "source_file", "source_line", "file_version"]
+
+
+def raw_clicks(parsed: DataFrame) -> DataFrame:
+    """Good click records as rows of the raw clicks table, partitioned by the click's UTC hour."""
+    click_time = F.timestamp_millis(F.col("record.click_timestamp"))
+    return parsed.where(F.col("parse_error").isNull()).select(
+        *_fields(CLICKS),
+        *_coordinates(),
+        F.date_format(click_time, "yyyy-MM-dd").alias("dt"),
+        F.hour(click_time).alias("hour"),
+    )
+
+
+def raw_articles(parsed: DataFrame) -> DataFrame:
+    """Good article records as rows of the raw articles table, partitioned by the day they arrived."""
+    return parsed.where(F.col("parse_error").isNull()).select(
+        *_fields(ARTICLES),
+        *_coordinates(),
+        F.date_format("kafka_timestamp", "yyyy-MM-dd").alias("dt"),
+    )
+
+
+def distinct_records(rows: DataFrame) -> DataFrame:
+    """One row per Kafka record: a replayed batch adds nothing (the topic is fixed per table)."""
+    return rows.dropDuplicates(["kafka_partition", "kafka_offset"])
+
+
+def latest_articles(raw: DataFrame) -> DataFrame:
+    """The latest record of every article (a key's records share a partition, so offset orders them)."""
+    newest_first = Window.partitionBy("article_id").orderBy(F.col("kafka_offset").desc())
+    columns = [table_column(field.name) for field in ARTICLES.fields]
+    return (
+        raw.withColumn("_rank", F.row_number().over(newest_first))
+        .where("_rank = 1")
+        .select(*columns, F.col("kafka_timestamp").alias("updated_at"))
+    )
+
+
+def enrich_clicks(clicks: DataFrame, articles: DataFrame) -> DataFrame:
+    """Clicks with their article's category, publisher and length; unknown articles get category -1."""
+    known = articles.select(F.col("article_id").alias("_article_id"), "category_id", "publisher_id", "words_count")
+    return (
+        clicks.join(known, clicks.click_article_id == known._article_id, "left")
+        .drop("_article_id")
+        .withColumn("category_id", F.coalesce("category_id", F.lit(UNKNOWN_CATEGORY)))
+    )
+
+
+def article_hourly(enriched: DataFrame) -> DataFrame:
+    """Per article and hour: clicks, distinct users, distinct sessions, category and publisher."""
+    return (
+        enriched.groupBy("dt", "hour", F.col("click_article_id").alias("article_id"))
+        .agg(
+            F.max("category_id").alias("category_id"),
+            F.max("publisher_id").alias("publisher_id"),
+            F.count(F.lit(1)).alias("clicks"),
+            F.countDistinct("user_id").alias("users"),
+            F.countDistinct("session_id").alias("sessions"),
+        )
+        .select("article_id", "category_id", "publisher_id", "clicks", "users", "sessions", "dt", "hour")
+    )
+
+
+def category_hourly(enriched: DataFrame) -> DataFrame:
+    """Per category and hour: clicks, distinct users, sessions and articles, and the mean word
+    count of the distinct articles clicked (null where no clicked article of the category is known)."""
+    counts = enriched.groupBy("dt", "hour", "category_id").agg(
+        F.count(F.lit(1)).alias("clicks"),
+        F.countDistinct("user_id").alias("users"),
+        F.countDistinct("session_id").alias("sessions"),
+        F.countDistinct("click_article_id").alias("articles"),
+    )
+    words = (
+        enriched.select("dt", "hour", "category_id", "click_article_id", "words_count")
+        .distinct()
+        .groupBy("dt", "hour", "category_id")
+        .agg(F.avg("words_count").alias("mean_words_count"))
+    )
+    return counts.join(words, ["dt", "hour", "category_id"]).select(
+        "category_id", "clicks", "users", "sessions", "articles", "mean_words_count", "dt", "hour"
+    )
+
+
+CONTEXT_COLUMNS = (
+    "click_environment",
+    "click_device_group",
+    "click_os",
+    "click_country",
+    "click_region",
+    "click_referrer_type",
+)
+
+
+def context_hourly(clicks: DataFrame) -> DataFrame:
+    """Per context (environment, device group, OS, country, region, referrer type) and hour."""
+    return (
+        clicks.groupBy("dt", "hour", *CONTEXT_COLUMNS)
+        .agg(
+            F.count(F.lit(1)).alias("clicks"),
+            F.countDistinct("user_id").alias("users"),
+            F.countDistinct("session_id").alias("sessions"),
+        )
+        .select(*CONTEXT_COLUMNS, "clicks", "users", "sessions", "dt", "hour")
+    )
+
+
+def session_start_hours(clicks: DataFrame) -> DataFrame:
+    """The (dt, hour) of the start of every session in `clicks`: the session table's partitions."""
+    start = F.timestamp_millis("session_start")
+    return clicks.select(F.date_format(start, "yyyy-MM-dd").alias("dt"), F.hour(start).alias("hour")).distinct()
+
+
+def session_summary(enriched: DataFrame) -> DataFrame:
+    """Per session: user, start, declared size, clicks seen, first and last click, duration,
+    distinct articles and categories; partitioned by the UTC hour the session started."""
+    start = F.timestamp_millis("session_start")
+    return (
+        enriched.groupBy("session_id", "user_id", "session_start", "session_size")
+        .agg(
+            F.count(F.lit(1)).alias("clicks_seen"),
+            F.min("click_timestamp").alias("first_click"),
+            F.max("click_timestamp").alias("last_click"),
+            F.countDistinct("click_article_id").alias("articles"),
+            F.countDistinct("category_id").alias("categories"),
+        )
+        .withColumn("duration_seconds", (F.col("last_click") - F.col("first_click")) / 1000.0)
+        .select(
+            "session_id",
+            "user_id",
+            "session_start",
+            "session_size",
+            "clicks_seen",
+            "first_click",
+            "last_click",
+            "duration_seconds",
+            "articles",
+            "categories",
+            F.date_format(start, "yyyy-MM-dd").alias("dt"),
+            F.hour(start).alias("hour"),
+        )
+    )
+
+
+def in_hours(rows: DataFrame, hours: DataFrame) -> DataFrame:
+    """The rows whose (dt, hour) is one of `hours` (a small DataFrame of dt, hour)."""
+    return rows.join(F.broadcast(hours.select("dt", "hour").distinct()), ["dt", "hour"], "left_semi")
