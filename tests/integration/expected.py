@@ -1,0 +1,145 @@
+"""The aggregates computed independently, with pandas straight from the CSV files, for comparison.
+
+Nothing here imports the pipeline's transforms: the definitions are restated from the issue so
+that a mistake in the Spark code cannot hide in the expectation.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+
+def load_clicks(files: Iterable[Path]) -> pd.DataFrame:
+    clicks = pd.concat([pd.read_csv(path) for path in files], ignore_index=True)
+    clicks = clicks.rename(columns={"click_deviceGroup": "click_device_group"})
+    moment = pd.to_datetime(clicks["click_timestamp"], unit="ms", utc=True)
+    clicks["dt"] = moment.dt.strftime("%Y-%m-%d")
+    clicks["hour"] = moment.dt.hour.astype("int64")
+    return clicks
+
+
+def enrich(clicks: pd.DataFrame, articles: pd.DataFrame | None) -> pd.DataFrame:
+    if articles is None:
+        columns = ["article_id", "category_id", "created_at_ts", "publisher_id", "words_count"]
+        articles = pd.DataFrame({column: pd.Series(dtype="float64") for column in columns})
+    merged = clicks.merge(articles, left_on="click_article_id", right_on="article_id", how="left")
+    merged["category_id"] = merged["category_id"].fillna(-1).astype("int64")
+    return merged
+
+
+def article_hourly(enriched: pd.DataFrame) -> set[tuple[Any, ...]]:
+    grouped = enriched.groupby(["dt", "hour", "click_article_id"], dropna=False).agg(
+        category_id=("category_id", "max"),
+        publisher_id=("publisher_id", "max"),
+        clicks=("user_id", "size"),
+        users=("user_id", "nunique"),
+        sessions=("session_id", "nunique"),
+    )
+    return {
+        (
+            int(a),
+            int(r.category_id),
+            None if pd.isna(r.publisher_id) else int(r.publisher_id),
+            int(r.clicks),
+            int(r.users),
+            int(r.sessions),
+            dt,
+            int(h),
+        )
+        for (dt, h, a), r in grouped.iterrows()
+    }
+
+
+def category_hourly(enriched: pd.DataFrame) -> set[tuple[Any, ...]]:
+    counts = enriched.groupby(["dt", "hour", "category_id"]).agg(
+        clicks=("user_id", "size"),
+        users=("user_id", "nunique"),
+        sessions=("session_id", "nunique"),
+        articles=("click_article_id", "nunique"),
+    )
+    distinct_articles = enriched[["dt", "hour", "category_id", "click_article_id", "words_count"]].drop_duplicates()
+    words = distinct_articles.groupby(["dt", "hour", "category_id"])["words_count"].mean()
+    return {
+        (
+            int(c),
+            int(r.clicks),
+            int(r.users),
+            int(r.sessions),
+            int(r.articles),
+            None if pd.isna(words[(dt, h, c)]) else round(float(words[(dt, h, c)]), 6),
+            dt,
+            int(h),
+        )
+        for (dt, h, c), r in counts.iterrows()
+    }
+
+
+CONTEXT = [
+    "click_environment",
+    "click_device_group",
+    "click_os",
+    "click_country",
+    "click_region",
+    "click_referrer_type",
+]
+
+
+def context_hourly(clicks: pd.DataFrame) -> set[tuple[Any, ...]]:
+    grouped = clicks.groupby(["dt", "hour", *CONTEXT]).agg(
+        clicks=("user_id", "size"), users=("user_id", "nunique"), sessions=("session_id", "nunique")
+    )
+    return {
+        (*(int(v) for v in key[2:]), int(r.clicks), int(r.users), int(r.sessions), key[0], int(key[1]))
+        for key, r in grouped.iterrows()
+    }
+
+
+def sessions(enriched: pd.DataFrame) -> set[tuple[Any, ...]]:
+    grouped = enriched.groupby(["session_id", "user_id", "session_start", "session_size"]).agg(
+        clicks_seen=("click_timestamp", "size"),
+        first_click=("click_timestamp", "min"),
+        last_click=("click_timestamp", "max"),
+        articles=("click_article_id", "nunique"),
+        categories=("category_id", "nunique"),
+    )
+    result = set()
+    for (session, user, start, size), r in grouped.iterrows():
+        started = pd.Timestamp(int(start), unit="ms", tz="UTC")
+        result.add(
+            (
+                int(session),
+                int(user),
+                int(start),
+                int(size),
+                int(r.clicks_seen),
+                int(r.first_click),
+                int(r.last_click),
+                round((int(r.last_click) - int(r.first_click)) / 1000.0, 6),
+                int(r.articles),
+                int(r.categories),
+                started.strftime("%Y-%m-%d"),
+                int(started.hour),
+            )
+        )
+    return result
+
+
+def expected_tables(click_files: Iterable[Path], articles_file: Path | None) -> dict[str, set[tuple[Any, ...]]]:
+    clicks = load_clicks(click_files)
+    articles = pd.read_csv(articles_file) if articles_file is not None else None
+    enriched = enrich(clicks, articles)
+    return {
+        "article_hourly": article_hourly(enriched),
+        "category_hourly": category_hourly(enriched),
+        "context_hourly": context_hourly(clicks),
+        "sessions": sessions(enriched),
+    }
+
+
+def normalise(rows: Iterable[Any]) -> set[tuple[Any, ...]]:
+    """Spark rows as plain tuples, floats rounded like the expectation."""
+    return {tuple(round(value, 6) if isinstance(value, float) else value for value in row) for row in rows}

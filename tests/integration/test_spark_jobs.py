@@ -1,0 +1,254 @@
+"""The Spark jobs on real services, through spark-submit: exact aggregates, late metadata, replays,
+SIGKILLed drivers, the batch job beside the streaming job, and a checkpoint of another query."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import subprocess
+import time
+import uuid
+from collections.abc import Iterator
+from dataclasses import replace
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import pandas as pd
+import pytest
+from confluent_kafka import Producer
+
+from app.producer.discovery import FileKind
+from app.producer.publisher import PublishOptions, publish
+from app.runtime.services import Service, settings_environment
+from app.settings import REPO_ROOT, Settings
+from app.spark_session import spark_environment, spark_submit_command
+from tests.integration.expected import expected_tables, normalise
+
+if TYPE_CHECKING:
+    from pyspark.sql import SparkSession
+
+SAMPLE = REPO_ROOT / "app" / "data"
+CLICK_FILES = sorted(SAMPLE.glob("clicks_hour_*.csv"))
+AGGREGATES = ("article_hourly", "category_hourly", "context_hourly", "sessions")
+
+
+def pipeline_settings(settings: Settings, folder: Path) -> Settings:
+    """Topics, database, lake, checkpoint and data folder of one test pipeline alone."""
+    tag = uuid.uuid4().hex[:8]
+    (folder / "data").mkdir(parents=True)
+    return replace(
+        settings,
+        kafka_topic=f"clicks-{tag}",
+        kafka_metadata_topic=f"articles-{tag}",
+        kafka_ledger_topic=f"ledger-{tag}",
+        kafka_rejects_topic=f"rejects-{tag}",
+        producer_transactional_id=f"producer-{tag}",
+        producer_data_root_directory=folder / "data",
+        producer_file_stable_seconds=0.0,
+        hive_database=f"cs_{tag}",
+        parquet_destination_path=folder / "lake",
+        check_point_location=folder / "checkpoints",
+    )
+
+
+def job_environment(settings: Settings) -> dict[str, str]:
+    return {**os.environ, **settings_environment(settings), **spark_environment(settings), "PYTHONPATH": str(REPO_ROOT)}
+
+
+def start_job(settings: Settings, script: str, *args: str, log: Path) -> subprocess.Popen[bytes]:
+    command = spark_submit_command(settings, str(REPO_ROOT / "spark_jobs" / script), list(args))
+    with open(log, "ab") as handle:
+        return subprocess.Popen(
+            command, env=job_environment(settings), stdout=handle, stderr=subprocess.STDOUT, start_new_session=True
+        )
+
+
+def run_job(settings: Settings, script: str, *args: str, log: Path, timeout: float = 600) -> None:
+    job = start_job(settings, script, *args, log=log)
+    try:
+        code = job.wait(timeout)
+    finally:
+        if job.poll() is None:
+            os.killpg(job.pid, signal.SIGKILL)
+            job.wait()
+    assert code == 0, f"{script} {' '.join(args)} exited {code}:\n{log.read_text()[-4000:]}"
+
+
+def table_rows(spark: SparkSession, settings: Settings, table: str) -> list[Any]:
+    name = f"`{settings.hive_database}`.`{table}`"
+    spark.sql(f"REFRESH TABLE {name}")
+    return spark.table(name).collect()
+
+
+def aggregates(
+    spark: SparkSession, settings: Settings, hours: set[tuple[str, int]] | None = None
+) -> dict[str, set[Any]]:
+    result = {}
+    for table in AGGREGATES:
+        rows = normalise(table_rows(spark, settings, table))
+        result[table] = {row for row in rows if hours is None or (row[-2], row[-1]) in hours}
+    return result
+
+
+def shifted_copy(source: Path, target: Path, days: int) -> None:
+    """The same clicks `days` later (new hours for the tables), under another file name."""
+    frame = pd.read_csv(source)
+    shift = days * 86_400_000
+    frame["click_timestamp"] += shift
+    frame["session_start"] += shift
+    frame["session_id"] += shift  # distinct sessions
+    frame.to_csv(target, index=False)
+
+
+@pytest.fixture(scope="module")
+def sample_pipeline(
+    kafka: Service, metastore: Service, settings: Settings, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Settings]:
+    own = pipeline_settings(settings, tmp_path_factory.mktemp("pipeline"))
+    for path in [*CLICK_FILES, SAMPLE / "articles_metadata.csv"]:
+        shutil.copy(path, own.producer_data_root_directory / path.name)
+    yield own
+
+
+def test_aggregates_equal_an_independent_computation_even_with_late_metadata(
+    sample_pipeline: Settings, spark: SparkSession, tmp_path: Path
+) -> None:
+    settings = sample_pipeline
+    log = tmp_path / "jobs.log"
+    # clicks first: their articles are not known yet and count under category -1
+    publish(settings, PublishOptions(kinds=[FileKind.CLICKS]))
+    run_job(settings, "streaming_job.py", "--trigger", "available-now", log=log)
+    assert len(table_rows(spark, settings, "raw_clicks")) == 4208
+    assert aggregates(spark, settings) == expected_tables(CLICK_FILES, None)
+    assert {row.category_id for row in table_rows(spark, settings, "category_hourly")} == {-1}
+
+    # the metadata arrives later: the hours with those clicks are recomputed with it
+    publish(settings)
+    run_job(settings, "streaming_job.py", "--trigger", "available-now", log=log)
+    assert len(table_rows(spark, settings, "articles")) == 551
+    expected = expected_tables(CLICK_FILES, SAMPLE / "articles_metadata.csv")
+    assert aggregates(spark, settings) == expected
+    assert -1 not in {row.category_id for row in table_rows(spark, settings, "category_hourly")}
+
+    raw = table_rows(spark, settings, "raw_clicks")
+    assert len(raw) == len({(r.kafka_partition, r.kafka_offset) for r in raw}) == 4208
+
+
+def test_records_that_do_not_parse_are_quarantined_and_the_job_goes_on(
+    sample_pipeline: Settings, spark: SparkSession, tmp_path: Path
+) -> None:
+    settings = sample_pipeline
+    producer = Producer({"bootstrap.servers": settings.kafka_servers})  # some other producer
+    bad = [b"not json at all", b'{"user_id": "abc"}', b"[1, 2, 3]", b'{"article_id": 1.5, "category_id": 2}']
+    for value in bad[:3]:
+        producer.produce(settings.kafka_topic, value)
+    producer.produce(settings.kafka_metadata_topic, bad[3])
+    producer.produce(settings.kafka_metadata_topic, b"x" * 900_000)  # a very large message
+    assert producer.flush(30) == 0
+    raw_before = len(table_rows(spark, settings, "raw_clicks"))
+
+    run_job(settings, "streaming_job.py", "--trigger", "available-now", log=tmp_path / "job.log")
+    quarantine = {row.raw_value[:40]: row for row in table_rows(spark, settings, "quarantine")}
+    assert len(quarantine) == 5
+    assert quarantine["not json at all"].reason == "not a JSON object"
+    assert quarantine["[1, 2, 3]"].reason == "not a JSON object"
+    assert quarantine['{"user_id": "abc"}'].reason.startswith("missing or not an integer: user_id, session_id")
+    assert quarantine['{"article_id": 1.5, "category_id": 2}'].reason == (
+        "missing or not an integer: article_id, created_at_ts, publisher_id, words_count"
+    )
+    assert {row.kafka_topic for row in quarantine.values()} == {settings.kafka_topic, settings.kafka_metadata_topic}
+    assert all(row.kafka_offset >= 0 for row in quarantine.values())
+    assert len(table_rows(spark, settings, "raw_clicks")) == raw_before  # good data unaffected
+
+
+def test_checkpoint_of_another_query_stops_the_job_with_a_clear_message(
+    sample_pipeline: Settings, tmp_path: Path
+) -> None:
+    other = replace(sample_pipeline, kafka_topic="some-other-topic")
+    log = tmp_path / "job.log"
+    job = start_job(other, "streaming_job.py", "--trigger", "available-now", log=log)
+    assert job.wait(300) == 3
+    text = log.read_text()
+    assert "was written by another query" in text and "some-other-topic" in text and "CHECK_POINT_LOCATION" in text
+
+
+def test_batch_job_twice_gives_identical_partitions_while_the_stream_writes(
+    sample_pipeline: Settings, spark: SparkSession, tmp_path: Path
+) -> None:
+    settings = sample_pipeline
+    log = tmp_path / "jobs.log"
+    expected = expected_tables(CLICK_FILES, SAMPLE / "articles_metadata.csv")
+    hours = {(row[-2], row[-1]) for row in expected["article_hourly"]}
+    first, last = min(hours), max(hours)
+    bounds = (f"{first[0]}T{first[1]:02d}", f"{last[0]}T{last[1]:02d}")
+
+    stream = start_job(
+        settings,
+        "streaming_job.py",
+        "--trigger",
+        "processing-time",
+        "--interval",
+        "3 seconds",
+        log=tmp_path / "stream.log",
+    )
+    try:
+        # the stream gets new hours to write (the same clicks 30 days later) while the batch job runs
+        shifted_copy(CLICK_FILES[0], settings.producer_data_root_directory / "clicks_hour_900.csv", days=30)
+        publish(settings)
+        run_job(settings, "recompute_hours.py", "--from", bounds[0], "--to", bounds[1], log=log)
+        once = aggregates(spark, settings, hours)
+        run_job(settings, "recompute_hours.py", "--from", bounds[0], "--to", bounds[1], log=log)
+        twice = aggregates(spark, settings, hours)
+        deadline = time.monotonic() + 300
+        while len(table_rows(spark, settings, "raw_clicks")) < 4208 + 1883 and time.monotonic() < deadline:
+            assert stream.poll() is None, (tmp_path / "stream.log").read_text()[-4000:]
+            time.sleep(2)
+    finally:
+        os.killpg(stream.pid, signal.SIGTERM)
+        stream.wait(120)
+    assert once == twice
+    expected_sessions = {row for row in expected["sessions"] if (row[-2], row[-1]) in hours}
+    assert once == {**{t: expected[t] for t in AGGREGATES if t != "sessions"}, "sessions": expected_sessions}
+    assert len(table_rows(spark, settings, "raw_clicks")) == 4208 + 1883
+
+
+def committed_batches(checkpoint: Path) -> set[int]:
+    commits = checkpoint / "streaming" / "commits"
+    return {int(p.name) for p in commits.glob("*") if p.name.isdigit()} if commits.is_dir() else set()
+
+
+def started_batches(checkpoint: Path) -> set[int]:
+    offsets = checkpoint / "streaming" / "offsets"
+    return {int(p.name) for p in offsets.glob("*") if p.name.isdigit()} if offsets.is_dir() else set()
+
+
+def test_driver_killed_twice_mid_drain_leaves_every_click_once(
+    kafka: Service, metastore: Service, settings: Settings, spark: SparkSession, tmp_path: Path
+) -> None:
+    own = replace(pipeline_settings(settings, tmp_path / "pipeline"), spark_max_offsets_per_trigger=800)
+    for path in [*CLICK_FILES, SAMPLE / "articles_metadata.csv"]:
+        shutil.copy(path, own.producer_data_root_directory / path.name)
+    publish(own)
+    log = tmp_path / "jobs.log"
+    kills = 0
+    while kills < 2:
+        job = start_job(own, "streaming_job.py", "--trigger", "available-now", log=log)
+        done_before = committed_batches(own.check_point_location)
+        deadline = time.monotonic() + 300
+        # wait until a batch after the ones already committed has started, then kill inside it
+        while time.monotonic() < deadline and job.poll() is None:
+            in_flight = started_batches(own.check_point_location) - committed_batches(own.check_point_location)
+            if committed_batches(own.check_point_location) - done_before and in_flight:
+                break
+            time.sleep(0.2)
+        assert job.poll() is None, f"the job ended before it could be killed:\n{log.read_text()[-3000:]}"
+        time.sleep(1.5)  # well inside the batch's writes
+        os.killpg(job.pid, signal.SIGKILL)
+        job.wait()
+        kills += 1
+    run_job(own, "streaming_job.py", "--trigger", "available-now", log=log)
+
+    raw = table_rows(spark, own, "raw_clicks")
+    assert len(raw) == len({(r.kafka_partition, r.kafka_offset) for r in raw}) == 4208
+    assert aggregates(spark, own) == expected_tables(CLICK_FILES, SAMPLE / "articles_metadata.csv")
