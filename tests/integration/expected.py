@@ -13,6 +13,11 @@ from typing import Any
 import pandas as pd
 
 
+def _rows(grouped: pd.DataFrame) -> Iterable[Any]:
+    """The rows of a grouped result, group keys included, as named tuples."""
+    return grouped.reset_index().itertuples(index=False)
+
+
 def load_clicks(files: Iterable[Path]) -> pd.DataFrame:
     clicks = pd.concat([pd.read_csv(path) for path in files], ignore_index=True)
     clicks = clicks.rename(columns={"click_deviceGroup": "click_device_group"})
@@ -41,16 +46,16 @@ def article_hourly(enriched: pd.DataFrame) -> set[tuple[Any, ...]]:
     )
     return {
         (
-            int(a),
+            int(r.click_article_id),
             int(r.category_id),
-            None if pd.isna(r.publisher_id) else int(r.publisher_id),
+            _int_or_none(r.publisher_id),
             int(r.clicks),
             int(r.users),
             int(r.sessions),
-            dt,
-            int(h),
+            r.dt,
+            int(r.hour),
         )
-        for (dt, h, a), r in grouped.iterrows()
+        for r in _rows(grouped)
     }
 
 
@@ -62,19 +67,19 @@ def category_hourly(enriched: pd.DataFrame) -> set[tuple[Any, ...]]:
         articles=("click_article_id", "nunique"),
     )
     distinct_articles = enriched[["dt", "hour", "category_id", "click_article_id", "words_count"]].drop_duplicates()
-    words = distinct_articles.groupby(["dt", "hour", "category_id"])["words_count"].mean()
+    words = distinct_articles.groupby(["dt", "hour", "category_id"]).agg(mean_words=("words_count", "mean"))
     return {
         (
-            int(c),
+            int(r.category_id),
             int(r.clicks),
             int(r.users),
             int(r.sessions),
             int(r.articles),
-            None if pd.isna(words[(dt, h, c)]) else round(float(words[(dt, h, c)]), 6),
-            dt,
-            int(h),
+            None if pd.isna(r.mean_words) else round(float(r.mean_words), 6),
+            r.dt,
+            int(r.hour),
         )
-        for (dt, h, c), r in counts.iterrows()
+        for r in _rows(counts.join(words))
     }
 
 
@@ -93,8 +98,15 @@ def context_hourly(clicks: pd.DataFrame) -> set[tuple[Any, ...]]:
         clicks=("user_id", "size"), users=("user_id", "nunique"), sessions=("session_id", "nunique")
     )
     return {
-        (*(int(v) for v in key[2:]), int(r.clicks), int(r.users), int(r.sessions), key[0], int(key[1]))
-        for key, r in grouped.iterrows()
+        (
+            *(int(getattr(r, column)) for column in CONTEXT),
+            int(r.clicks),
+            int(r.users),
+            int(r.sessions),
+            r.dt,
+            int(r.hour),
+        )
+        for r in _rows(grouped)
     }
 
 
@@ -107,18 +119,19 @@ def sessions(enriched: pd.DataFrame) -> set[tuple[Any, ...]]:
         categories=("category_id", "nunique"),
     )
     result = set()
-    for (session, user, start, size), r in grouped.iterrows():
-        started = pd.Timestamp(int(start), unit="ms", tz="UTC")
+    for r in _rows(grouped):
+        started = pd.Timestamp(int(r.session_start), unit="ms", tz="UTC")
+        duration = round((int(r.last_click) - int(r.first_click)) / 1000.0, 6)
         result.add(
             (
-                int(session),
-                int(user),
-                int(start),
-                int(size),
+                int(r.session_id),
+                int(r.user_id),
+                int(r.session_start),
+                int(r.session_size),
                 int(r.clicks_seen),
                 int(r.first_click),
                 int(r.last_click),
-                round((int(r.last_click) - int(r.first_click)) / 1000.0, 6),
+                duration,
                 int(r.articles),
                 int(r.categories),
                 started.strftime("%Y-%m-%d"),
@@ -126,6 +139,10 @@ def sessions(enriched: pd.DataFrame) -> set[tuple[Any, ...]]:
             )
         )
     return result
+
+
+def _int_or_none(value: Any) -> int | None:
+    return None if pd.isna(value) else int(value)
 
 
 def expected_tables(click_files: Iterable[Path], articles_file: Path | None) -> dict[str, set[tuple[Any, ...]]]:

@@ -140,12 +140,20 @@ def test_records_that_do_not_parse_are_quarantined_and_the_job_goes_on(
 ) -> None:
     settings = sample_pipeline
     producer = Producer({"bootstrap.servers": settings.kafka_servers})  # some other producer
+    failures: list[str] = []
+
+    def delivered(error: Any, _message: Any) -> None:
+        if error is not None:
+            failures.append(str(error))
+
     bad = [b"not json at all", b'{"user_id": "abc"}', b"[1, 2, 3]", b'{"article_id": 1.5, "category_id": 2}']
     for value in bad[:3]:
-        producer.produce(settings.kafka_topic, value)
-    producer.produce(settings.kafka_metadata_topic, bad[3])
-    producer.produce(settings.kafka_metadata_topic, b"x" * 900_000)  # a very large message
+        producer.produce(settings.kafka_topic, value, on_delivery=delivered)
+    # the metadata topic is compacted: the broker takes only keyed messages there
+    producer.produce(settings.kafka_metadata_topic, bad[3], key=b"1", on_delivery=delivered)
+    producer.produce(settings.kafka_metadata_topic, b"x" * 900_000, key=b"2", on_delivery=delivered)  # very large
     assert producer.flush(30) == 0
+    assert failures == []
     raw_before = len(table_rows(spark, settings, "raw_clicks"))
 
     run_job(settings, "streaming_job.py", "--trigger", "available-now", log=tmp_path / "job.log")
