@@ -1,9 +1,11 @@
 """The main job on the embedded default: `make demo`.
 
 Starts the local services (Kafka, the Hive Metastore, Airflow), publishes the example data in
-`PRODUCER_DATA_ROOT_DIRECTORY` (default `app/data/`) exactly once, and prints a summary with the
-URLs and the login. It leaves the services running for you to explore; `make down` stops them.
-Running it again publishes nothing twice.
+`PRODUCER_DATA_ROOT_DIRECTORY` (default `app/data/`) exactly once, drains both topics with the
+streaming job (available-now) into the raw Parquet tables and the hourly Hive aggregates, and
+prints a summary: rows per topic, rejects, every table's row count, the busiest hour's top
+articles and categories, and the URLs with the login. It leaves the services running for you to
+explore; `make down` stops them. Running it again publishes and counts nothing twice.
 """
 
 from __future__ import annotations
@@ -21,6 +23,9 @@ from app.runtime.__main__ import airflow_login_hint, format_status
 from app.runtime.process import RuntimeErrorWithHint
 from app.runtime.services import LocalRuntime
 from app.settings import SettingsError, load_settings
+from app.spark_jobs_runner import SparkJobError, run_spark_job
+from app.spark_session import build_spark_session
+from app.summary import summarise_tables
 
 log = logging.getLogger(__name__)
 
@@ -31,12 +36,22 @@ def main() -> int:
     try:
         settings = load_settings()
         runtime = LocalRuntime(settings)
-        console.print("[bold]1/2[/bold] starting Kafka, the Hive Metastore and Airflow on", settings.bind_host)
+        console.print("[bold]1/4[/bold] starting Kafka, the Hive Metastore and Airflow on", settings.bind_host)
         runtime.up()
-        console.print(f"[bold]2/2[/bold] publishing {settings.producer_data_root_directory}")
+        console.print(f"[bold]2/4[/bold] publishing {settings.producer_data_root_directory}")
         result = publish(settings)
         ledger = read_ledger(settings)
-    except (RuntimeErrorWithHint, SettingsError, KafkaSetupError, PublishError) as error:
+        spark_log = settings.logs_dir / "spark-streaming-job.log"
+        console.print(f"[bold]3/4[/bold] draining the topics into Parquet and Hive with Spark (log: {spark_log})")
+        run_spark_job(settings, "streaming_job.py", ["--trigger", "available-now"], spark_log)
+        console.print("[bold]4/4[/bold] reading the Hive tables through the metastore")
+        spark = build_spark_session(settings, "clickstream-demo-summary")
+        spark.sparkContext.setLogLevel("ERROR")
+        try:
+            tables = summarise_tables(spark, settings)
+        finally:
+            spark.stop()
+    except (RuntimeErrorWithHint, SettingsError, KafkaSetupError, PublishError, SparkJobError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 1
     console.print(summary_table(result))
@@ -47,9 +62,24 @@ def main() -> int:
     console.print("\n[bold]rows in the topics[/bold] (all runs, from the ledger)")
     for topic, (rows, rejected) in sorted(by_topic.items()):
         console.print(f"  {topic}: {rows:,} rows, {rejected:,} rejected (in {settings.kafka_rejects_topic})")
+    console.print(f"\n[bold]Hive tables[/bold] (database {settings.hive_database})")
+    for table, count in tables.row_counts.items():
+        console.print(f"  {table}: {count:,} rows")
+    if tables.busiest_hour:
+        dt, hour = tables.busiest_hour
+        console.print(f"\n[bold]busiest hour[/bold]: {dt} {hour:02d}:00 UTC, {tables.busiest_hour_clicks:,} clicks")
+        console.print(
+            "  top articles (article, category, clicks): "
+            + "; ".join(f"{a}, {c}, {n}" for a, c, n in tables.top_articles)
+        )
+        console.print(
+            "  top categories (category, clicks, users): "
+            + "; ".join(f"{c}, {n}, {u}" for c, n, u in tables.top_categories)
+        )
     console.print("\n[bold]services[/bold]")
     console.print(format_status(runtime.status()))
     console.print(airflow_login_hint(settings))
+    console.print(f"Spark UI: http://{settings.bind_host}:{settings.spark_ui_port} (while a Spark job runs)")
     console.print("Stop everything with: make down")
     return 2 if result.refused else 0
 

@@ -20,10 +20,12 @@ from confluent_kafka import Producer
 
 from app.producer.discovery import FileKind
 from app.producer.publisher import PublishOptions, publish
-from app.runtime.services import Service, settings_environment
+from app.runtime.services import Service
 from app.settings import REPO_ROOT, Settings
-from app.spark_session import spark_environment, spark_submit_command
-from tests.integration.expected import expected_tables, normalise
+from app.spark_jobs_runner import JOBS_DIR, job_environment
+from app.spark_session import spark_submit_command
+from app.summary import summarise_tables
+from tests.integration.expected import expected_tables, load_clicks, normalise
 
 if TYPE_CHECKING:
     from pyspark.sql import SparkSession
@@ -52,12 +54,8 @@ def pipeline_settings(settings: Settings, folder: Path) -> Settings:
     )
 
 
-def job_environment(settings: Settings) -> dict[str, str]:
-    return {**os.environ, **settings_environment(settings), **spark_environment(settings), "PYTHONPATH": str(REPO_ROOT)}
-
-
 def start_job(settings: Settings, script: str, *args: str, log: Path) -> subprocess.Popen[bytes]:
-    command = spark_submit_command(settings, str(REPO_ROOT / "spark_jobs" / script), list(args))
+    command = spark_submit_command(settings, str(JOBS_DIR / script), list(args))
     with open(log, "ab") as handle:
         return subprocess.Popen(
             command, env=job_environment(settings), stdout=handle, stderr=subprocess.STDOUT, start_new_session=True
@@ -133,6 +131,19 @@ def test_aggregates_equal_an_independent_computation_even_with_late_metadata(
 
     raw = table_rows(spark, settings, "raw_clicks")
     assert len(raw) == len({(r.kafka_partition, r.kafka_offset) for r in raw}) == 4208
+
+
+def test_summary_of_the_tables(sample_pipeline: Settings, spark: SparkSession) -> None:
+    summary = summarise_tables(spark, sample_pipeline, top=3)
+    assert summary.row_counts["raw_clicks"] == 4208 and summary.row_counts["articles"] == 551
+    clicks = load_clicks(CLICK_FILES)
+    per_hour = clicks.groupby(["dt", "hour"]).size().sort_values(ascending=False)
+    (dt, hour), busiest_clicks = per_hour.index[0], int(per_hour.iloc[0])
+    assert summary.busiest_hour == (dt, int(hour)) and summary.busiest_hour_clicks == busiest_clicks
+    in_hour = clicks[(clicks.dt == dt) & (clicks.hour == hour)]
+    top_article_clicks = in_hour.groupby("click_article_id").size().sort_values(ascending=False).iloc[0]
+    assert summary.top_articles[0][2] == int(top_article_clicks)
+    assert len(summary.top_categories) == 3
 
 
 def test_records_that_do_not_parse_are_quarantined_and_the_job_goes_on(
