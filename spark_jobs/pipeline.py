@@ -139,11 +139,35 @@ class Pipeline:
         finally:
             new.unpersist()
 
-    def recompute_hours(self, hours: Iterable[Hour]) -> int:
-        """Rebuild every aggregate partition of these click hours (and their sessions) from raw data."""
-        hours = sorted(set(hours))
-        if not hours:
-            return 0
+    def recompute_hours(self, hours: Iterable[Hour], attempts: int = 5) -> int:
+        """Rebuild every aggregate partition of these click hours (and their sessions) from raw data.
+
+        Another application may land new raw data for the same hours meanwhile (the streaming job
+        beside a backfill). After swapping its results in, this checks that the raw partitions and
+        the articles it read are still the current ones; if not, its results may be older than the
+        other application's, so it computes those hours again.
+        """
+        pending = sorted(set(hours))
+        for _ in range(attempts):
+            if not pending:
+                return 0
+            before = self._inputs(pending)
+            self._recompute(pending)
+            after = self._inputs(pending)
+            changed = sorted(hour for hour in pending if before[hour] != after[hour])
+            if not changed:
+                return len(pending)
+            log.info("raw data of %s hour(s) changed while recomputing them; again: %s", len(changed), changed)
+            pending = changed
+        raise RuntimeError(f"the raw data of hours {pending} kept changing over {attempts} recomputations")
+
+    def _inputs(self, hours: list[Hour]) -> dict[Hour, tuple[str | None, str | None]]:
+        """The versions an hour's aggregates are computed from: its raw partition and the articles."""
+        raw = self.store.snapshot("raw_clicks")
+        articles = self.store.snapshot("articles").get("")
+        return {(dt, hour): (raw.get(f"dt={dt}/hour={hour}"), articles) for dt, hour in hours}
+
+    def _recompute(self, hours: list[Hour]) -> None:
         raw = self.store.table("raw_clicks")
         articles = self.store.table("articles")
         clicks = raw.where(hours_filter(hours))
@@ -162,7 +186,6 @@ class Pipeline:
                 hours_filter(session_hours, F.date_format(started, "yyyy-MM-dd"), F.hour(started))
             )
             self.store.replace_partitions("sessions", T.session_summary(T.enrich_clicks(session_clicks, articles)))
-        return len(hours)
 
     def remove_unused_versions(self) -> None:
         for table in self.store.tables:

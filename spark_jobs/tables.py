@@ -195,6 +195,15 @@ class TableStore:
                 _remove_empty_folders(version)
         return removed
 
+    def snapshot(self, name: str) -> dict[str, str]:
+        """Where each partition of a table lives now ("dt=.../hour=..." -> folder; "" for an
+        unpartitioned table): a new location means a new version of that partition."""
+        spec = self.tables[name]
+        depth = len(spec.partition_columns)
+        return {
+            "/".join(Path(location).parts[-depth:]) if depth else "": location for location in self._locations(name)
+        }
+
     def _locations(self, name: str) -> list[str]:
         """Where the metastore says the table's partitions (or the table) live, as local paths."""
         jvm = self.spark._jvm

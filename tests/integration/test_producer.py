@@ -16,6 +16,7 @@ from pathlib import Path
 
 import pytest
 from confluent_kafka import Consumer
+from confluent_kafka.admin import AdminClient, ConfigResource  # type: ignore[attr-defined]
 
 from app.producer.ledger import read_ledger
 from app.producer.publisher import PublishOptions, publish
@@ -285,3 +286,22 @@ def test_command_line_dry_run_publish_ledger_and_exit_codes(kafka: Service, own_
     output, _ = refused.communicate(timeout=120)
     assert refused.returncode == 2
     assert "header lacks required column(s)" in output
+
+
+def test_topics_are_created_from_settings(kafka: Service, own_topics: Settings) -> None:
+    settings = replace(own_topics, kafka_topic_partitions=4)
+    publish(settings, PublishOptions(kinds=[]))
+    admin = AdminClient({"bootstrap.servers": settings.kafka_servers})
+    metadata = admin.list_topics(timeout=10)
+    assert len(metadata.topics[settings.kafka_topic].partitions) == 4
+    assert len(metadata.topics[settings.kafka_metadata_topic].partitions) == 4
+    assert len(metadata.topics[settings.kafka_ledger_topic].partitions) == 1
+    resources = [
+        ConfigResource("topic", name)
+        for name in (settings.kafka_topic, settings.kafka_metadata_topic, settings.kafka_ledger_topic)
+    ]
+    configs = {r.name: f.result(timeout=10) for r, f in admin.describe_configs(resources).items()}
+    assert configs[settings.kafka_metadata_topic]["cleanup.policy"].value == "compact"
+    assert configs[settings.kafka_ledger_topic]["cleanup.policy"].value == "compact"
+    assert configs[settings.kafka_topic]["cleanup.policy"].value == "delete"
+    assert configs[settings.kafka_topic]["min.insync.replicas"].value == str(settings.kafka_min_insync_replicas)

@@ -1,0 +1,52 @@
+"""The producer's command-line pieces that need no broker: the progress bar and the summary table."""
+
+from __future__ import annotations
+
+import io
+from pathlib import Path
+
+from rich.console import Console
+
+from app.producer.__main__ import BarProgress, summary_table
+from app.producer.discovery import DataFile, FileKind
+from app.producer.publisher import producer_config
+from app.producer.report import FileReport, PublishReport
+from app.settings import load_settings
+
+
+def test_progress_bar_shows_file_rate_and_files_done() -> None:
+    output = io.StringIO()
+    console = Console(file=output, force_terminal=True, width=140)
+    file = DataFile(Path("clicks_hour_001.csv"), "clicks_hour_001.csv", FileKind.CLICKS, "click_stream")
+    with BarProgress(console) as bar:
+        bar.file_started(file, 1001)
+        bar.lines_done(500)
+        bar.file_finished(FileReport("clicks_hour_001.csv", "clicks", "click_stream", "published", rows=1000))
+        bar.bar.refresh()
+        task = bar.bar.tasks[-1]
+        assert (task.completed, task.total) == (500, 1000)
+        assert bar.files == 1
+    assert "clicks_hour_001.csv" in output.getvalue()
+
+
+def test_summary_table_totals_published_rows() -> None:
+    report = PublishReport(
+        files=[
+            FileReport("a.csv", "articles", "meta", "published", version=1, rows=10, rejected=1),
+            FileReport("c.csv", "clicks", "clicks", "already_published", version=1, rows=99),
+        ]
+    )
+    output = io.StringIO()
+    Console(file=output, width=200).print(summary_table(report))
+    text = output.getvalue()
+    assert "a.csv" in text and "already_published" in text
+    total_line = next(line for line in text.splitlines() if "total" in line)
+    assert "10" in total_line and "99" not in total_line  # only what this run published
+
+
+def test_producer_is_idempotent_transactional_and_acks_all() -> None:
+    config = producer_config(load_settings(environ={"PRODUCER_TRANSACTIONAL_ID": "tx-1"}, env_file=None))
+    assert config["enable.idempotence"] is True
+    assert config["acks"] == "all"
+    assert config["transactional.id"] == "tx-1"
+    assert config["compression.type"] and config["linger.ms"] > 0
