@@ -2,11 +2,17 @@
 
 from __future__ import annotations
 
+import os
 import socket
+import tempfile
 from collections.abc import Mapping
 from pathlib import Path
 
 from app.settings import Settings, load_settings
+
+# Airflow imported by a test (DAG parsing) keeps its home in a temporary folder, not in ~/airflow
+os.environ.setdefault("AIRFLOW_HOME", tempfile.mkdtemp(prefix="clickstream-airflow-home-"))
+os.environ.setdefault("AIRFLOW__CORE__LOAD_EXAMPLES", "False")
 
 
 def free_ports(count: int) -> list[int]:

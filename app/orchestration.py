@@ -1,0 +1,117 @@
+"""What the Airflow tasks of clickstream do, as plain functions the DAG files call.
+
+The DAG files stay thin: they wire these functions and `SparkSubmitOperator`s together. Nothing
+here is imported at DAG-parse time except the small helpers that build operator arguments, and
+those touch neither Kafka nor Spark.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping
+from dataclasses import replace
+from datetime import datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+from app.settings import REPO_ROOT, Settings, load_settings
+
+log = logging.getLogger(__name__)
+
+KAFKA_CONNECTION = "kafka_default"
+SPARK_CONNECTION = "spark_default"
+
+
+class ParameterError(ValueError):
+    """A parameter given when the DAG was triggered is unusable; the message says which and why."""
+
+
+def settings_for_run(params: Mapping[str, Any] | None = None, kafka_servers: str | None = None) -> Settings:
+    """The settings, with a run's data folder and the Kafka connection's servers applied."""
+    settings = load_settings()
+    data_dir = (params or {}).get("data_dir")
+    if data_dir:
+        folder = Path(data_dir).expanduser()
+        folder = folder if folder.is_absolute() else REPO_ROOT / folder
+        if not folder.is_dir():
+            raise ParameterError(f"data_dir: {folder} is not a folder")
+        settings = replace(settings, producer_data_root_directory=folder)
+    if kafka_servers:
+        settings = replace(settings, kafka_servers=kafka_servers)
+    return settings
+
+
+def kafka_servers_from_connection(conn_id: str = KAFKA_CONNECTION) -> str | None:
+    """`bootstrap.servers` of the Airflow Kafka connection (the provider's hook reads it)."""
+    from airflow.providers.apache.kafka.hooks.base import KafkaBaseHook
+
+    extra = KafkaBaseHook.get_connection(conn_id).extra_dejson
+    servers = extra.get("bootstrap.servers")
+    return str(servers) if servers else None
+
+
+def pending_files(settings: Settings) -> list[str]:
+    """Files in the data folder that are not published yet (or were changed since)."""
+    from app.producer.publisher import PublishOptions, publish
+
+    report = publish(settings, PublishOptions(dry_run=True))
+    return [file.file for file in report.files if file.status == "would_publish"]
+
+
+def publish_kind(settings: Settings, kind: str) -> dict[str, Any]:
+    """Publish one kind of file ("articles" or "clicks"); fail loudly if a file was refused."""
+    from app.producer.discovery import FileKind
+    from app.producer.publisher import PublishOptions, publish
+
+    report = publish(settings, PublishOptions(kinds=[FileKind(kind)]))
+    if report.refused:
+        reasons = "; ".join(f"{r.file}: {r.message}" for r in report.refused)
+        raise RuntimeError(f"{len(report.refused)} file(s) refused: {reasons}")
+    summary = report.to_dict()
+    log.info("published %s %s rows, %s rejected", kind, summary["rows"], summary["rejected"])
+    return summary
+
+
+HOUR_LAYOUT = "%Y-%m-%dT%H"
+
+
+def recompute_range(
+    params: Mapping[str, Any], interval_start: datetime | None, interval_end: datetime | None
+) -> tuple[str, str] | None:
+    """The UTC hours the run recomputes: the params' range if given, else the run's data interval;
+    None for a manual run with neither (its drain already recomputed what it touched)."""
+    first, last = params.get("recompute_from"), params.get("recompute_to")
+    if bool(first) != bool(last):
+        raise ParameterError("recompute_from and recompute_to go together: give both or neither")
+    if first and last:
+        try:
+            start = datetime.strptime(str(first), HOUR_LAYOUT)
+            end = datetime.strptime(str(last), HOUR_LAYOUT)
+        except ValueError:
+            raise ParameterError(
+                f"recompute_from/recompute_to: expected UTC hours like 2017-10-01T05, got {first!r} and {last!r}"
+            ) from None
+        if end < start:
+            raise ParameterError(f"recompute_to {last} is before recompute_from {first}")
+        return start.strftime(HOUR_LAYOUT), end.strftime(HOUR_LAYOUT)
+    if interval_start is None or interval_end is None:
+        return None
+    # the data interval is [start, end): its last hour starts one hour before its end
+    final = interval_end - timedelta(hours=1) if interval_end > interval_start else interval_start
+    return interval_start.strftime(HOUR_LAYOUT), final.strftime(HOUR_LAYOUT)
+
+
+def spark_job_environment(settings: Settings) -> dict[str, str]:
+    """Environment a Spark job adds to the worker's: the settings (no secrets), Spark's variables,
+    and the project on the Python path."""
+    from app.runtime.services import settings_environment
+    from app.spark_session import spark_environment
+
+    return {**settings_environment(settings), **spark_environment(settings), "PYTHONPATH": str(REPO_ROOT)}
+
+
+def spark_job_conf(settings: Settings) -> dict[str, str]:
+    """The project's Spark properties, less the master, which the Airflow Spark connection gives."""
+    from app.spark_session import spark_conf
+
+    return {key: value for key, value in spark_conf(settings).items() if key != "spark.master"}

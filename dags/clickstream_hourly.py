@@ -1,0 +1,102 @@
+"""clickstream_hourly: new CSV files -> Kafka -> Spark -> the hour's Hive partitions.
+
+Every hour (and for each hour of a backfill): wait for files that are not published yet, publish
+the article files and then the click files (exactly once), drain both topics with the streaming
+job (available-now), and recompute the run's hours with the batch job. Triggered from the UI it
+takes a data folder and a range of hours to recompute. The work lives in `app/` and `spark_jobs/`.
+"""
+
+from __future__ import annotations
+
+import pendulum
+from airflow.sdk import Asset, Param, PokeReturnValue, dag, get_current_context, task
+
+from app.airflow_operators import ClickstreamSparkSubmitOperator
+
+CLICKS_TOPIC = Asset("kafka://clickstream/clicks")
+ARTICLES_TOPIC = Asset("kafka://clickstream/articles")
+HOURLY_TABLES = [
+    Asset(f"hive://clickstream/{table}")
+    for table in ("raw_clicks", "articles", "article_hourly", "category_hourly", "context_hourly", "sessions")
+]
+HOUR_PATTERN = r"^\d{4}-\d{2}-\d{2}T\d{2}$"
+
+
+@dag(
+    dag_id="clickstream_hourly",
+    schedule="@hourly",
+    start_date=pendulum.datetime(2017, 10, 1, tz="UTC"),
+    catchup=False,
+    max_active_runs=1,
+    tags=["clickstream"],
+    params={
+        "data_dir": Param("", type="string", description="Data folder (default: PRODUCER_DATA_ROOT_DIRECTORY)"),
+        "recompute_from": Param(
+            "",
+            type="string",
+            pattern=f"({HOUR_PATTERN})|^$",
+            description="First UTC hour to recompute, e.g. 2017-10-01T00 (default: the run's hour)",
+        ),
+        "recompute_to": Param(
+            "", type="string", pattern=f"({HOUR_PATTERN})|^$", description="Last UTC hour to recompute, inclusive"
+        ),
+    },
+    doc_md=__doc__,
+)
+def clickstream_hourly() -> None:
+    @task.sensor(task_id="wait_for_new_files", poke_interval=30, timeout=50 * 60, mode="reschedule", soft_fail=True)
+    def wait_for_new_files() -> PokeReturnValue:
+        from app.orchestration import kafka_servers_from_connection, pending_files, settings_for_run
+
+        context = get_current_context()
+        run = context["dag_run"]
+        settings = settings_for_run(context["params"], kafka_servers_from_connection())
+        pending = pending_files(settings)
+        # a backfill, or a run asked to recompute hours, goes on without new files
+        go_on = bool(pending) or run.run_type in ("backfill", "manual")
+        return PokeReturnValue(is_done=go_on, xcom_value=pending)
+
+    @task(outlets=[ARTICLES_TOPIC])
+    def publish_articles() -> dict[str, object]:
+        from app.orchestration import kafka_servers_from_connection, publish_kind, settings_for_run
+
+        settings = settings_for_run(get_current_context()["params"], kafka_servers_from_connection())
+        return publish_kind(settings, "articles")
+
+    @task(outlets=[CLICKS_TOPIC])
+    def publish_clicks() -> dict[str, object]:
+        from app.orchestration import kafka_servers_from_connection, publish_kind, settings_for_run
+
+        settings = settings_for_run(get_current_context()["params"], kafka_servers_from_connection())
+        return publish_kind(settings, "clicks")
+
+    @task
+    def hours_to_recompute() -> list[str]:
+        from airflow.exceptions import AirflowSkipException
+
+        from app.orchestration import recompute_range
+
+        context = get_current_context()
+        hours = recompute_range(context["params"], context["data_interval_start"], context["data_interval_end"])
+        if hours is None:
+            raise AirflowSkipException("no hours given and no data interval: the drain recomputed what it touched")
+        return ["--from", hours[0], "--to", hours[1]]
+
+    drain = ClickstreamSparkSubmitOperator(
+        task_id="drain_topics",
+        job="streaming_job.py",
+        application_args=["--trigger", "available-now"],
+        inlets=[CLICKS_TOPIC, ARTICLES_TOPIC],
+        outlets=HOURLY_TABLES,
+    )
+    hours = hours_to_recompute()
+    recompute = ClickstreamSparkSubmitOperator(
+        task_id="recompute_hours",
+        job="recompute_hours.py",
+        application_args=hours,
+        outlets=HOURLY_TABLES,
+    )
+    wait_for_new_files() >> publish_articles() >> publish_clicks() >> drain >> hours >> recompute
+
+
+clickstream_hourly()

@@ -1,0 +1,78 @@
+"""DAG integrity: the DAG files import cleanly, have the expected tasks and order, and stay light."""
+
+from __future__ import annotations
+
+import itertools
+import subprocess
+import sys
+from datetime import UTC, datetime
+
+import pytest
+
+from app.orchestration import ParameterError, recompute_range
+from app.settings import REPO_ROOT
+
+
+@pytest.fixture(scope="module")
+def dagbag():  # type: ignore[no-untyped-def]
+    from airflow.dag_processing.dagbag import DagBag
+
+    return DagBag(dag_folder=str(REPO_ROOT / "dags"))
+
+
+def test_dags_import_without_errors(dagbag) -> None:  # type: ignore[no-untyped-def]
+    assert dagbag.import_errors == {}
+    assert "clickstream_hourly" in dagbag.dag_ids
+
+
+def test_hourly_dag_tasks_and_order(dagbag) -> None:  # type: ignore[no-untyped-def]
+    dag = dagbag.dags["clickstream_hourly"]
+    order = [
+        "wait_for_new_files",
+        "publish_articles",
+        "publish_clicks",
+        "drain_topics",
+        "hours_to_recompute",
+        "recompute_hours",
+    ]
+    assert sorted(dag.task_ids) == sorted(order)
+    for upstream, downstream in itertools.pairwise(order):
+        assert downstream in dag.get_task(upstream).downstream_task_ids
+    assert dag.get_task("drain_topics").application.endswith("spark_jobs/streaming_job.py")
+    assert dag.get_task("wait_for_new_files").mode == "reschedule"
+
+
+def test_parsing_the_dags_imports_no_spark_and_no_kafka_client() -> None:
+    probe = (
+        "import sys; from airflow.dag_processing.dagbag import DagBag; "
+        f"bag = DagBag(dag_folder={str(REPO_ROOT / 'dags')!r}); "
+        "assert not bag.import_errors, bag.import_errors; "
+        "heavy = [m for m in ('pyspark', 'confluent_kafka', 'pandas') if m in sys.modules]; "
+        "print(heavy); sys.exit(1 if heavy else 0)"
+    )
+    result = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, timeout=120, check=False)
+    assert result.returncode == 0, result.stdout + result.stderr[-2000:]
+
+
+def test_recompute_range_from_the_data_interval_or_the_params() -> None:
+    start, end = datetime(2017, 10, 1, 5, tzinfo=UTC), datetime(2017, 10, 1, 6, tzinfo=UTC)
+    assert recompute_range({}, None, None) is None
+    assert recompute_range({}, start, end) == ("2017-10-01T05", "2017-10-01T05")
+    assert recompute_range({"recompute_from": "2017-10-01T00", "recompute_to": "2017-10-01T03"}, start, end) == (
+        "2017-10-01T00",
+        "2017-10-01T03",
+    )
+
+
+@pytest.mark.parametrize(
+    ("params", "message"),
+    [
+        ({"recompute_from": "2017-10-01T00"}, "go together"),
+        ({"recompute_from": "yesterday", "recompute_to": "today"}, "expected UTC hours like 2017-10-01T05"),
+        ({"recompute_from": "2017-10-02T00", "recompute_to": "2017-10-01T00"}, "is before"),
+    ],
+)
+def test_bad_recompute_params_are_named(params: dict[str, str], message: str) -> None:
+    start = datetime(2017, 10, 1, 5, tzinfo=UTC)
+    with pytest.raises(ParameterError, match=message):
+        recompute_range(params, start, start)
