@@ -12,6 +12,7 @@ import pendulum
 from airflow.sdk import Asset, Param, PokeReturnValue, dag, get_current_context, task
 
 from app.airflow_operators import ClickstreamSparkSubmitOperator
+from app.runtime.services import SPARK_POOL  # created by `make up`, one slot
 
 CLICKS_TOPIC = Asset("kafka://clickstream/clicks")
 ARTICLES_TOPIC = Asset("kafka://clickstream/articles")
@@ -27,7 +28,7 @@ HOUR_PATTERN = r"^\d{4}-\d{2}-\d{2}T\d{2}$"
     schedule="@hourly",
     start_date=pendulum.datetime(2017, 10, 1, tz="UTC"),
     catchup=False,
-    max_active_runs=1,
+    max_active_runs=3,  # a run waiting for files must not hold back a backfill or a UI trigger
     tags=["clickstream"],
     params={
         "data_dir": Param("", type="string", description="Data folder (default: PRODUCER_DATA_ROOT_DIRECTORY)"),
@@ -44,7 +45,7 @@ HOUR_PATTERN = r"^\d{4}-\d{2}-\d{2}T\d{2}$"
     doc_md=__doc__,
 )
 def clickstream_hourly() -> None:
-    @task.sensor(task_id="wait_for_new_files", poke_interval=30, timeout=50 * 60, mode="reschedule", soft_fail=True)
+    @task.sensor(task_id="wait_for_new_files", poke_interval=30, timeout=10 * 60, mode="reschedule", soft_fail=True)
     def wait_for_new_files() -> PokeReturnValue:
         from app.orchestration import kafka_servers_from_connection, pending_files, settings_for_run
 
@@ -72,12 +73,12 @@ def clickstream_hourly() -> None:
 
     @task
     def hours_to_recompute() -> list[str]:
-        from airflow.exceptions import AirflowSkipException
+        from airflow.sdk.exceptions import AirflowSkipException
 
         from app.orchestration import recompute_range
 
         context = get_current_context()
-        hours = recompute_range(context["params"], context["data_interval_start"], context["data_interval_end"])
+        hours = recompute_range(context["params"], context.get("data_interval_start"), context.get("data_interval_end"))
         if hours is None:
             raise AirflowSkipException("no hours given and no data interval: the drain recomputed what it touched")
         return ["--from", hours[0], "--to", hours[1]]
@@ -86,6 +87,7 @@ def clickstream_hourly() -> None:
         task_id="drain_topics",
         job="streaming_job.py",
         application_args=["--trigger", "available-now"],
+        pool=SPARK_POOL,  # one Spark job at a time: one checkpoint, and a 2-core laptop
         inlets=[CLICKS_TOPIC, ARTICLES_TOPIC],
         outlets=HOURLY_TABLES,
     )
@@ -94,6 +96,7 @@ def clickstream_hourly() -> None:
         task_id="recompute_hours",
         job="recompute_hours.py",
         application_args=hours,
+        pool=SPARK_POOL,
         outlets=HOURLY_TABLES,
     )
     wait_for_new_files() >> publish_articles() >> publish_clicks() >> drain >> hours >> recompute

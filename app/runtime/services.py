@@ -288,6 +288,7 @@ class HiveMetastore(Service):
         return Health(False, f"port {port} not accepting connections")
 
 
+SPARK_POOL = "clickstream_spark"
 SIMPLE_AUTH_MANAGER = "airflow.api_fastapi.auth.managers.simple.simple_auth_manager.SimpleAuthManager"
 
 
@@ -397,6 +398,17 @@ class Airflow(Service):
         )
         if migrated.returncode != 0:
             raise ServiceStartError(f"airflow: `airflow db migrate` failed:\n{migrated.stderr[-3000:]}")
+        # the DAGs run their Spark jobs in this pool: one at a time (one streaming checkpoint)
+        pool = subprocess.run(
+            [airflow, "pools", "set", SPARK_POOL, "1", "Spark jobs of clickstream, one at a time"],
+            env=env,
+            cwd=self.home,
+            capture_output=True,
+            text=True,
+            check=False,
+        )
+        if pool.returncode != 0:
+            raise ServiceStartError(f"airflow: creating the pool {SPARK_POOL} failed:\n{pool.stderr[-2000:]}")
 
     def health(self) -> Health:
         url = f"{self.settings.airflow_url}/api/v2/monitor/health"

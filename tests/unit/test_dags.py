@@ -40,6 +40,9 @@ def test_hourly_dag_tasks_and_order(dagbag) -> None:  # type: ignore[no-untyped-
         assert downstream in dag.get_task(upstream).downstream_task_ids
     assert dag.get_task("drain_topics").application.endswith("spark_jobs/streaming_job.py")
     assert dag.get_task("wait_for_new_files").mode == "reschedule"
+    from app.runtime.services import SPARK_POOL
+
+    assert dag.get_task("drain_topics").pool == dag.get_task("recompute_hours").pool == SPARK_POOL
 
 
 def test_parsing_the_dags_imports_no_spark_and_no_kafka_client() -> None:
