@@ -22,7 +22,9 @@ if TYPE_CHECKING:
 
 @pytest.fixture(scope="session")
 def settings(tmp_path_factory: pytest.TempPathFactory) -> Settings:
-    return isolated_settings(tmp_path_factory.mktemp("state"))
+    # an empty data folder: Airflow's scheduled runs find nothing to publish; tests bring their own
+    empty = tmp_path_factory.mktemp("no-data")
+    return isolated_settings(tmp_path_factory.mktemp("state"), {"PRODUCER_DATA_ROOT_DIRECTORY": str(empty)})
 
 
 def _running(service: Service) -> Iterator[Service]:
