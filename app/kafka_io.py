@@ -8,6 +8,7 @@ replication and `min.insync.replicas` from the settings.
 from __future__ import annotations
 
 import logging
+import time
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -88,4 +89,25 @@ def ensure_topics(settings: Settings, topics: list[TopicSpec] | None = None, tim
                 f"cannot create topic {name} (KAFKA_REPLICATION_FACTOR={settings.kafka_replication_factor}, "
                 f"KAFKA_MIN_INSYNC_REPLICAS={settings.kafka_min_insync_replicas}): {error}"
             ) from None
+    wait_for_leaders(admin, [topic.name for topic in missing], timeout)
     return created
+
+
+def wait_for_leaders(admin: AdminClient, names: list[str], timeout: float) -> None:
+    """Wait until every partition of these topics has a leader: a new topic is not usable before."""
+    deadline = time.monotonic() + timeout
+    while True:
+        topics = admin.list_topics(timeout=timeout).topics
+        waiting = [
+            name
+            for name in names
+            if name not in topics
+            or topics[name].error is not None
+            or not topics[name].partitions
+            or any(p.leader < 0 or p.error is not None for p in topics[name].partitions.values())
+        ]
+        if not waiting:
+            return
+        if time.monotonic() > deadline:
+            raise KafkaSetupError(f"topic(s) {', '.join(waiting)} have no partition leader after {timeout:.0f} s")
+        time.sleep(0.2)

@@ -16,7 +16,7 @@ from dataclasses import asdict, dataclass, field
 from enum import Enum
 from typing import Any
 
-from confluent_kafka import Consumer, KafkaException, TopicPartition
+from confluent_kafka import Consumer, KafkaError, KafkaException, TopicPartition
 
 from app.kafka_io import client_config
 from app.settings import Settings
@@ -74,7 +74,7 @@ def read_ledger(settings: Settings, timeout: float = 30.0) -> dict[str, LedgerEn
         if settings.kafka_ledger_topic not in topics:
             return entries  # nothing was ever published with these settings
         partition = TopicPartition(settings.kafka_ledger_topic, 0)
-        low, high = consumer.get_watermark_offsets(partition, timeout=timeout)
+        low, high = _watermarks(consumer, partition, timeout)
         if high <= low:
             return entries
         consumer.assign([TopicPartition(settings.kafka_ledger_topic, 0, low)])
@@ -105,6 +105,22 @@ def read_ledger(settings: Settings, timeout: float = 30.0) -> dict[str, LedgerEn
     finally:
         consumer.close()
     return entries
+
+
+_RETRIABLE = {KafkaError.NOT_LEADER_FOR_PARTITION, KafkaError.LEADER_NOT_AVAILABLE, KafkaError.UNKNOWN_TOPIC_OR_PART}
+
+
+def _watermarks(consumer: Consumer, partition: TopicPartition, timeout: float) -> tuple[int, int]:
+    """The partition's low and high offsets, waiting out a leader election (a topic just created)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            low, high = consumer.get_watermark_offsets(partition, timeout=timeout)
+            return int(low), int(high)
+        except KafkaException as error:
+            if error.args[0].code() not in _RETRIABLE or time.monotonic() > deadline:
+                raise
+            time.sleep(0.2)
 
 
 class Action(Enum):

@@ -24,6 +24,7 @@ from app.producer.report import ALREADY_PUBLISHED, PUBLISHED, REFUSED
 from app.runtime.services import Service, settings_environment
 from app.schemas import CLICKS, HEADER_SOURCE_FILE
 from app.settings import REPO_ROOT, Settings
+from tests.conftest import own_pipeline
 from tests.integration.kafka_helpers import count_by_header, header, read_all
 
 SAMPLE = REPO_ROOT / "app" / "data"
@@ -38,19 +39,7 @@ def csv_rows(path: Path) -> int:
 @pytest.fixture
 def own_topics(settings: Settings, tmp_path: Path) -> Settings:
     """The session's settings with topics, transactional id and data folder of this test alone."""
-    tag = uuid.uuid4().hex[:8]
-    data = tmp_path / "data"
-    data.mkdir()
-    return replace(
-        settings,
-        kafka_topic=f"clicks-{tag}",
-        kafka_metadata_topic=f"articles-{tag}",
-        kafka_ledger_topic=f"ledger-{tag}",
-        kafka_rejects_topic=f"rejects-{tag}",
-        producer_transactional_id=f"producer-{tag}",
-        producer_data_root_directory=data,
-        producer_file_stable_seconds=0.0,
-    )
+    return own_pipeline(settings, tmp_path)
 
 
 def copy_sample(settings: Settings) -> dict[str, int]:

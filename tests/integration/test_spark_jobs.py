@@ -8,7 +8,6 @@ import shutil
 import signal
 import subprocess
 import time
-import uuid
 from collections.abc import Iterator
 from dataclasses import replace
 from pathlib import Path
@@ -25,6 +24,7 @@ from app.settings import REPO_ROOT, Settings
 from app.spark_jobs_runner import JOBS_DIR, job_environment
 from app.spark_session import spark_submit_command
 from app.summary import summarise_tables
+from tests.conftest import own_pipeline
 from tests.integration.expected import expected_tables, load_clicks, normalise
 
 if TYPE_CHECKING:
@@ -33,25 +33,6 @@ if TYPE_CHECKING:
 SAMPLE = REPO_ROOT / "app" / "data"
 CLICK_FILES = sorted(SAMPLE.glob("clicks_hour_*.csv"))
 AGGREGATES = ("article_hourly", "category_hourly", "context_hourly", "sessions")
-
-
-def pipeline_settings(settings: Settings, folder: Path) -> Settings:
-    """Topics, database, lake, checkpoint and data folder of one test pipeline alone."""
-    tag = uuid.uuid4().hex[:8]
-    (folder / "data").mkdir(parents=True)
-    return replace(
-        settings,
-        kafka_topic=f"clicks-{tag}",
-        kafka_metadata_topic=f"articles-{tag}",
-        kafka_ledger_topic=f"ledger-{tag}",
-        kafka_rejects_topic=f"rejects-{tag}",
-        producer_transactional_id=f"producer-{tag}",
-        producer_data_root_directory=folder / "data",
-        producer_file_stable_seconds=0.0,
-        hive_database=f"cs_{tag}",
-        parquet_destination_path=folder / "lake",
-        check_point_location=folder / "checkpoints",
-    )
 
 
 def start_job(settings: Settings, script: str, *args: str, log: Path) -> subprocess.Popen[bytes]:
@@ -103,7 +84,7 @@ def shifted_copy(source: Path, target: Path, days: int) -> None:
 def sample_pipeline(
     kafka: Service, metastore: Service, settings: Settings, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[Settings]:
-    own = pipeline_settings(settings, tmp_path_factory.mktemp("pipeline"))
+    own = own_pipeline(settings, tmp_path_factory.mktemp("pipeline"))
     for path in [*CLICK_FILES, SAMPLE / "articles_metadata.csv"]:
         shutil.copy(path, own.producer_data_root_directory / path.name)
     yield own
@@ -245,7 +226,7 @@ def started_batches(checkpoint: Path) -> set[int]:
 def test_driver_killed_twice_mid_drain_leaves_every_click_once(
     kafka: Service, metastore: Service, settings: Settings, spark: SparkSession, tmp_path: Path
 ) -> None:
-    own = replace(pipeline_settings(settings, tmp_path / "pipeline"), spark_max_offsets_per_trigger=800)
+    own = replace(own_pipeline(settings, tmp_path / "pipeline"), spark_max_offsets_per_trigger=800)
     for path in [*CLICK_FILES, SAMPLE / "articles_metadata.csv"]:
         shutil.copy(path, own.producer_data_root_directory / path.name)
     publish(own)
