@@ -112,6 +112,8 @@ def test_aggregates_equal_an_independent_computation_even_with_late_metadata(
 
     raw = table_rows(spark, settings, "raw_clicks")
     assert len(raw) == len({(r.kafka_partition, r.kafka_offset) for r in raw}) == 4208
+    progress = [line for line in log.read_text().splitlines() if "spark_jobs.streaming_job: batch" in line]
+    assert progress and all("rows/s" in line and "offsets behind latest" in line for line in progress)
 
 
 def test_summary_of_the_tables(sample_pipeline: Settings, spark: SparkSession) -> None:
