@@ -4,12 +4,15 @@ and recomputes, and its Hive partitions equal the independent computation from t
 from __future__ import annotations
 
 import json
+import os
 import shutil
+import subprocess
+import sys
 import time
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from app.runtime.services import Service
+from app.runtime.services import Airflow, Service
 from app.settings import REPO_ROOT, Settings
 from tests.integration.expected import expected_tables
 from tests.integration.test_airflow import login
@@ -98,3 +101,76 @@ def test_hourly_dag_run_over_the_sample(
     assert len(table_rows(spark, settings, "raw_clicks")) == 4208
     click_files = sorted(SAMPLE.glob("clicks_hour_*.csv"))
     assert aggregates(spark, settings) == expected_tables(click_files, SAMPLE / "articles_metadata.csv")
+
+
+def partition_location(spark: SparkSession, settings: Settings, table: str, dt: str, hour: int) -> str:
+    rows = spark.sql(
+        f"DESCRIBE FORMATTED `{settings.hive_database}`.`{table}` PARTITION (dt='{dt}', hour={hour})"
+    ).collect()
+    return next(str(row.data_type) for row in rows if row.col_name == "Location")
+
+
+def backfill(settings: Settings, token: str, first: str, last: str) -> None:
+    """`airflow backfill create` over [first, last] (inclusive), waited for until it completes."""
+    env = {**os.environ, **Airflow(settings).environment()}
+    airflow = str(Path(sys.executable).parent / "airflow")
+    created = subprocess.run(
+        [
+            airflow,
+            "backfill",
+            "create",
+            "--dag-id",
+            "clickstream_hourly",
+            "--from-date",
+            first,
+            "--to-date",
+            last,
+            "--reprocess-behavior",
+            "completed",
+        ],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
+    assert created.returncode == 0, created.stdout[-2000:] + created.stderr[-3000:]
+    deadline = time.monotonic() + 900
+    while time.monotonic() < deadline:
+        backfills = api(settings, token, "GET", "/api/v2/backfills?dag_id=clickstream_hourly")[1]["backfills"]
+        if backfills and all(b["completed_at"] for b in backfills):
+            return
+        time.sleep(5)
+    raise AssertionError("the backfill did not complete within 15 minutes")
+
+
+def test_backfill_of_two_hours_run_twice_gives_identical_partitions_and_publishes_nothing(
+    kafka: Service, metastore: Service, airflow: Service, settings: Settings, spark: SparkSession
+) -> None:
+    token = json.loads(login(settings, settings.airflow_admin_password)[1])["access_token"]
+    hours = {("2017-10-01", 2), ("2017-10-01", 3)}
+    before = partition_location(spark, settings, "article_hourly", "2017-10-01", 3)
+
+    backfill(settings, token, "2017-10-01T02:00:00+00:00", "2017-10-01T03:00:00+00:00")
+    first_location = partition_location(spark, settings, "article_hourly", "2017-10-01", 3)
+    once = aggregates(spark, settings, hours)
+    backfill(settings, token, "2017-10-01T02:00:00+00:00", "2017-10-01T03:00:00+00:00")
+    twice = aggregates(spark, settings, hours)
+
+    assert before != first_location  # the backfill really rewrote the hour
+    assert once == twice
+    expected = expected_tables(sorted(SAMPLE.glob("clicks_hour_*.csv")), SAMPLE / "articles_metadata.csv")
+    assert once["article_hourly"] == {row for row in expected["article_hourly"] if (row[-2], row[-1]) in hours}
+    assert len(table_rows(spark, settings, "raw_clicks")) == 4208  # nothing published again
+
+    runs = api(settings, token, "GET", "/api/v2/dags/clickstream_hourly/dagRuns?run_type=backfill")[1]["dag_runs"]
+    assert {run["state"] for run in runs} == {"success"} and len(runs) == 2
+    for run in runs:
+        status, entry = api(
+            settings,
+            token,
+            "GET",
+            f"/api/v2/dags/clickstream_hourly/dagRuns/{run['dag_run_id']}"
+            "/taskInstances/publish_clicks/xcomEntries/return_value",
+        )
+        assert status == 200 and '"rows": 0' in json.dumps(entry.get("value", entry))
