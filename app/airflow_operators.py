@@ -23,9 +23,9 @@ class ClickstreamSparkSubmitOperator(SparkSubmitOperator):
         super().__init__(application=str(JOBS_DIR / job), spark_binary="spark-submit", **kwargs)
 
     def execute(self, context: Any) -> None:
-        from app.orchestration import settings_for_run, spark_job_conf, spark_job_environment
+        from app.orchestration import run_settings, spark_job_conf, spark_job_environment
 
-        settings = settings_for_run(context["params"])
+        settings = run_settings(context)
         self.conf = {**spark_job_conf(settings), **(self.conf or {})}
         self.env_vars = {**spark_job_environment(settings), **(self.env_vars or {})}
         super().execute(context)

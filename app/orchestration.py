@@ -41,6 +41,11 @@ def settings_for_run(params: Mapping[str, Any] | None = None, kafka_servers: str
     return settings
 
 
+def run_settings(context: Mapping[str, Any]) -> Settings:
+    """The settings a task of a DAG run works with: its params, and the Kafka connection's servers."""
+    return settings_for_run(context["params"], kafka_servers_from_connection())
+
+
 def kafka_servers_from_connection(conn_id: str = KAFKA_CONNECTION) -> str | None:
     """`bootstrap.servers` of the Airflow Kafka connection (the provider's hook reads it)."""
     from airflow.providers.apache.kafka.hooks.base import KafkaBaseHook

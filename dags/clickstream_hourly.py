@@ -47,29 +47,25 @@ HOUR_PATTERN = r"^\d{4}-\d{2}-\d{2}T\d{2}$"
 def clickstream_hourly() -> None:
     @task.sensor(task_id="wait_for_new_files", poke_interval=30, timeout=10 * 60, mode="reschedule", soft_fail=True)
     def wait_for_new_files() -> PokeReturnValue:
-        from app.orchestration import kafka_servers_from_connection, pending_files, settings_for_run
+        from app.orchestration import pending_files, run_settings
 
         context = get_current_context()
-        run = context["dag_run"]
-        settings = settings_for_run(context["params"], kafka_servers_from_connection())
-        pending = pending_files(settings)
+        pending = pending_files(run_settings(context))
         # a backfill, or a run asked to recompute hours, goes on without new files
-        go_on = bool(pending) or run.run_type in ("backfill", "manual")
+        go_on = bool(pending) or context["dag_run"].run_type in ("backfill", "manual")
         return PokeReturnValue(is_done=go_on, xcom_value=pending)
 
     @task(outlets=[ARTICLES_TOPIC])
     def publish_articles() -> dict[str, object]:
-        from app.orchestration import kafka_servers_from_connection, publish_kind, settings_for_run
+        from app.orchestration import publish_kind, run_settings
 
-        settings = settings_for_run(get_current_context()["params"], kafka_servers_from_connection())
-        return publish_kind(settings, "articles")
+        return publish_kind(run_settings(get_current_context()), "articles")
 
     @task(outlets=[CLICKS_TOPIC])
     def publish_clicks() -> dict[str, object]:
-        from app.orchestration import kafka_servers_from_connection, publish_kind, settings_for_run
+        from app.orchestration import publish_kind, run_settings
 
-        settings = settings_for_run(get_current_context()["params"], kafka_servers_from_connection())
-        return publish_kind(settings, "clicks")
+        return publish_kind(run_settings(get_current_context()), "clicks")
 
     @task
     def hours_to_recompute() -> list[str]:

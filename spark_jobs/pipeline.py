@@ -181,9 +181,8 @@ class Pipeline:
             enriched.unpersist()
         if session_hours:
             # a session belongs to the hour it started in, and its clicks may lie in later hours
-            started = F.timestamp_millis("session_start")
             session_clicks = raw.where(F.col("dt") >= session_hours[0][0]).where(
-                hours_filter(session_hours, F.date_format(started, "yyyy-MM-dd"), F.hour(started))
+                hours_filter(session_hours, *T.session_start_partition())
             )
             self.store.replace_partitions("sessions", T.session_summary(T.enrich_clicks(session_clicks, articles)))
 

@@ -192,16 +192,22 @@ def context_hourly(clicks: DataFrame) -> DataFrame:
     )
 
 
+def session_start_partition() -> tuple[Column, Column]:
+    """The `dt` and `hour` of a session's start: the partition of the sessions table it belongs to."""
+    start = F.timestamp_millis("session_start")
+    return F.date_format(start, "yyyy-MM-dd"), F.hour(start)
+
+
 def session_start_hours(clicks: DataFrame) -> DataFrame:
     """The (dt, hour) of the start of every session in `clicks`: the session table's partitions."""
-    start = F.timestamp_millis("session_start")
-    return clicks.select(F.date_format(start, "yyyy-MM-dd").alias("dt"), F.hour(start).alias("hour")).distinct()
+    day, hour_of_day = session_start_partition()
+    return clicks.select(day.alias("dt"), hour_of_day.alias("hour")).distinct()
 
 
 def session_summary(enriched: DataFrame) -> DataFrame:
     """Per session: user, start, declared size, clicks seen, first and last click, duration,
     distinct articles and categories; partitioned by the UTC hour the session started."""
-    start = F.timestamp_millis("session_start")
+    day, hour_of_day = session_start_partition()
     return (
         enriched.groupBy("session_id", "user_id", "session_start", "session_size")
         .agg(
@@ -223,8 +229,8 @@ def session_summary(enriched: DataFrame) -> DataFrame:
             "duration_seconds",
             "articles",
             "categories",
-            F.date_format(start, "yyyy-MM-dd").alias("dt"),
-            F.hour(start).alias("hour"),
+            day.alias("dt"),
+            hour_of_day.alias("hour"),
         )
     )
 

@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING
 
 import pytest
 
+from app.airflow_client import AirflowClient
 from app.runtime.services import Airflow, HiveMetastore, KafkaBroker, Service
 from app.settings import Settings
 from app.spark_session import build_spark_session
@@ -48,6 +49,12 @@ def metastore(settings: Settings) -> Iterator[Service]:
 @pytest.fixture(scope="session")
 def airflow(settings: Settings) -> Iterator[Service]:
     yield from _running(Airflow(settings))
+
+
+@pytest.fixture
+def airflow_client(airflow: Service, settings: Settings) -> AirflowClient:
+    """A client logged in as the configured admin user."""
+    return AirflowClient(settings.airflow_url, settings.airflow_admin_user, settings.airflow_admin_password)
 
 
 @pytest.fixture(scope="session")
