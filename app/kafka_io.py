@@ -111,3 +111,40 @@ def wait_for_leaders(admin: AdminClient, names: list[str], timeout: float) -> No
         if time.monotonic() > deadline:
             raise KafkaSetupError(f"topic(s) {', '.join(waiting)} have no partition leader after {timeout:.0f} s")
         time.sleep(0.2)
+
+
+def end_offsets(settings: Settings, topics: list[str], timeout: float = 15.0) -> dict[str, dict[int, int]]:
+    """Each partition's end as a `read_committed` reader sees it (the last stable offset), per topic.
+
+    A topic that does not exist yet has no partitions here. After a committed transaction this is
+    the offset just past its commit marker, the same offset a Spark Kafka source reads up to.
+    """
+    return topic_offsets(settings, topics, "latest", timeout)
+
+
+def topic_offsets(
+    settings: Settings, topics: list[str], which: str = "latest", timeout: float = 15.0
+) -> dict[str, dict[int, int]]:
+    """The `earliest` or `latest` (last stable) offset of every partition of these topics."""
+    from confluent_kafka import IsolationLevel, TopicPartition
+    from confluent_kafka.admin import OffsetSpec  # type: ignore[attr-defined]
+
+    admin = AdminClient({**client_config(settings), "socket.timeout.ms": int(timeout * 1000)})
+    try:
+        metadata = admin.list_topics(timeout=timeout).topics
+    except KafkaException as error:
+        raise KafkaSetupError(f"cannot reach Kafka at KAFKA_SERVERS={settings.kafka_servers}: {error}") from None
+    spec = OffsetSpec.earliest() if which == "earliest" else OffsetSpec.latest()  # type: ignore[no-untyped-call]
+    wanted = {
+        TopicPartition(topic, partition): spec
+        for topic in topics
+        if topic in metadata
+        for partition in metadata[topic].partitions
+    }
+    result: dict[str, dict[int, int]] = {topic: {} for topic in topics if topic in metadata}
+    if not wanted:
+        return result
+    futures = admin.list_offsets(wanted, isolation_level=IsolationLevel.READ_COMMITTED, request_timeout=timeout)
+    for partition, future in futures.items():
+        result[partition.topic][partition.partition] = int(future.result(timeout=timeout).offset)
+    return result

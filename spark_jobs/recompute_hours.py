@@ -17,7 +17,7 @@ import sys
 from datetime import UTC, datetime, timedelta
 
 from app.settings import load_settings
-from app.spark_session import build_spark_session
+from app.spark_session import build_spark_session, configure_job_logging
 from spark_jobs.pipeline import Hour, Pipeline
 from spark_jobs.tables import TableStore
 
@@ -51,7 +51,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--from", dest="first", type=parse_hour, required=True, help="first UTC hour, inclusive")
     parser.add_argument("--to", dest="last", type=parse_hour, required=True, help="last UTC hour, inclusive")
     args = parser.parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    configure_job_logging()
     try:
         hours = hours_between(args.first, args.last)
     except ValueError as error:

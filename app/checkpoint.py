@@ -1,0 +1,184 @@
+"""The streaming job's checkpoint, seen from outside Spark: whose it is, who runs on it, how far it got.
+
+- The identity file (`CHECK_POINT_LOCATION/streaming.query.json`) records which query wrote the
+  checkpoint; a job for other topics or another version of the query refuses to run on it.
+- The lock file (`CHECK_POINT_LOCATION/streaming.lock`) is held (`flock`) by the one streaming job
+  running on the checkpoint and says which job that is. A second job refuses to start; the hourly
+  DAG's drain task waits for a running stream instead of starting one.
+- `committed_offsets()` reads the Kafka offsets of the last completed micro-batch from Spark's
+  checkpoint files, so Airflow tasks and views can tell how far the stream got without Spark.
+
+The lock is a local file lock: the drivers must run on the host that holds the checkpoint (Spark's
+client deploy mode, which the project uses).
+"""
+
+from __future__ import annotations
+
+import fcntl
+import json
+import logging
+import os
+import socket
+import time
+from pathlib import Path
+from typing import IO, Any
+
+from app.schemas import SCHEMA_VERSION
+from app.settings import Settings
+
+log = logging.getLogger(__name__)
+
+QUERY_VERSION = 1  # bump when the query changes in a way an old checkpoint cannot follow
+
+Offsets = dict[str, dict[int, int]]  # topic -> partition -> next offset to read
+
+
+class CheckpointMismatchError(RuntimeError):
+    """The checkpoint belongs to another query; continuing would reprocess or skip data."""
+
+
+class CheckpointBusyError(RuntimeError):
+    """Another streaming job runs on the checkpoint."""
+
+
+def checkpoint_folder(settings: Settings) -> Path:
+    return settings.check_point_location / "streaming"
+
+
+def query_identity(settings: Settings) -> dict[str, Any]:
+    return {
+        "job": "clickstream-streaming",
+        "query_version": QUERY_VERSION,
+        "schema_version": SCHEMA_VERSION,
+        "topics": sorted([settings.kafka_topic, settings.kafka_metadata_topic]),
+        "database": settings.hive_database,
+    }
+
+
+def check_checkpoint(settings: Settings) -> Path:
+    """The checkpoint folder, after making sure it was written by this query (or is new)."""
+    checkpoint = checkpoint_folder(settings)
+    identity_file = settings.check_point_location / "streaming.query.json"
+    expected = query_identity(settings)
+    if identity_file.exists():
+        found = json.loads(identity_file.read_text())
+        if found != expected:
+            differences = ", ".join(
+                f"{key}: checkpoint has {found.get(key)!r}, job has {expected[key]!r}"
+                for key in expected
+                if found.get(key) != expected[key]
+            )
+            raise CheckpointMismatchError(
+                f"the checkpoint in {checkpoint} was written by another query ({differences}); "
+                "set CHECK_POINT_LOCATION to a new folder (the job then starts from KAFKA_STARTING_OFFSETS) "
+                "or restore the settings it was written with"
+            )
+    elif checkpoint.exists() and any(checkpoint.iterdir()):
+        raise CheckpointMismatchError(
+            f"the checkpoint in {checkpoint} has no record of the query that wrote it ({identity_file} is missing); "
+            "set CHECK_POINT_LOCATION to a new folder"
+        )
+    else:
+        identity_file.parent.mkdir(parents=True, exist_ok=True)
+        identity_file.write_text(json.dumps(expected, indent=2, sort_keys=True))
+    return checkpoint
+
+
+def _lock_file(settings: Settings) -> Path:
+    return settings.check_point_location / "streaming.lock"
+
+
+class StreamLock:
+    """Held by the streaming job for as long as it runs; released when its process ends, however."""
+
+    def __init__(self, settings: Settings, trigger: str) -> None:
+        self.path = _lock_file(settings)
+        self.trigger = trigger
+        self._handle: IO[str] | None = None
+
+    def acquire(self) -> None:
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        handle = open(self.path, "a+")  # noqa: SIM115 - held until release()
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            handle.seek(0)
+            holder = handle.read().strip() or "unknown"
+            handle.close()
+            raise CheckpointBusyError(
+                f"another streaming job runs on the checkpoint in {self.path.parent} ({holder}); "
+                "stop it first (the clickstream_streaming run in Airflow), "
+                "or give this one its own CHECK_POINT_LOCATION"
+            ) from None
+        handle.seek(0)
+        handle.truncate()
+        holder_info = {
+            "pid": os.getpid(),
+            "host": socket.gethostname(),
+            "trigger": self.trigger,
+            "started": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+        }
+        handle.write(json.dumps(holder_info))
+        handle.flush()
+        self._handle = handle
+
+    def release(self) -> None:
+        if self._handle is not None:
+            fcntl.flock(self._handle, fcntl.LOCK_UN)
+            self._handle.close()
+            self._handle = None
+
+    def __enter__(self) -> StreamLock:
+        self.acquire()
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self.release()
+
+
+def running_stream(settings: Settings) -> dict[str, Any] | None:
+    """Who runs on the checkpoint now (pid, host, trigger, started), or None when no job does."""
+    path = _lock_file(settings)
+    if not path.exists():
+        return None
+    with open(path) as handle:
+        try:
+            fcntl.flock(handle, fcntl.LOCK_SH | fcntl.LOCK_NB)
+        except BlockingIOError:
+            text = handle.read().strip()
+            try:
+                holder: dict[str, Any] = json.loads(text)
+            except ValueError:
+                holder = {"holder": text or "unknown"}
+            return holder
+        fcntl.flock(handle, fcntl.LOCK_UN)
+        return None
+
+
+def committed_offsets(settings: Settings) -> Offsets:
+    """Offsets the last completed micro-batch read up to; empty when no batch has completed."""
+    checkpoint = checkpoint_folder(settings)
+    commits = _batch_ids(checkpoint / "commits")
+    if not commits:
+        return {}
+    lines = (checkpoint / "offsets" / str(max(commits))).read_text().splitlines()
+    offsets: Offsets = {}
+    for line in lines[2:]:  # a version line, the batch metadata, then one line per source
+        source = json.loads(line) if line.strip().startswith("{") else {}
+        for topic, partitions in source.items():
+            offsets.setdefault(topic, {}).update({int(p): int(o) for p, o in partitions.items()})
+    return offsets
+
+
+def _batch_ids(folder: Path) -> list[int]:
+    if not folder.is_dir():
+        return []
+    return [int(path.name) for path in folder.iterdir() if path.name.isdigit()]
+
+
+def offsets_behind(target: Offsets, reached: Offsets) -> dict[str, int]:
+    """Per topic, how many offsets `reached` lacks to get to `target` (0 when it got there)."""
+    return {
+        topic: sum(max(0, end - reached.get(topic, {}).get(partition, 0)) for partition, end in partitions.items())
+        for topic, partitions in target.items()
+    }
