@@ -8,6 +8,7 @@ those touch neither Kafka nor Spark.
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Mapping
 from dataclasses import replace
 from datetime import datetime, timedelta
@@ -75,6 +76,38 @@ def publish_kind(settings: Settings, kind: str) -> dict[str, Any]:
     summary = report.to_dict()
     log.info("published %s %s rows, %s rejected", kind, summary["rows"], summary["rejected"])
     return summary
+
+
+def wait_for_running_stream(settings: Settings, timeout: float = 3600.0, poll: float = 5.0) -> str | None:
+    """Whether the topics' data as of now is already drained, or is being drained by a running
+    streaming job (then wait until that job has passed it); None when this task must drain itself.
+
+    Returns how the data got drained: "checkpoint already past the topics' end" or "running stream".
+    A running stream on the checkpoint is never joined by a second job.
+    """
+    from app.checkpoint import committed_offsets, offsets_behind, running_stream
+    from app.kafka_io import end_offsets
+
+    target = end_offsets(settings, [settings.kafka_topic, settings.kafka_metadata_topic])
+    deadline = time.monotonic() + timeout
+    waited = False
+    while True:
+        behind = offsets_behind(target, committed_offsets(settings))
+        if not any(behind.values()):
+            return "running stream" if waited else "checkpoint already past the topics' end"
+        holder = running_stream(settings)
+        if holder is None:
+            return None
+        if not waited or time.monotonic() > deadline:
+            log.info(
+                "a streaming job runs on the checkpoint (%s); waiting until it passes the topics' end (behind: %s)",
+                ", ".join(f"{key} {value}" for key, value in holder.items()),
+                behind,
+            )
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"the running stream did not pass the topics' end within {timeout:.0f} s: {behind}")
+        waited = True
+        time.sleep(poll)
 
 
 HOUR_LAYOUT = "%Y-%m-%dT%H"

@@ -2,24 +2,21 @@
 
 Every hour (and for each hour of a backfill): wait for files that are not published yet, publish
 the article files and then the click files (exactly once), drain both topics with the streaming
-job (available-now), and recompute the run's hours with the batch job. Triggered from the UI it
-takes a data folder and a range of hours to recompute. The work lives in `app/` and `spark_jobs/`.
+job (available-now; when `clickstream_streaming` runs, wait for it to pass the topics' end
+instead), recompute the run's hours with the batch job, and check that the aggregates agree with
+the raw table and the raw table with the producer's ledger. Triggered from the UI it takes a data
+folder and a range of hours to recompute. The work lives in `app/` and `spark_jobs/`.
 """
 
 from __future__ import annotations
 
 import pendulum
-from airflow.sdk import Asset, Param, PokeReturnValue, dag, get_current_context, task
+from airflow.sdk import Param, PokeReturnValue, dag, get_current_context, task
 
-from app.airflow_operators import ClickstreamSparkSubmitOperator
-from app.runtime.services import SPARK_POOL  # created by `make up`, one slot
+from app.airflow_operators import ClickstreamSparkSubmitOperator, DrainTopicsOperator
+from app.lineage import ARTICLES_TOPIC, CLICKS_TOPIC, HOURLY_TABLES
+from app.runtime.services import PUBLISH_POOL, SPARK_POOL  # created by `make up`, one slot each
 
-CLICKS_TOPIC = Asset("kafka://clickstream/clicks")
-ARTICLES_TOPIC = Asset("kafka://clickstream/articles")
-HOURLY_TABLES = [
-    Asset(f"hive://clickstream/{table}")
-    for table in ("raw_clicks", "articles", "article_hourly", "category_hourly", "context_hourly", "sessions")
-]
 HOUR_PATTERN = r"^\d{4}-\d{2}-\d{2}T\d{2}$"
 
 
@@ -30,16 +27,26 @@ HOUR_PATTERN = r"^\d{4}-\d{2}-\d{2}T\d{2}$"
     catchup=False,
     max_active_runs=3,  # a run waiting for files must not hold back a backfill or a UI trigger
     tags=["clickstream"],
-    params={
-        "data_dir": Param("", type="string", description="Data folder (default: PRODUCER_DATA_ROOT_DIRECTORY)"),
+    params={  # optional (null or text), so the UI's Trigger form can be sent empty
+        "data_dir": Param(
+            None,
+            type=["null", "string"],
+            title="Data folder",
+            description="Folder with the CSV files (empty: PRODUCER_DATA_ROOT_DIRECTORY)",
+        ),
         "recompute_from": Param(
-            "",
-            type="string",
+            None,
+            type=["null", "string"],
             pattern=f"({HOUR_PATTERN})|^$",
-            description="First UTC hour to recompute, e.g. 2017-10-01T00 (default: the run's hour)",
+            title="Recompute from (UTC hour)",
+            description="First UTC hour to recompute, like 2017-10-01T00 (empty: the run's hour)",
         ),
         "recompute_to": Param(
-            "", type="string", pattern=f"({HOUR_PATTERN})|^$", description="Last UTC hour to recompute, inclusive"
+            None,
+            type=["null", "string"],
+            pattern=f"({HOUR_PATTERN})|^$",
+            title="Recompute to (UTC hour)",
+            description="Last UTC hour to recompute, inclusive, like 2017-10-01T05",
         ),
     },
     doc_md=__doc__,
@@ -55,13 +62,13 @@ def clickstream_hourly() -> None:
         go_on = bool(pending) or context["dag_run"].run_type in ("backfill", "manual")
         return PokeReturnValue(is_done=go_on, xcom_value=pending)
 
-    @task(outlets=[ARTICLES_TOPIC])
+    @task(outlets=[ARTICLES_TOPIC], pool=PUBLISH_POOL)
     def publish_articles() -> dict[str, object]:
         from app.orchestration import publish_kind, run_settings
 
         return publish_kind(run_settings(get_current_context()), "articles")
 
-    @task(outlets=[CLICKS_TOPIC])
+    @task(outlets=[CLICKS_TOPIC], pool=PUBLISH_POOL)
     def publish_clicks() -> dict[str, object]:
         from app.orchestration import publish_kind, run_settings
 
@@ -69,20 +76,16 @@ def clickstream_hourly() -> None:
 
     @task
     def hours_to_recompute() -> list[str]:
-        from airflow.sdk.exceptions import AirflowSkipException
-
+        """Arguments of the batch job: the params' hours or the run's data interval; none for a manual
+        run without either (its drain recomputed what it touched, and the check looks at every hour)."""
         from app.orchestration import recompute_range
 
         context = get_current_context()
         hours = recompute_range(context["params"], context.get("data_interval_start"), context.get("data_interval_end"))
-        if hours is None:
-            raise AirflowSkipException("no hours given and no data interval: the drain recomputed what it touched")
-        return ["--from", hours[0], "--to", hours[1]]
+        return ["--from", hours[0], "--to", hours[1]] if hours else []
 
-    drain = ClickstreamSparkSubmitOperator(
+    drain = DrainTopicsOperator(
         task_id="drain_topics",
-        job="streaming_job.py",
-        application_args=["--trigger", "available-now"],
         pool=SPARK_POOL,  # one Spark job at a time: one checkpoint, and a 2-core laptop
         inlets=[CLICKS_TOPIC, ARTICLES_TOPIC],
         outlets=HOURLY_TABLES,
@@ -92,10 +95,19 @@ def clickstream_hourly() -> None:
         task_id="recompute_hours",
         job="recompute_hours.py",
         application_args=hours,
+        skip_without_arguments=True,
         pool=SPARK_POOL,
         outlets=HOURLY_TABLES,
     )
-    wait_for_new_files() >> publish_articles() >> publish_clicks() >> drain >> hours >> recompute
+    check = ClickstreamSparkSubmitOperator(
+        task_id="check_tables",
+        job="check_tables.py",
+        application_args=hours,
+        pool=SPARK_POOL,
+        trigger_rule="none_failed_min_one_success",  # also after a skipped recompute
+        inlets=HOURLY_TABLES,
+    )
+    wait_for_new_files() >> publish_articles() >> publish_clicks() >> drain >> hours >> recompute >> check
 
 
 clickstream_hourly()

@@ -12,17 +12,21 @@ import time
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+import pandas as pd
+
 from app.airflow_client import AirflowClient
+from app.checkpoint import running_stream
 from app.runtime.services import Airflow, Service
 from app.settings import REPO_ROOT, Settings
 from tests.integration.expected import expected_tables
-from tests.integration.test_spark_jobs import aggregates, table_rows
+from tests.integration.test_spark_jobs import aggregates, shifted_copy, table_rows
 
 if TYPE_CHECKING:
     from pyspark.sql import SparkSession
 
 SAMPLE = REPO_ROOT / "app" / "data"
 DAG = "clickstream_hourly"
+STREAMING_DAG = "clickstream_streaming"
 
 
 def test_hourly_dag_run_over_the_sample(
@@ -123,3 +127,63 @@ def test_backfill_of_two_hours_run_twice_gives_identical_partitions_and_publishe
     assert {run["state"] for run in runs} == {"success"} and len(runs) == 2
     for run in runs:
         assert '"rows": 0' in json.dumps(airflow_client.xcom(DAG, run["dag_run_id"], "publish_clicks"))
+
+
+def test_streaming_dag_runs_beside_the_hourly_dag_which_waits_for_it(
+    kafka: Service,
+    metastore: Service,
+    airflow_client: AirflowClient,
+    settings: Settings,
+    spark: SparkSession,
+    tmp_path: Path,
+) -> None:
+    raw_before = len(table_rows(spark, settings, "raw_clicks"))
+    airflow_client.wait_for_dag(STREAMING_DAG)
+    airflow_client.unpause(STREAMING_DAG)
+    stream_run = airflow_client.trigger(STREAMING_DAG)
+    deadline = time.monotonic() + 240
+    while (holder := running_stream(settings)) is None:
+        state = airflow_client.run_state(STREAMING_DAG, stream_run)
+        assert state not in ("success", "failed"), airflow_client.task_states(STREAMING_DAG, stream_run)
+        assert time.monotonic() < deadline, "the streaming job did not start within 240 s"
+        time.sleep(2)
+    assert holder["trigger"] == "processing-time"
+    second_run = airflow_client.trigger(STREAMING_DAG)
+    time.sleep(10)
+    assert airflow_client.run_state(STREAMING_DAG, second_run) == "queued"  # max_active_runs=1
+
+    data = tmp_path / "data"
+    data.mkdir()
+    new_file = data / "clicks_hour_900.csv"
+    shifted_copy(SAMPLE / "clicks_hour_001.csv", new_file, days=40)
+    os.utime(new_file, (time.time() - 3600, time.time() - 3600))
+    hourly_run = airflow_client.trigger(DAG, {"data_dir": str(data)})
+    outcome = airflow_client.wait_for_run(DAG, hourly_run, timeout=600)
+    assert outcome.state == "success", outcome.task_states
+    assert airflow_client.xcom(DAG, hourly_run, "drain_topics") == {"drained_by": "running stream"}
+    assert outcome.task_states["recompute_hours"] == "skipped"  # a manual run without hours
+    assert outcome.task_states["check_tables"] == "success"
+    new_rows = len(pd.read_csv(new_file))
+    assert len(table_rows(spark, settings, "raw_clicks")) == raw_before + new_rows
+    new_hours = {
+        (row[-2], row[-1]) for row in expected_tables([new_file], SAMPLE / "articles_metadata.csv")["article_hourly"]
+    }
+    assert (
+        aggregates(spark, settings, new_hours)["article_hourly"]
+        == expected_tables([new_file], SAMPLE / "articles_metadata.csv")["article_hourly"]
+    )
+
+    # stopping the runs from the UI (mark them failed; the waiting one first, so it never starts)
+    # stops the job and frees the checkpoint
+    for run_id in (second_run, stream_run):
+        status, reply = airflow_client.request(
+            "PATCH", f"/api/v2/dags/{STREAMING_DAG}/dagRuns/{run_id}", {"state": "failed"}
+        )
+        assert status == 200, reply
+    deadline = time.monotonic() + 120
+    while running_stream(settings) is not None:
+        assert time.monotonic() < deadline, (
+            "the streaming job still holds the checkpoint 120 s after the run was stopped"
+        )
+        time.sleep(2)
+    airflow_client.call("PATCH", f"/api/v2/dags/{STREAMING_DAG}", {"is_paused": True})

@@ -22,7 +22,7 @@ def dagbag():  # type: ignore[no-untyped-def]
 
 def test_dags_import_without_errors(dagbag) -> None:  # type: ignore[no-untyped-def]
     assert dagbag.import_errors == {}
-    assert "clickstream_hourly" in dagbag.dag_ids
+    assert {"clickstream_hourly", "clickstream_streaming"} <= set(dagbag.dag_ids)
 
 
 def test_hourly_dag_tasks_and_order(dagbag) -> None:  # type: ignore[no-untyped-def]
@@ -34,15 +34,26 @@ def test_hourly_dag_tasks_and_order(dagbag) -> None:  # type: ignore[no-untyped-
         "drain_topics",
         "hours_to_recompute",
         "recompute_hours",
+        "check_tables",
     ]
     assert sorted(dag.task_ids) == sorted(order)
     for upstream, downstream in itertools.pairwise(order):
         assert downstream in dag.get_task(upstream).downstream_task_ids
     assert dag.get_task("drain_topics").application.endswith("spark_jobs/streaming_job.py")
     assert dag.get_task("wait_for_new_files").mode == "reschedule"
-    from app.runtime.services import SPARK_POOL
+    from app.runtime.services import PUBLISH_POOL, SPARK_POOL
 
-    assert dag.get_task("drain_topics").pool == dag.get_task("recompute_hours").pool == SPARK_POOL
+    assert {dag.get_task(name).pool for name in ("drain_topics", "recompute_hours", "check_tables")} == {SPARK_POOL}
+    assert {dag.get_task(name).pool for name in ("publish_articles", "publish_clicks")} == {PUBLISH_POOL}
+    assert dag.get_task("check_tables").trigger_rule == "none_failed_min_one_success"
+
+
+def test_streaming_dag_runs_one_processing_time_stream_and_retries(dagbag) -> None:  # type: ignore[no-untyped-def]
+    dag = dagbag.dags["clickstream_streaming"]
+    assert dag.task_ids == ["run_stream"] and dag.max_active_runs == 1 and dag.schedule is None
+    task = dag.get_task("run_stream")
+    assert task.application.endswith("spark_jobs/streaming_job.py")
+    assert task.application_args == ["--trigger", "processing-time"] and task.retries >= 1
 
 
 def test_parsing_the_dags_imports_no_spark_and_no_kafka_client() -> None:
@@ -79,3 +90,17 @@ def test_bad_recompute_params_are_named(params: dict[str, str], message: str) ->
     start = datetime(2017, 10, 1, 5, tzinfo=UTC)
     with pytest.raises(ParameterError, match=message):
         recompute_range(params, start, start)
+
+
+def test_trigger_params_are_optional_and_hours_are_validated(dagbag) -> None:  # type: ignore[no-untyped-def]
+    import copy
+
+    params = dagbag.dags["clickstream_hourly"].params
+    assert copy.deepcopy(params).validate() == {"data_dir": None, "recompute_from": None, "recompute_to": None}
+    good = copy.deepcopy(params)
+    good["recompute_from"] = "2017-10-01T05"
+    assert good.validate()["recompute_from"] == "2017-10-01T05"
+    with pytest.raises(Exception, match="does not match"):
+        bad = copy.deepcopy(params)
+        bad["recompute_from"] = "yesterday"
+        bad.validate()
