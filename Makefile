@@ -6,7 +6,7 @@ SHELL := /bin/bash
 PY := .venv/bin/python
 PYTEST_ARGS ?=
 
-.PHONY: help setup up down status test test-unit lint lock demo publish
+.PHONY: help setup up down status test test-unit lint lock demo publish sql
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/' | column -t -s $$'\t'
@@ -20,6 +20,9 @@ demo: setup  ## the main job: start the services and run the pipeline on app/dat
 publish: setup  ## publish what is new in the data folder (make publish ARGS="--dry-run")
 	@$(PY) -m app.producer publish $(ARGS)
 
+sql: setup  ## SQL shell on the Hive tables (beeline on the Spark Thrift server); make sql ARGS='-e "SHOW TABLES"'
+	@$(PY) -m app.sql_shell $(ARGS)
+
 up: setup  ## start Kafka, the Hive Metastore and Airflow on 127.0.0.1 (twice is harmless)
 	@$(PY) -m app.runtime up
 
@@ -29,10 +32,12 @@ down:  ## stop every service this checkout started
 status:  ## each service: running or not, pid, port, health
 	@if [ -x $(PY) ]; then $(PY) -m app.runtime status; else echo "not set up yet: run make setup"; exit 3; fi
 
-test: setup  ## the whole test suite; starts (on free ports) and stops the services it needs
+test:  ## the whole test suite (installs Chromium and docker-compose for it); starts and stops its services
+	@bash scripts/bootstrap.sh --test-tools
 	@$(PY) -m pytest $(PYTEST_ARGS)
 
-test-unit: setup  ## only the unit tests (no services)
+test-unit:  ## only the unit tests (no services)
+	@bash scripts/bootstrap.sh --test-tools
 	@$(PY) -m pytest -m "not integration" $(PYTEST_ARGS)
 
 lint: setup  ## ruff and mypy

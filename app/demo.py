@@ -1,8 +1,10 @@
 """The main job on the embedded default: `make demo`.
 
-Starts the local services (Kafka, the Hive Metastore, Airflow), publishes the example data in
-`PRODUCER_DATA_ROOT_DIRECTORY` (default `app/data/`) exactly once, drains both topics with the
-streaming job (available-now) into the raw Parquet tables and the hourly Hive aggregates, and
+Starts the local services (Kafka, the Hive Metastore, the Spark History Server, Airflow), then
+runs the pipeline through Airflow: it unpauses `clickstream_hourly`, triggers a run over the
+example data in `PRODUCER_DATA_ROOT_DIRECTORY` (default `app/data/`) as the UI's Trigger button
+does, and waits for it. The run publishes the files exactly once, drains both topics with the
+streaming job into the raw Parquet tables and the hourly Hive aggregates, and checks them. Then it
 prints a summary: rows per topic, rejects, every table's row count, the busiest hour's top
 articles and categories, and the URLs with the login. It leaves the services running for you to
 explore; `make down` stops them. Running it again publishes and counts nothing twice.
@@ -15,46 +17,60 @@ import sys
 
 from rich.console import Console
 
+from app.airflow_client import AirflowApiError, AirflowClient
 from app.kafka_io import KafkaSetupError
-from app.producer.__main__ import summary_table
-from app.producer.ledger import read_ledger
-from app.producer.publisher import PublishError, publish
+from app.producer.ledger import LedgerReadError, read_ledger
 from app.runtime.__main__ import airflow_login_hint, format_status
 from app.runtime.process import RuntimeErrorWithHint
-from app.runtime.services import LocalRuntime
+from app.runtime.services import Airflow, LocalRuntime
 from app.settings import SettingsError, load_settings
-from app.spark_jobs_runner import SparkJobError, run_spark_job
 from app.spark_session import build_spark_session
 from app.summary import summarise_tables
 
 log = logging.getLogger(__name__)
 
 
+DAG = "clickstream_hourly"
+
+
 def main() -> int:
     logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logging.getLogger("app.airflow_client").setLevel(logging.INFO)  # one line per task as it changes state
     console = Console(width=160)
     try:
         settings = load_settings()
         runtime = LocalRuntime(settings)
-        console.print("[bold]1/4[/bold] starting Kafka, the Hive Metastore and Airflow on", settings.bind_host)
+        console.print(
+            "[bold]1/3[/bold] starting Kafka, the Hive Metastore, the Spark History Server and Airflow on",
+            settings.bind_host,
+        )
         runtime.up()
-        console.print(f"[bold]2/4[/bold] publishing {settings.producer_data_root_directory}")
-        result = publish(settings)
+        airflow = AirflowClient(settings.airflow_url, settings.airflow_admin_user, Airflow(settings).admin_password())
+        airflow.wait_for_dag(DAG)
+        airflow.unpause(DAG)
+        run_id = airflow.trigger(DAG, {"data_dir": str(settings.producer_data_root_directory)})
+        run_url = f"{settings.airflow_url}/dags/{DAG}/runs/{run_id}"
+        console.print(f"[bold]2/3[/bold] running {DAG} over {settings.producer_data_root_directory}: {run_url}")
+        outcome = airflow.wait_for_run(DAG, run_id, timeout=3600)
+        if outcome.state != "success":
+            failed = [task for task, state in outcome.task_states.items() if state not in ("success", "skipped")]
+            print(f"error: the run {run_id} ended {outcome.state}; see the log of {', '.join(failed)} at {run_url}")
+            return 1
+        published = {task: airflow.xcom(DAG, run_id, task) for task in ("publish_articles", "publish_clicks")}
         ledger = read_ledger(settings)
-        spark_log = settings.logs_dir / "spark-streaming-job.log"
-        console.print(f"[bold]3/4[/bold] draining the topics into Parquet and Hive with Spark (log: {spark_log})")
-        run_spark_job(settings, "streaming_job.py", ["--trigger", "available-now"], spark_log)
-        console.print("[bold]4/4[/bold] reading the Hive tables through the metastore")
+        console.print("[bold]3/3[/bold] reading the Hive tables through the metastore")
         spark = build_spark_session(settings, "clickstream-demo-summary")
         spark.sparkContext.setLogLevel("ERROR")
         try:
             tables = summarise_tables(spark, settings)
         finally:
             spark.stop()
-    except (RuntimeErrorWithHint, SettingsError, KafkaSetupError, PublishError, SparkJobError) as error:
+    except (RuntimeErrorWithHint, SettingsError, KafkaSetupError, LedgerReadError, AirflowApiError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 1
-    console.print(summary_table(result))
+    console.print(f"\n[bold]this run[/bold] ({run_id}): every task {set(outcome.task_states.values())}")
+    for task, summary in published.items():
+        console.print(f"  {task}: {summary.get('rows', 0):,} rows, {summary.get('rejected', 0):,} rejected")
     by_topic: dict[str, tuple[int, int]] = {}
     for entry in ledger.values():
         rows, rejected = by_topic.get(entry.topic, (0, 0))
@@ -79,9 +95,11 @@ def main() -> int:
     console.print("\n[bold]services[/bold]")
     console.print(format_status(runtime.status()))
     console.print(airflow_login_hint(settings))
-    console.print(f"Spark UI: http://{settings.bind_host}:{settings.spark_ui_port} (while a Spark job runs)")
+    console.print(f"this run: {run_url}")
+    console.print(f"Spark UI: {settings.spark_history_url} (every Spark job of the run; no login, loopback only)")
+    console.print(f"SQL on the tables: make sql  ({settings.spark_thrift_jdbc_url})")
     console.print("Stop everything with: make down")
-    return 2 if result.refused else 0
+    return 0
 
 
 if __name__ == "__main__":

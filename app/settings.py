@@ -171,6 +171,18 @@ SPECS: tuple[SettingSpec, ...] = (
     SettingSpec("spark_ui_port", "SPARK_UI_PORT", "4040", "Port of the Spark application UI."),
     SettingSpec("spark_driver_memory", "SPARK_DRIVER_MEMORY", "1g", "Memory of each Spark driver."),
     SettingSpec(
+        "spark_history_port",
+        "SPARK_HISTORY_PORT",
+        "18080",
+        "Port of the Spark History Server: the Spark UI of every finished and running job.",
+    ),
+    SettingSpec(
+        "spark_thrift_port",
+        "SPARK_THRIFT_PORT",
+        "10000",
+        "Port of the Spark Thrift (JDBC) server that `make sql` starts for SQL on the Hive tables.",
+    ),
+    SettingSpec(
         "parquet_destination_path",
         "PARQUET_DESTINATION_PATH",
         "{state}/lake",
@@ -191,6 +203,28 @@ SPECS: tuple[SettingSpec, ...] = (
         "Folder of the Hive managed tables (relative paths start at the repository).",
     ),
     SettingSpec("hive_metastore_heap", "HIVE_METASTORE_HEAP", "512m", "Java heap of the metastore service."),
+    SettingSpec(
+        "hive_metastore_host",
+        "HIVE_METASTORE_HOST",
+        "",
+        "Host of the Hive Metastore the Spark jobs and the pipeline view use; empty: the local one "
+        "(`CLICKSTREAM_BIND_HOST`). A shared metastore elsewhere: its host name.",
+    ),
+    SettingSpec(
+        "hive_metastore_db_url",
+        "HIVE_METASTORE_DB_URL",
+        "",
+        "JDBC URL of the metastore's database; empty: Derby in `<state>/metastore`. PostgreSQL: "
+        "`jdbc:postgresql://host:5432/metastore` (its driver is installed by `make setup`).",
+    ),
+    SettingSpec("hive_metastore_db_user", "HIVE_METASTORE_DB_USER", "hive", "User of the metastore's database."),
+    SettingSpec(
+        "hive_metastore_db_password",
+        "HIVE_METASTORE_DB_PASSWORD",
+        "",
+        "Password of the metastore's database (PostgreSQL).",
+        secret=True,
+    ),
     # Airflow
     SettingSpec("airflow_api_port", "AIRFLOW_API_PORT", "8080", "Port of the Airflow web UI and REST API."),
     SettingSpec("airflow_admin_user", "AIRFLOW_ADMIN_USER", "admin", "User name of the Airflow login."),
@@ -277,6 +311,12 @@ def _text(variable: str, raw: str) -> str:
     return raw
 
 
+def _metastore_db_url(variable: str, raw: str) -> str:
+    if raw and not raw.startswith(("jdbc:postgresql://", "jdbc:derby:")):
+        raise SettingsError(f"{variable}: expected empty (Derby), or jdbc:postgresql://host:port/database, got {raw!r}")
+    return raw
+
+
 _PARSERS: dict[str, Callable[[str, str], Any]] = {
     "state_dir": lambda _v, raw: _resolve_path(raw),
     "producer_data_root_directory": lambda _v, raw: _resolve_path(raw),
@@ -286,6 +326,9 @@ _PARSERS: dict[str, Callable[[str, str], Any]] = {
     "kafka_servers": _kafka_servers,
     "kafka_controller_port": _port,
     "spark_ui_port": _port,
+    "hive_metastore_db_url": _metastore_db_url,
+    "spark_history_port": _port,
+    "spark_thrift_port": _port,
     "hive_metastore_port": _port,
     "airflow_api_port": _port,
     "spark_master": _spark_master,
@@ -329,12 +372,18 @@ class Settings:
     spark_trigger_interval: str
     hive_database: str
     spark_ui_port: int
+    spark_history_port: int
+    spark_thrift_port: int
     spark_driver_memory: str
     parquet_destination_path: Path
     check_point_location: Path
     hive_metastore_port: int
     hive_warehouse_dir: Path
     hive_metastore_heap: str
+    hive_metastore_host: str
+    hive_metastore_db_url: str
+    hive_metastore_db_user: str
+    hive_metastore_db_password: str
     airflow_api_port: int
     airflow_admin_user: str
     airflow_admin_password: str
@@ -348,7 +397,16 @@ class Settings:
 
     @property
     def hive_metastore_uri(self) -> str:
-        return f"thrift://{self.bind_host}:{self.hive_metastore_port}"
+        host = self.hive_metastore_host or ("127.0.0.1" if self.bind_host == "0.0.0.0" else self.bind_host)  # noqa: S104
+        return f"thrift://{host}:{self.hive_metastore_port}"
+
+    @property
+    def spark_history_url(self) -> str:
+        return f"http://{self.bind_host}:{self.spark_history_port}"
+
+    @property
+    def spark_thrift_jdbc_url(self) -> str:
+        return f"jdbc:hive2://{self.bind_host}:{self.spark_thrift_port}/{self.hive_database}"
 
     @property
     def airflow_url(self) -> str:

@@ -1,26 +1,37 @@
 """Spark configuration of clickstream, in one place: for a SparkSession and for `spark-submit`.
 
-Every Spark application of the project (the streaming job, the batch job, tests) gets the same
-settings from `spark_conf()`: the Kafka connector jars, the shared Hive Metastore, the warehouse,
-scratch and temp folders under the state folder, UTC, and a driver bound to loopback.
+Every Spark application of the project (the streaming job, the batch job, the Thrift server,
+tests) gets the same settings from `spark_conf()`: the Kafka connector jars, the shared Hive
+Metastore, the warehouse, scratch and temp folders under the state folder, UTC, a driver bound to
+loopback, and event logs that the Spark History Server shows after the application ended.
 `spark_environment()` is the environment the driver process needs (set before its JVM starts).
 """
 
 from __future__ import annotations
 
 import os
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 from app.runtime import deps
-from app.settings import Settings
+from app.settings import REPO_ROOT, Settings
 
 if TYPE_CHECKING:
     from pyspark.sql import SparkSession
 
 
+SPARK_JOBS_DIR = REPO_ROOT / "spark_jobs"  # the applications: streaming_job.py, recompute_hours.py, ...
+
+
+def spark_event_log_dir(settings: Settings) -> Path:
+    return settings.state_dir / "spark" / "events"
+
+
 def spark_conf(settings: Settings) -> dict[str, str]:
-    """The Spark properties every clickstream application runs with."""
+    """The Spark properties every clickstream application runs with (the event log folder is
+    created here: Spark refuses to start without it)."""
     spark_state = settings.state_dir / "spark"
+    spark_event_log_dir(settings).mkdir(parents=True, exist_ok=True)
     scratch = spark_state / "scratch"
     java_options = f"-Djava.io.tmpdir={spark_state / 'tmp'} -Dderby.system.home={spark_state}"
     return {
@@ -36,14 +47,26 @@ def spark_conf(settings: Settings) -> dict[str, str]:
         "spark.driver.extraJavaOptions": java_options,
         "spark.executor.extraJavaOptions": java_options,
         "spark.driver.memory": settings.spark_driver_memory,
-        "spark.driver.host": settings.bind_host,
+        "spark.driver.host": driver_host(settings),
         "spark.driver.bindAddress": settings.bind_host,
         "spark.ui.port": str(settings.spark_ui_port),
         "spark.ui.showConsoleProgress": "false",
+        "spark.eventLog.enabled": "true",
+        "spark.eventLog.dir": f"file://{spark_event_log_dir(settings)}",
+        "spark.eventLog.rolling.enabled": "true",  # a long-running stream's log is rolled, not one huge file
+        "spark.eventLog.rolling.maxFileSize": "64m",
         "spark.sql.session.timeZone": "UTC",
         "spark.sql.shuffle.partitions": "4",
         "spark.sql.sources.partitionOverwriteMode": "dynamic",
     }
+
+
+def driver_host(settings: Settings) -> str:
+    """The address executors reach the driver at: the bind host, or this machine's name when the
+    services listen on every interface (a container on a network, a cluster node)."""
+    import socket
+
+    return socket.gethostname() if settings.bind_host == "0.0.0.0" else settings.bind_host  # noqa: S104
 
 
 def spark_environment(settings: Settings) -> dict[str, str]:
@@ -80,3 +103,12 @@ def _python() -> str:
     import sys
 
     return sys.executable
+
+
+def configure_job_logging() -> None:
+    """Log lines of a Spark job's Python driver: ours at INFO; py4j's chatter (a line for every
+    callback from the JVM, such as an idle streaming query's, every few seconds) only when it warns."""
+    import logging
+
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logging.getLogger("py4j").setLevel(logging.WARNING)

@@ -32,7 +32,7 @@ def free_ports(count: int) -> list[int]:
 
 def isolated_settings(state_dir: Path, extra: Mapping[str, str] | None = None) -> Settings:
     """Settings on free ports with all state under `state_dir`, ignoring the repo's `.env`."""
-    kafka, controller, metastore, airflow, spark_ui = free_ports(5)
+    kafka, controller, metastore, airflow, spark_ui, history, thrift = free_ports(7)
     environ = {
         "CLICKSTREAM_STATE_DIR": str(state_dir),
         "KAFKA_SERVERS": f"127.0.0.1:{kafka}",
@@ -40,6 +40,8 @@ def isolated_settings(state_dir: Path, extra: Mapping[str, str] | None = None) -
         "HIVE_METASTORE_PORT": str(metastore),
         "AIRFLOW_API_PORT": str(airflow),
         "SPARK_UI_PORT": str(spark_ui),
+        "SPARK_HISTORY_PORT": str(history),
+        "SPARK_THRIFT_PORT": str(thrift),
         "AIRFLOW_ADMIN_PASSWORD": "test-only-password",
         **(extra or {}),
     }

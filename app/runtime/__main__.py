@@ -1,6 +1,8 @@
 """Command line of the local runtime: `python -m app.runtime up|down|status [SERVICE ...]`.
 
-`make up`, `make down` and `make status` call it. Errors print one clear line and exit 1.
+`make up`, `make down` and `make status` call it. `run SERVICE` runs one service in the
+foreground instead (the containers of `docker-compose.airflow.yml` do). Errors print one clear
+line and exit 1.
 """
 
 from __future__ import annotations
@@ -42,13 +44,19 @@ def airflow_login_hint(settings: Settings) -> str:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m app.runtime", description=__doc__)
-    parser.add_argument("command", choices=("up", "down", "status"))
-    parser.add_argument("services", nargs="*", help="kafka, metastore, airflow (default: all)")
+    parser.add_argument("command", choices=("up", "down", "status", "run"))
+    parser.add_argument(
+        "services", nargs="*", help="kafka, metastore, spark-history, airflow, sql (default: all but sql)"
+    )
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     try:
         settings = load_settings()
         runtime = LocalRuntime(settings, args.services or None)
+        if args.command == "run":
+            if len(runtime.services) != 1 or not args.services:
+                raise ValueError("run takes one service, e.g. `python -m app.runtime run metastore`")
+            runtime.services[0].run_in_foreground()
         if args.command == "up":
             runtime.up()
             print(format_status(runtime.status()))

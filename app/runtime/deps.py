@@ -20,6 +20,7 @@ DEPS_DIR = REPO_ROOT / ".deps"
 KAFKA_JARS_DIR = DEPS_DIR / "jars" / "kafka"
 SPARK_KAFKA_JARS_DIR = DEPS_DIR / "jars" / "spark-kafka"
 METASTORE_CLASSES_DIR = DEPS_DIR / "classes" / "metastore"
+METASTORE_DB_JARS_DIR = DEPS_DIR / "jars" / "metastore-db"  # JDBC drivers besides Derby
 MINIMUM_JAVA = 17
 
 SETUP_HINT = "run `make setup` (scripts/bootstrap.sh) first"

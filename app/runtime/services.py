@@ -11,12 +11,14 @@ import json
 import logging
 import os
 import secrets
+import sqlite3
 import subprocess
 import sys
 import urllib.error
 import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
+from typing import ClassVar
 from xml.sax.saxutils import escape
 
 from app.runtime import deps
@@ -107,6 +109,23 @@ class Service:
     def stop(self) -> None:
         for process in reversed(self.processes()):
             process.stop()
+
+    def run_in_foreground(self) -> None:
+        """Replace this process by the service's (one-process services only): for containers,
+        where the container's runtime supervises it. Logs go to standard output."""
+        processes = self.processes()
+        if len(processes) != 1:
+            raise ValueError(
+                f"{self.name} has {len(processes)} processes; run them one by one (e.g. airflow's own CLI)"
+            )
+        self.home.mkdir(parents=True, exist_ok=True)
+        self.prepare()
+        process = processes[0]
+        folder = process.cwd or self.home
+        folder.mkdir(parents=True, exist_ok=True)
+        os.chdir(folder)
+        command = list(process.command)
+        os.execvpe(command[0], command, {**os.environ, **process.env})  # noqa: S606
 
     def status(self) -> ServiceStatus:
         pids = tuple(pid for process in self.processes() if (pid := process.read_pid()) is not None)
@@ -242,11 +261,9 @@ class HiveMetastore(Service):
         return self.home / "conf"
 
     def hive_site(self) -> dict[str, str]:
-        database = self.home / "metastore_db"
         scratch = self.home / "scratch"
         return {
-            "javax.jdo.option.ConnectionURL": f"jdbc:derby:;databaseName={database};create=true",
-            "javax.jdo.option.ConnectionDriverName": "org.apache.derby.jdbc.EmbeddedDriver",
+            **self.database_properties(),
             "datanucleus.schema.autoCreateAll": "true",
             "hive.metastore.schema.verification": "false",
             "hive.metastore.warehouse.dir": str(self.settings.hive_warehouse_dir),
@@ -258,8 +275,25 @@ class HiveMetastore(Service):
             "hive.metastore.server.max.threads": "64",
         }
 
+    def database_properties(self) -> dict[str, str]:
+        """Derby in the state folder, or the database of HIVE_METASTORE_DB_URL (PostgreSQL)."""
+        url = self.settings.hive_metastore_db_url
+        if not url or url.startswith("jdbc:derby:"):
+            return {
+                "javax.jdo.option.ConnectionURL": url
+                or f"jdbc:derby:;databaseName={self.home / 'metastore_db'};create=true",
+                "javax.jdo.option.ConnectionDriverName": "org.apache.derby.jdbc.EmbeddedDriver",
+            }
+        return {
+            "javax.jdo.option.ConnectionURL": url,
+            "javax.jdo.option.ConnectionDriverName": "org.postgresql.Driver",
+            "javax.jdo.option.ConnectionUserName": self.settings.hive_metastore_db_user,
+            "javax.jdo.option.ConnectionPassword": self.settings.hive_metastore_db_password,
+        }
+
     def processes(self) -> list[ManagedProcess]:
-        classpath = f"{self.conf_dir}:{deps.spark_home() / 'jars'}/*:{deps.METASTORE_CLASSES_DIR}"
+        jars = [f"{deps.spark_home() / 'jars'}/*", f"{deps.METASTORE_DB_JARS_DIR}/*"]
+        classpath = ":".join([str(self.conf_dir), *jars, str(deps.METASTORE_CLASSES_DIR)])
         command = [
             *_java_service_flags(self.settings, self.home, self.settings.hive_metastore_heap),
             "-Dlog4j2.contextSelector=org.apache.logging.log4j.core.selector.ClassLoaderContextSelector",
@@ -278,7 +312,9 @@ class HiveMetastore(Service):
             raise deps.MissingDependencyError(f"the metastore launcher is not compiled; {deps.SETUP_HINT}")
         self.conf_dir.mkdir(parents=True, exist_ok=True)
         self.settings.hive_warehouse_dir.mkdir(parents=True, exist_ok=True)
-        (self.conf_dir / "hive-site.xml").write_text(hadoop_xml(self.hive_site()))
+        site = self.conf_dir / "hive-site.xml"
+        site.write_text(hadoop_xml(self.hive_site()))
+        site.chmod(0o600)  # it may hold the database password
         (self.conf_dir / "log4j2.properties").write_text(_LOG4J2_CONSOLE.format(level="INFO"))
 
     def health(self) -> Health:
@@ -288,7 +324,111 @@ class HiveMetastore(Service):
         return Health(False, f"port {port} not accepting connections")
 
 
+class SparkHistoryServer(Service):
+    """The Spark History Server: the Spark UI of every job the project ran or runs (from event logs)."""
+
+    name = "spark-history"
+    start_timeout = 90.0
+
+    def ports(self) -> list[tuple[int, str]]:
+        return [(self.settings.spark_history_port, "SPARK_HISTORY_PORT")]
+
+    @property
+    def properties_file(self) -> Path:
+        return self.home / "history.properties"
+
+    def history_properties(self) -> dict[str, str]:
+        from app.spark_session import spark_event_log_dir
+
+        return {
+            "spark.history.fs.logDirectory": f"file://{spark_event_log_dir(self.settings)}",
+            "spark.history.ui.port": str(self.settings.spark_history_port),
+            "spark.history.fs.update.interval": "5s",
+            "spark.history.fs.cleaner.enabled": "true",
+            "spark.history.fs.cleaner.maxAge": "7d",
+            "spark.history.retainedApplications": "20",
+        }
+
+    def processes(self) -> list[ManagedProcess]:
+        command = [
+            str(deps.spark_home() / "bin" / "spark-class"),
+            "org.apache.spark.deploy.history.HistoryServer",
+            "--properties-file",
+            str(self.properties_file),
+        ]
+        environment = {
+            "SPARK_HOME": str(deps.spark_home()),
+            "SPARK_LOCAL_IP": self.settings.bind_host,  # its UI binds here, not 0.0.0.0
+            "SPARK_DAEMON_MEMORY": "384m",
+        }
+        return [self.managed("spark-history", command, environment)]
+
+    def prepare(self) -> None:
+        properties = self.history_properties()
+        self.properties_file.write_text("".join(f"{key}={value}\n" for key, value in properties.items()))
+
+    def health(self) -> Health:
+        url = self.settings.spark_history_url
+        try:
+            with urllib.request.urlopen(f"{url}/api/v1/version", timeout=5) as response:  # noqa: S310 - loopback
+                version = json.load(response).get("spark", "?")
+        except (urllib.error.URLError, OSError, ValueError) as error:
+            return Health(False, f"{url}: {error}")
+        return Health(True, f"Spark UI of every job: {url} (Spark {version})")
+
+
+class SparkThriftServer(Service):
+    """The Spark Thrift (JDBC/ODBC) server on the shared metastore, for SQL on the Hive tables.
+
+    Started by `make sql` (not by `make up`: it is one more Spark driver); `make down` stops it.
+    No authentication: it listens on the bind host (loopback) only.
+    """
+
+    name = "sql"
+    start_timeout = 180.0
+
+    def ports(self) -> list[tuple[int, str]]:
+        return [(self.settings.spark_thrift_port, "SPARK_THRIFT_PORT")]
+
+    def processes(self) -> list[ManagedProcess]:
+        from app.spark_session import spark_conf, spark_environment
+
+        conf = {**spark_conf(self.settings), "spark.ui.port": "0"}  # any free port: job UIs keep theirs
+        command = [
+            str(deps.spark_home() / "bin" / "spark-submit"),
+            "--class",
+            "org.apache.spark.sql.hive.thriftserver.HiveThriftServer2",
+            "--name",
+            "clickstream-sql",
+        ]
+        for key, value in conf.items():
+            command += ["--conf", f"{key}={value}"]
+        command += [
+            "spark-internal",
+            "--hiveconf",
+            f"hive.server2.thrift.bind.host={self.settings.bind_host}",
+            "--hiveconf",
+            f"hive.server2.thrift.port={self.settings.spark_thrift_port}",
+        ]
+        return [self.managed("sql", command, spark_environment(self.settings))]
+
+    def prepare(self) -> None:
+        for folder in ("tmp", "local", "scratch"):
+            (self.settings.state_dir / "spark" / folder).mkdir(parents=True, exist_ok=True)
+
+    def health(self) -> Health:
+        port = self.settings.spark_thrift_port
+        if port_accepts(self.settings.bind_host, port):
+            return Health(True, f"JDBC {self.settings.spark_thrift_jdbc_url} (make sql)")
+        return Health(False, f"port {port} not accepting connections")
+
+
 SPARK_POOL = "clickstream_spark"
+# Airflow's SQLite database is shared by the scheduler, the api-server, the tasks and CLI commands
+# such as `airflow backfill create`: wait up to a minute for a write lock instead of failing with
+# "database is locked" after pysqlite's default 5 seconds
+AIRFLOW_SQLITE_CONNECT_ARGS = {"timeout": 60}
+PUBLISH_POOL = "clickstream_publish"
 SIMPLE_AUTH_MANAGER = "airflow.api_fastapi.auth.managers.simple.simple_auth_manager.SimpleAuthManager"
 
 
@@ -336,6 +476,7 @@ class Airflow(Service):
             "AIRFLOW__CORE__EXECUTION_API_SERVER_URL": f"{s.airflow_url}/execution/",
             "AIRFLOW__CORE__FERNET_KEY": self.fernet_key(),
             "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": f"sqlite:///{self.home / 'airflow.db'}",
+            "AIRFLOW__DATABASE__SQL_ALCHEMY_CONNECT_ARGS": f"{__name__}.AIRFLOW_SQLITE_CONNECT_ARGS",
             "AIRFLOW__API__HOST": s.bind_host,
             "AIRFLOW__API__PORT": str(s.airflow_api_port),
             "AIRFLOW__API__WORKERS": "1",
@@ -398,17 +539,32 @@ class Airflow(Service):
         )
         if migrated.returncode != 0:
             raise ServiceStartError(f"airflow: `airflow db migrate` failed:\n{migrated.stderr[-3000:]}")
-        # the DAGs run their Spark jobs in this pool: one at a time (one streaming checkpoint)
-        pool = subprocess.run(
-            [airflow, "pools", "set", SPARK_POOL, "1", "Spark jobs of clickstream, one at a time"],
+        # write-ahead logging: readers and the writer no longer block each other, so the scheduler,
+        # the api-server, the tasks and `airflow backfill create` share the file without "database
+        # is locked" (the setting stays with the database file)
+        with sqlite3.connect(self.home / "airflow.db") as database:
+            database.execute("PRAGMA journal_mode=WAL")
+        # one Spark job at a time (one streaming checkpoint, a laptop's cores), and one publishing
+        # task at a time (runs of the hourly DAG, its backfills and UI triggers may overlap)
+        pools_file = self.home / "pools.json"
+        pools_file.write_text(
+            json.dumps(
+                {
+                    SPARK_POOL: {"slots": 1, "description": "Spark jobs of clickstream, one at a time"},
+                    PUBLISH_POOL: {"slots": 1, "description": "clickstream publishing tasks, one at a time"},
+                }
+            )
+        )
+        pools = subprocess.run(
+            [airflow, "pools", "import", str(pools_file)],
             env=env,
             cwd=self.home,
             capture_output=True,
             text=True,
             check=False,
         )
-        if pool.returncode != 0:
-            raise ServiceStartError(f"airflow: creating the pool {SPARK_POOL} failed:\n{pool.stderr[-2000:]}")
+        if pools.returncode != 0:
+            raise ServiceStartError(f"airflow: creating the pools failed:\n{pools.stderr[-2000:]}")
 
     def health(self) -> Health:
         url = f"{self.settings.airflow_url}/api/v2/monitor/health"
@@ -453,17 +609,37 @@ rootLogger.appenderRef.console.ref = console
 
 
 class LocalRuntime:
-    """All local services, started in dependency order and stopped in reverse."""
+    """The local services, started in dependency order and stopped in reverse.
+
+    Without names: `up` starts the default services (all but the SQL server, which `make sql`
+    starts), and `down` and `status` cover every service, the SQL server when it runs.
+    """
+
+    EVERY: ClassVar[dict[str, type[Service]]] = {
+        "kafka": KafkaBroker,
+        "metastore": HiveMetastore,
+        "spark-history": SparkHistoryServer,
+        "airflow": Airflow,
+        "sql": SparkThriftServer,
+    }
+    ON_DEMAND = ("sql",)
 
     def __init__(self, settings: Settings, names: list[str] | None = None) -> None:
-        every = {"kafka": KafkaBroker, "metastore": HiveMetastore, "airflow": Airflow}
-        unknown = set(names or []) - set(every)
+        unknown = set(names or []) - set(self.EVERY)
         if unknown:
-            raise ValueError(f"unknown service(s) {sorted(unknown)}; known: {sorted(every)}")
-        self.services: list[Service] = [cls(settings) for name, cls in every.items() if not names or name in names]
+            raise ValueError(f"unknown service(s) {sorted(unknown)}; known: {sorted(self.EVERY)}")
+        self.named = bool(names)
+        self.services: list[Service] = [
+            cls(settings) for name, cls in self.EVERY.items() if (name in names if names else True)
+        ]
+
+    def _defaults(self) -> list[Service]:
+        if self.named:
+            return self.services
+        return [service for service in self.services if service.name not in self.ON_DEMAND or service.status().pids]
 
     def up(self) -> None:
-        for service in self.services:
+        for service in self.services if self.named else self._defaults():
             service.start()
 
     def down(self) -> None:
@@ -471,4 +647,4 @@ class LocalRuntime:
             service.stop()
 
     def status(self) -> list[ServiceStatus]:
-        return [service.status() for service in self.services]
+        return [service.status() for service in self._defaults()]

@@ -25,7 +25,10 @@ if TYPE_CHECKING:
 def settings(tmp_path_factory: pytest.TempPathFactory) -> Settings:
     # an empty data folder: Airflow's scheduled runs find nothing to publish; tests bring their own
     empty = tmp_path_factory.mktemp("no-data")
-    return isolated_settings(tmp_path_factory.mktemp("state"), {"PRODUCER_DATA_ROOT_DIRECTORY": str(empty)})
+    return isolated_settings(
+        tmp_path_factory.mktemp("state"),
+        {"PRODUCER_DATA_ROOT_DIRECTORY": str(empty), "SPARK_TRIGGER_INTERVAL": "5 seconds"},
+    )
 
 
 def _running(service: Service) -> Iterator[Service]:

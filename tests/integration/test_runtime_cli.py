@@ -32,6 +32,37 @@ def recorded_pids(state_dir: Path) -> dict[str, int]:
     return {pid_file.stem: int(pid_file.read_text().split()[0]) for pid_file in (state_dir / "run").glob("*.pid")}
 
 
+def sql_shell(settings: Settings, *args: str) -> subprocess.CompletedProcess[str]:
+    env = {**os.environ, **settings_environment(settings)}
+    return subprocess.run(
+        [sys.executable, "-m", "app.sql_shell", *args],
+        cwd=REPO_ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=600,
+        check=False,
+    )
+
+
+def listening_addresses() -> set[tuple[str, int]]:
+    """(address, port) of every listening TCP socket, IPv4 and IPv6 (Java listens on IPv6 sockets:
+    `::ffff:127.0.0.1` counts as 127.0.0.1, and `::` as every interface, 0.0.0.0)."""
+    found = set()
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        for line in Path(table).read_text().splitlines()[1:]:
+            fields = line.split()
+            if fields[3] != "0A":
+                continue
+            address, port = fields[1].split(":")
+            raw = b"".join(bytes.fromhex(address[i : i + 8])[::-1] for i in range(0, len(address), 8))
+            if len(raw) == 16:
+                raw = raw[12:] if raw[:12] == bytes(10) + b"\xff\xff" else (bytes(4) if raw == bytes(16) else raw)
+            name = socket.inet_ntoa(raw) if len(raw) == 4 else socket.inet_ntop(socket.AF_INET6, raw)
+            found.add((name, int(port, 16)))
+    return found
+
+
 def test_up_twice_status_down_leaves_nothing(tmp_path: Path) -> None:
     settings = isolated_settings(tmp_path / "state")
     try:
@@ -41,6 +72,7 @@ def test_up_twice_status_down_leaves_nothing(tmp_path: Path) -> None:
         assert set(pids) == {
             "kafka",
             "metastore",
+            "spark-history",
             "airflow-api-server",
             "airflow-scheduler",
             "airflow-dag-processor",
@@ -53,10 +85,22 @@ def test_up_twice_status_down_leaves_nothing(tmp_path: Path) -> None:
 
         status = runtime_cli(settings, "status")
         assert status.returncode == 0, status.stdout
-        for name in ("kafka", "metastore", "airflow"):
+        for name in ("kafka", "metastore", "spark-history", "airflow"):
             line = next(line for line in status.stdout.splitlines() if line.startswith(name))
             assert "running" in line and "healthy:" in line and "unhealthy" not in line
+        assert not any(line.startswith("sql") for line in status.stdout.splitlines())  # only make sql starts it
         assert settings.airflow_admin_password not in status.stdout + first.stdout + first.stderr
+
+        shell = sql_shell(settings, "-e", "SHOW DATABASES")  # starts the Thrift server, runs beeline
+        assert shell.returncode == 0, shell.stdout[-2000:] + shell.stderr[-3000:]
+        assert "default" in shell.stdout
+        pids = recorded_pids(settings.state_dir)
+        assert "sql" in pids
+        status = runtime_cli(settings, "status")
+        assert status.returncode == 0 and any(line.startswith("sql") for line in status.stdout.splitlines())
+        listening = listening_addresses()
+        for port in (settings.spark_history_port, settings.spark_thrift_port):
+            assert ("127.0.0.1", port) in listening and ("0.0.0.0", port) not in listening  # noqa: S104
     finally:
         down = runtime_cli(settings, "down")
     assert down.returncode == 0, down.stderr[-3000:]
@@ -65,6 +109,8 @@ def test_up_twice_status_down_leaves_nothing(tmp_path: Path) -> None:
         settings.kafka_port,
         settings.kafka_controller_port,
         settings.hive_metastore_port,
+        settings.spark_history_port,
+        settings.spark_thrift_port,
         settings.airflow_api_port,
     ):
         assert port_is_free("127.0.0.1", port)
@@ -98,3 +144,32 @@ def test_stale_pid_file_from_a_crash_is_recovered(tmp_path: Path) -> None:
         assert recorded_pids(settings.state_dir)["kafka"] != pid
     finally:
         runtime_cli(settings, "down", "kafka")
+
+
+def test_run_keeps_one_service_in_the_foreground_for_containers(tmp_path: Path) -> None:
+    import time
+
+    from app.runtime.process import port_accepts
+
+    settings = isolated_settings(tmp_path / "state")
+    env = {**os.environ, **settings_environment(settings)}
+    service = subprocess.Popen(
+        [sys.executable, "-m", "app.runtime", "run", "metastore"],
+        cwd=REPO_ROOT,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+    )
+    try:
+        deadline = time.monotonic() + 120
+        while not port_accepts("127.0.0.1", settings.hive_metastore_port):
+            assert service.poll() is None, service.stdout.read().decode()[-3000:] if service.stdout else ""
+            assert time.monotonic() < deadline, "the metastore did not listen within 120 s"
+            time.sleep(1)
+    finally:
+        os.killpg(service.pid, signal.SIGTERM)
+        service.wait(timeout=60)
+    assert port_is_free("127.0.0.1", settings.hive_metastore_port)
+    refused = runtime_cli(settings, "run", "airflow")
+    assert refused.returncode == 1 and "run them one by one" in refused.stderr

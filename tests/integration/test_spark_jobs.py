@@ -17,12 +17,12 @@ import pandas as pd
 import pytest
 from confluent_kafka import Producer
 
+from app.orchestration import spark_job_environment
 from app.producer.discovery import FileKind
 from app.producer.publisher import PublishOptions, publish
 from app.runtime.services import Service
 from app.settings import REPO_ROOT, Settings
-from app.spark_jobs_runner import JOBS_DIR, job_environment
-from app.spark_session import spark_submit_command
+from app.spark_session import SPARK_JOBS_DIR, spark_submit_command
 from app.summary import summarise_tables
 from tests.conftest import own_pipeline
 from tests.integration.expected import expected_tables, load_clicks, normalise
@@ -36,10 +36,14 @@ AGGREGATES = ("article_hourly", "category_hourly", "context_hourly", "sessions")
 
 
 def start_job(settings: Settings, script: str, *args: str, log: Path) -> subprocess.Popen[bytes]:
-    command = spark_submit_command(settings, str(JOBS_DIR / script), list(args))
+    command = spark_submit_command(settings, str(SPARK_JOBS_DIR / script), list(args))
     with open(log, "ab") as handle:
         return subprocess.Popen(
-            command, env=job_environment(settings), stdout=handle, stderr=subprocess.STDOUT, start_new_session=True
+            command,
+            env={**os.environ, **spark_job_environment(settings)},
+            stdout=handle,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
         )
 
 
