@@ -1,0 +1,350 @@
+"""What the pipeline view shows, gathered from the services themselves: Kafka, the ledger, the Hive tables.
+
+Each section is read on its own and carries its own error, so a service that is down turns into a
+message on the page while the other sections still show. The Hive tables are read the way any
+reader of the tables would: their locations from the metastore (thrift), their rows from the
+Parquet files there (footers for the counts, a few columns for the charts). Nothing here starts
+Spark, so a view takes well under a second on the sample.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, TypeVar
+
+from app.settings import Settings
+
+log = logging.getLogger(__name__)
+
+SERVICE_TIMEOUT = 2.0  # seconds a service may take to answer before the view says it is down
+TOP = 10
+Hour = tuple[str, int]
+T = TypeVar("T")
+
+
+@dataclass
+class Section:
+    """One part of the page: its data, or why it could not be read (and how long reading took)."""
+
+    data: Any = None
+    error: str | None = None
+    seconds: float = 0.0
+
+
+@dataclass
+class TopicState:
+    name: str
+    partitions: int
+    start_offsets: dict[int, int]
+    end_offsets: dict[int, int]
+    bytes_on_disk: int | None  # of its log segments; known when the broker's log folder is on this machine
+
+    @property
+    def records(self) -> int:
+        """Offsets between start and end: records plus transaction markers."""
+        return sum(self.end_offsets[p] - self.start_offsets.get(p, 0) for p in self.end_offsets)
+
+
+@dataclass
+class KafkaState:
+    topics: list[TopicState]
+    stream_behind: dict[str, int]  # per data topic: offsets the streaming checkpoint has not reached
+    stream_running: dict[str, Any] | None  # the streaming job running on the checkpoint, if any
+    checkpoint_batches: bool  # whether the checkpoint has completed any batch yet
+
+
+@dataclass
+class TableState:
+    name: str
+    rows: int
+    partitioned: bool
+    partitions: int
+    latest_partition: str | None
+    location: str
+
+
+@dataclass
+class Charts:
+    clicks_per_hour: list[tuple[str, int]] = field(default_factory=list)  # ("2017-10-01T03", clicks)
+    hour: str | None = None  # the chosen hour of the charts below
+    top_categories: list[tuple[int, int, int]] = field(default_factory=list)  # category, clicks, users
+    top_articles: list[tuple[int, int, int]] = field(default_factory=list)  # article, category, clicks
+    by_device_group: list[tuple[int, int]] = field(default_factory=list)
+    by_referrer_type: list[tuple[int, int]] = field(default_factory=list)
+
+
+@dataclass
+class PipelineState:
+    kafka: Section
+    ledger: Section
+    tables: Section
+    charts: Section
+
+
+def timed(read: Callable[[], T], describe_failure: Callable[[Exception], str]) -> Section:
+    started = time.monotonic()
+    try:
+        return Section(data=read(), seconds=time.monotonic() - started)
+    except Exception as error:  # noqa: BLE001 - any failure of a service becomes the section's message
+        log.info("pipeline view: %s", error)
+        return Section(error=describe_failure(error), seconds=time.monotonic() - started)
+
+
+def read_state(settings: Settings, hour: str | None = None) -> PipelineState:
+    """Every section of the view; `hour` (like 2017-10-01T03) chooses the hour of the detail charts."""
+
+    def kafka_down(error: Exception) -> str:
+        return (
+            f"Kafka is not reachable at KAFKA_SERVERS={settings.kafka_servers} ({error}). "
+            "Start it with `make up`; `make status` shows what runs."
+        )
+
+    def metastore_down(error: Exception) -> str:
+        return (
+            f"The Hive Metastore is not reachable at {settings.hive_metastore_uri} ({error}). "
+            "Start it with `make up`; `make status` shows what runs."
+        )
+
+    metastore = HiveCatalog(settings)
+    tables = timed(lambda: read_tables(metastore), metastore_down)
+    charts = timed(lambda: read_charts(metastore, hour), metastore_down) if tables.error is None else tables
+    kafka = timed(lambda: read_kafka(settings), kafka_down)
+    ledger = timed(lambda: read_ledger_rows(settings), kafka_down) if kafka.error is None else kafka
+    return PipelineState(kafka=kafka, ledger=ledger, tables=tables, charts=charts)
+
+
+# --- Kafka -------------------------------------------------------------------------------------
+
+
+def read_kafka(settings: Settings) -> KafkaState:
+    from app.checkpoint import committed_offsets, offsets_behind, running_stream
+    from app.kafka_io import project_topics, topic_offsets
+
+    names = [topic.name for topic in project_topics(settings)]
+    ends = topic_offsets(settings, names, "latest", SERVICE_TIMEOUT)
+    starts = topic_offsets(settings, names, "earliest", SERVICE_TIMEOUT)
+    log_dir = settings.state_dir / "kafka" / "data"
+    topics = [
+        TopicState(
+            name=name,
+            partitions=len(ends[name]),
+            start_offsets=starts.get(name, {}),
+            end_offsets=ends[name],
+            bytes_on_disk=_bytes_on_disk(log_dir, name, ends[name]) if log_dir.is_dir() else None,
+        )
+        for name in names
+        if name in ends
+    ]
+    data_topics = {name: ends[name] for name in (settings.kafka_topic, settings.kafka_metadata_topic) if name in ends}
+    committed = committed_offsets(settings)
+    return KafkaState(topics, offsets_behind(data_topics, committed), running_stream(settings), bool(committed))
+
+
+def _bytes_on_disk(log_dir: Path, topic: str, partitions: dict[int, int]) -> int:
+    total = 0
+    for partition in partitions:
+        folder = log_dir / f"{topic}-{partition}"
+        if folder.is_dir():
+            # the segments only: index files are preallocated and say nothing about the data
+            total += sum(path.stat().st_size for path in folder.glob("*.log"))
+    return total
+
+
+def read_ledger_rows(settings: Settings) -> list[dict[str, Any]]:
+    from app.producer.ledger import read_ledger
+
+    entries = read_ledger(settings, timeout=SERVICE_TIMEOUT * 2)
+    rows = [
+        {
+            "file": entry.file,
+            "kind": entry.kind,
+            "version": entry.version,
+            "status": entry.status,
+            "rows": entry.rows,
+            "rejected": entry.rejected,
+            "published_at": entry.published_at,
+        }
+        for entry in entries.values()
+    ]
+    return sorted(rows, key=lambda row: (str(row["published_at"]), str(row["file"])), reverse=True)
+
+
+# --- Hive tables through the metastore and Parquet ------------------------------------------------
+
+TABLES = (
+    "raw_clicks",
+    "raw_articles",
+    "quarantine",
+    "articles",
+    "article_hourly",
+    "category_hourly",
+    "context_hourly",
+    "sessions",
+)
+
+
+class HiveCatalog:
+    """Table and partition locations from the Hive Metastore (thrift), read once per view."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self._locations: dict[str, dict[str, str]] | None = None
+
+    def locations(self) -> dict[str, dict[str, str]]:
+        """Per table: partition name ("dt=2017-10-01/hour=3", or "" unpartitioned) -> folder."""
+        if self._locations is None:
+            self._locations = self._read_locations()
+        return self._locations
+
+    def _read_locations(self) -> dict[str, dict[str, str]]:
+        from thrift.protocol import TBinaryProtocol
+        from thrift.transport import TSocket, TTransport
+        from thrift_files.libraries.thrift_hive_metastore_client.ThriftHiveMetastore import Client
+
+        host, port = self.settings.hive_metastore_uri.removeprefix("thrift://").rsplit(":", 1)
+        raw_socket = TSocket.TSocket(host, int(port))
+        raw_socket.setTimeout(SERVICE_TIMEOUT * 1000)
+        transport = TTransport.TBufferedTransport(raw_socket)
+        client = Client(TBinaryProtocol.TBinaryProtocol(transport))
+        try:
+            transport.open()
+        except TTransport.TTransportException as error:
+            raise ConnectionError(str(error) or "connection refused") from None
+        try:
+            database = self.settings.hive_database
+            existing = set(client.get_all_tables(database)) if database in client.get_all_databases() else set()
+            found: dict[str, dict[str, str]] = {}
+            for name in TABLES:
+                if name not in existing:
+                    continue
+                table = client.get_table(database, name)
+                keys = [key.name for key in table.partitionKeys or []]
+                if not keys:
+                    found[name] = {"": table.sd.location}
+                    continue
+                found[name] = {
+                    "/".join(f"{key}={value}" for key, value in zip(keys, partition.values, strict=True)): (
+                        partition.sd.location
+                    )
+                    for partition in client.get_partitions(database, name, -1)
+                }
+            return found
+        except (TimeoutError, TTransport.TTransportException) as error:
+            raise ConnectionError(f"no answer within {SERVICE_TIMEOUT:.0f} s ({error})") from None
+        finally:
+            transport.close()
+
+
+def _folder(location: str) -> Path:
+    return Path(location.removeprefix("file:"))
+
+
+def parquet_files(location: str) -> list[Path]:
+    """The data files of a table or partition folder (Spark's `_SUCCESS` and hidden files left out)."""
+    folder = _folder(location)
+    if not folder.is_dir():
+        return []
+    return sorted(
+        path
+        for path in folder.rglob("*")
+        if path.is_file() and not any(part.startswith(("_", ".")) for part in path.relative_to(folder).parts)
+    )
+
+
+def parquet_rows(location: str) -> int:
+    import pyarrow.parquet as pq
+
+    return sum(pq.ParquetFile(path).metadata.num_rows for path in parquet_files(location))
+
+
+def read_columns(location: str, columns: list[str]) -> dict[str, list[Any]]:
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    files = parquet_files(location)
+    if not files:
+        return {column: [] for column in columns}
+    table: pa.Table = pa.concat_tables([pq.read_table(path, columns=columns) for path in files])
+    return dict(table.to_pydict())
+
+
+def _in_parallel(function: Callable[[str], T], locations: list[str]) -> list[T]:
+    """`function` over many small Parquet folders at once (pyarrow reads without holding the GIL)."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    with ThreadPoolExecutor(max_workers=8) as pool:
+        return list(pool.map(function, locations))
+
+
+def read_tables(metastore: HiveCatalog) -> list[TableState]:
+    tables = []
+    for name, partitions in metastore.locations().items():
+        names = sorted((p for p in partitions if p), key=_partition_order)
+        tables.append(
+            TableState(
+                name=name,
+                rows=sum(_in_parallel(parquet_rows, list(partitions.values()))),
+                partitioned="" not in partitions,
+                partitions=len(names),
+                latest_partition=names[-1] if names else None,
+                location=str(_folder(partitions[names[-1]] if names else partitions.get("", ""))),
+            )
+        )
+    return tables
+
+
+def _partition_order(name: str) -> tuple[str, int]:
+    values = dict(part.split("=", 1) for part in name.split("/"))
+    return values.get("dt", ""), int(values.get("hour", 0))
+
+
+def _hour_key(name: str) -> str:
+    dt, hour = _partition_order(name)
+    return f"{dt}T{hour:02d}"
+
+
+def read_charts(metastore: HiveCatalog, hour: str | None) -> Charts:
+    locations = metastore.locations()
+    charts = Charts()
+    category_hourly = locations.get("category_hourly", {})
+    names = list(category_hourly)
+    clicks = _in_parallel(
+        lambda location: sum(read_columns(location, ["clicks"])["clicks"]), list(category_hourly.values())
+    )
+    per_hour = {_hour_key(name): total for name, total in zip(names, clicks, strict=True)}
+    charts.clicks_per_hour = sorted(per_hour.items())
+    if not per_hour:
+        return charts
+    chosen = hour if hour in per_hour else max(per_hour, key=lambda key: (per_hour[key], key))
+    charts.hour = chosen
+    partition = next(name for name in category_hourly if _hour_key(name) == chosen)
+
+    categories = read_columns(category_hourly[partition], ["category_id", "clicks", "users"])
+    charts.top_categories = sorted(
+        zip(categories["category_id"], categories["clicks"], categories["users"], strict=True),
+        key=lambda row: (-row[1], row[0]),
+    )[:TOP]
+    if partition in locations.get("article_hourly", {}):
+        articles = read_columns(locations["article_hourly"][partition], ["article_id", "category_id", "clicks"])
+        charts.top_articles = sorted(
+            zip(articles["article_id"], articles["category_id"], articles["clicks"], strict=True),
+            key=lambda row: (-row[2], row[0]),
+        )[:TOP]
+    if partition in locations.get("context_hourly", {}):
+        context = read_columns(
+            locations["context_hourly"][partition], ["click_device_group", "click_referrer_type", "clicks"]
+        )
+        charts.by_device_group = _sum_by(context["click_device_group"], context["clicks"])
+        charts.by_referrer_type = _sum_by(context["click_referrer_type"], context["clicks"])
+    return charts
+
+
+def _sum_by(keys: list[int], values: list[int]) -> list[tuple[int, int]]:
+    totals: dict[int, int] = {}
+    for key, value in zip(keys, values, strict=True):
+        totals[key] = totals.get(key, 0) + value
+    return sorted(totals.items())

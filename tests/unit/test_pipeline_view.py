@@ -1,0 +1,59 @@
+"""The pipeline view's page, rendered from hand-made states: every section, and a service that is down."""
+
+from __future__ import annotations
+
+from app.pipeline_view import Charts, KafkaState, PipelineState, Section, TableState, TopicState, read_state
+from app.pipeline_view_app import render_page
+from tests.conftest import isolated_settings
+
+
+def state(kafka_error: str | None = None) -> PipelineState:
+    kafka = KafkaState(
+        topics=[TopicState("click_stream", 2, {0: 0, 1: 0}, {0: 1500, 1: 1700}, 2_500_000)],
+        stream_behind={"click_stream": 0},
+        stream_running=None,
+        checkpoint_batches=True,
+    )
+    charts = Charts(
+        clicks_per_hour=[("2017-10-01T03", 2224), ("2017-10-01T04", 1258)],
+        hour="2017-10-01T03",
+        top_categories=[(281, 400, 350)],
+        top_articles=[(160974, 281, 120)],
+        by_device_group=[(1, 1500), (3, 724)],
+        by_referrer_type=[(2, 2000)],
+    )
+    ledger = [
+        {"file": "clicks_hour_000.csv", "kind": "clicks", "version": 1, "status": "published", "rows": 1883,
+         "rejected": 2, "published_at": "2026-11-28T00:03:05+00:00"},
+    ]  # fmt: skip
+    return PipelineState(
+        kafka=Section(error=kafka_error) if kafka_error else Section(kafka),
+        ledger=Section(error=kafka_error) if kafka_error else Section(ledger),
+        tables=Section([TableState("raw_clicks", 4208, True, 23, "dt=2017-10-03/hour=2", "/lake/raw_clicks")]),
+        charts=Section(charts),
+    )
+
+
+def test_every_section_shows_its_figures() -> None:
+    page = render_page(state(), 0.4)
+    for text in ("click_stream", "3,200", "2.4 MB", "clicks_hour_000.csv", "1,883", "raw_clicks", "4,208"):
+        assert text in page, text
+    for chart in ("clicks-per-hour", "top-categories", "top-articles", "device-groups", "referrer-types"):
+        assert f'id="{chart}"' in page
+    assert 'src="/clickstream/static/plotly.min.js"' in page and "cdn" not in page.lower()
+    assert 'class="down"' not in page
+
+
+def test_a_service_that_is_down_is_a_message_and_the_rest_still_shows() -> None:
+    page = render_page(state(kafka_error="Kafka is not reachable at KAFKA_SERVERS=127.0.0.1:9 (<timeout>)"), 2.1)
+    assert page.count('class="down"') == 2  # Kafka and the ledger, which is read from Kafka
+    assert "Kafka is not reachable at KAFKA_SERVERS=127.0.0.1:9 (&lt;timeout&gt;)" in page  # escaped
+    assert "raw_clicks" in page and 'id="clicks-per-hour"' in page
+
+
+def test_with_no_service_running_every_section_says_why(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    settings = isolated_settings(tmp_path)  # free ports: nothing listens there
+    found = read_state(settings)
+    assert found.kafka.error and "Kafka is not reachable" in found.kafka.error and "make up" in found.kafka.error
+    assert found.tables.error and "Hive Metastore is not reachable" in found.tables.error
+    assert found.kafka.seconds < 5 and found.tables.seconds < 5
