@@ -2,8 +2,10 @@
 # Installs whatever clickstream needs and is missing, and nothing twice:
 #   - Java 17+ and Maven (Debian packages, when missing and apt-get is usable),
 #   - the Python virtual environment .venv from requirements/requirements.lock (through uv),
-#   - the JVM jars from Maven Central into .deps/jars/{kafka,spark-kafka},
-#   - the loopback-only Hive Metastore launcher compiled into .deps/classes.
+#   - the JVM jars from Maven Central into .deps/jars/{kafka,spark-kafka,metastore-db},
+#   - the loopback-only Hive Metastore launcher compiled into .deps/classes,
+#   - with --test-tools: Debian's chromium for the browser tests (Playwright drives it; no download)
+#     and docker-compose, which validates docker-compose.airflow.yml (no Docker engine needed).
 # Each step keeps a stamp (a hash of its inputs) and is skipped while the stamp matches.
 # Every failure ends with one line saying what failed and what to do, and a non-zero exit.
 set -euo pipefail
@@ -95,6 +97,7 @@ resolve_jars() {  # name: jvm/<name>/pom.xml -> .deps/jars/<name>
 }
 resolve_jars kafka
 resolve_jars spark-kafka
+resolve_jars metastore-db
 
 # --- the Hive Metastore launcher (binds the thrift port to one address) ----------------------
 pyspark_jars="$("$VENV/bin/python" -c 'import pyspark, os; print(os.path.join(os.path.dirname(pyspark.__file__), "jars"))')"
@@ -109,6 +112,12 @@ if ! is_current metastore-launcher "$launcher_stamp"; then
     fail "compiling jvm/metastore failed; see $DEPS/logs/javac-metastore.log"
   fi
   mark_current metastore-launcher "$launcher_stamp"
+fi
+
+# --- tools only the tests use (with --test-tools: `make test` asks for them) ---------------------
+if [ "${1:-}" = "--test-tools" ]; then
+  command -v chromium >/dev/null || apt_install "Chromium (for the browser tests)" chromium
+  command -v docker-compose >/dev/null || apt_install "docker-compose (to validate the Compose file)" docker-compose
 fi
 
 say "ready: $VENV, $DEPS/jars"
