@@ -46,9 +46,8 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: {create} failed on {server}:\n{created.stderr[-2000:]}", file=sys.stderr)
         return 1
     command = [beeline, "-u", settings.spark_thrift_jdbc_url, "-n", user]
-    # no in-place progress bar: the Thrift server has none to show, and beeline would print "null"
-    quiet = ["--silent=true", "--showWarnings=false", "--hiveconf", "hive.server2.in.place.progress=false"]
-    command += [*quiet, *(sys.argv[1:] if argv is None else argv)]
+    # not --silent=true: in that mode beeline 2.3 prints the Thrift server's missing progress as "null"
+    command += ["--showWarnings=false", *(sys.argv[1:] if argv is None else argv)]
     sys.stdout.flush()
     os.execve(beeline, command, environment)  # noqa: S606 - beeline from the pinned pyspark
 

@@ -53,7 +53,8 @@ def test_the_readme_queries_run_in_make_sql(
     )
     assert shell.returncode == 0, shell.stdout[-2000:] + shell.stderr[-3000:]
     assert thrift_server.status().running
-    lines = shell.stdout.splitlines()
+    # beeline echoes its prompt ("0: jdbc:hive2://...> ", ". . .> " for continued lines) before each result
+    lines = [line.rpartition("> ")[2] for line in shell.stdout.splitlines()]
     # the first query's rows: dt,hour,clicks; their sum is every click in the raw table
     spark.sql(f"REFRESH TABLE `{settings.hive_database}`.raw_clicks")
     raw_clicks = spark.table(f"`{settings.hive_database}`.raw_clicks").count()

@@ -108,7 +108,9 @@ def test_log_in_find_both_dags_trigger_and_see_the_run_succeed(
     # the form is a modal: only its own buttons are reachable now
     page.get_by_role("button", name="Run Parameters").wait_for()
     page.screenshot(path=str(OUTPUT / "03-trigger-form.png"))
-    page.get_by_role("button", name="Trigger", exact=True).click()
+    # the form re-renders while the DAG page refreshes, so a pointer click can wait forever for a
+    # "stable" button: send the click event to the button as it is at that moment
+    page.get_by_role("button", name="Trigger", exact=True).dispatch_event("click")
 
     deadline = time.monotonic() + 60
     while not (new := [run for run in manual_runs(airflow_client) if run not in before]):
