@@ -97,13 +97,20 @@ def timed(read: Callable[[], T], describe_failure: Callable[[Exception], str]) -
 def read_state(settings: Settings, hour: str | None = None) -> PipelineState:
     """Every section of the view; `hour` (like 2017-10-01T03) chooses the hour of the detail charts."""
 
+    from app.kafka_io import KafkaSetupError
+    from app.producer.ledger import LedgerReadError
+
     def kafka_down(error: Exception) -> str:
+        if not isinstance(error, (KafkaSetupError, LedgerReadError, OSError)):
+            return f"Reading Kafka failed: {type(error).__name__}: {error}"
         return (
             f"Kafka is not reachable at KAFKA_SERVERS={settings.kafka_servers} ({error}). "
             "Start it with `make up`; `make status` shows what runs."
         )
 
     def metastore_down(error: Exception) -> str:
+        if not isinstance(error, OSError):  # ConnectionError and timeouts are OSErrors
+            return f"Reading the Hive tables failed: {type(error).__name__}: {error}"
         return (
             f"The Hive Metastore is not reachable at {settings.hive_metastore_uri} ({error}). "
             "Start it with `make up`; `make status` shows what runs."

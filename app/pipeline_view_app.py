@@ -12,6 +12,8 @@ from __future__ import annotations
 import dataclasses
 import html
 import json
+import sys
+import threading
 import time
 from functools import cache
 from pathlib import Path
@@ -40,8 +42,24 @@ async def require_login(request: Request) -> None:
     await get_user(request, None, credentials)
 
 
+def warm_up() -> None:
+    """Import what a view needs (pyarrow, the Kafka and thrift clients: seconds on a small machine)
+    in the background, so that the first view after a restart is as quick as the next ones."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+    from confluent_kafka.admin import AdminClient  # noqa: F401
+    from thrift_files.libraries.thrift_hive_metastore_client import ThriftHiveMetastore  # noqa: F401
+
+    buffer = pa.BufferOutputStream()  # one Parquet round trip starts pyarrow's readers and threads
+    pq.write_table(pa.table({"clicks": [1]}), buffer)
+    pq.read_table(pa.BufferReader(buffer.getvalue()))
+    _plotly_js()
+
+
 def create_app() -> FastAPI:
     app = FastAPI(title="clickstream pipeline view", docs_url=None, redoc_url=None, openapi_url=None)
+    if "airflow.api_fastapi.app" in sys.modules:  # in the api-server, the only process that serves it
+        threading.Thread(target=warm_up, name="clickstream-view-warm-up", daemon=True).start()
 
     @app.exception_handler(HTTPException)
     async def login_first(request: Request, error: HTTPException) -> Response:
