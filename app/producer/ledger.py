@@ -128,6 +128,7 @@ class Action(Enum):
     RESUME = "resume"  # a paced publication stopped part-way: go on after lines_done
     SKIP_PUBLISHED = "already_published"
     REFUSE_CHANGED = "refused_changed"
+    REFUSE_DUPLICATE = "refused_duplicate"  # the same content was published under another name
 
 
 @dataclass(frozen=True)
@@ -138,9 +139,28 @@ class Decision:
     reason: str = ""
 
 
-def decide(entry: LedgerEntry | None, size: int, sha256: str, name: str, allow_new_version: bool) -> Decision:
-    """What to do with a file, given the ledger's last entry for it and its content now."""
+def decide(
+    entry: LedgerEntry | None,
+    size: int,
+    sha256: str,
+    name: str,
+    allow_new_version: bool,
+    same_content: LedgerEntry | None = None,
+) -> Decision:
+    """What to do with a file, given the ledger's last entry for it, its content now, and a file of
+    another name already published with the same content (if any)."""
     if entry is None:
+        if same_content is not None and same_content.rows > 0 and not allow_new_version:
+            return Decision(
+                Action.REFUSE_DUPLICATE,
+                1,
+                reason=(
+                    f"{name} has the same content as {same_content.file} (version {same_content.version}, "
+                    f"{same_content.rows} rows, sha256 {sha256[:12]}...), which is already published: "
+                    f"publishing it would count its rows twice; if it really is another file, "
+                    f"publish it with --new-version {name}"
+                ),
+            )
         return Decision(Action.PUBLISH, version=1)
     same = entry.sha256 == sha256 and entry.size == size
     if same and entry.status == PUBLISHED:

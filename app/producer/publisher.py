@@ -133,6 +133,7 @@ class Publisher:
         self.producer: Producer | None = None
         self._replay_origin: tuple[float, int] | None = None  # (monotonic start, first click ms)
         self._options = PublishOptions()
+        self._published_content: dict[str, LedgerEntry] = {}
 
     def publish(self, options: PublishOptions | None = None) -> PublishReport:
         options = self._options = options or PublishOptions()
@@ -149,6 +150,8 @@ class Publisher:
             self.producer = Producer(producer_config(self.settings))
             self.producer.init_transactions(60)  # fences an older producer and aborts its open transaction
         ledger = read_ledger(self.settings)
+        # published content by sha256, to recognise a file copied under a second name
+        self._published_content = {entry.sha256: entry for entry in ledger.values() if entry.rows > 0}
         try:
             for file in files:
                 result.files.append(self._publish_file(file, ledger.get(file.name), options))
@@ -172,7 +175,12 @@ class Publisher:
             report.message = str(error)
             log.error("refused: %s", error)
             return report
-        decision = decide(entry, content.size, content.sha256, file.name, file.name in options.new_versions)
+        same_content = self._published_content.get(content.sha256)
+        if same_content is not None and same_content.file == file.name:
+            same_content = None
+        decision = decide(
+            entry, content.size, content.sha256, file.name, file.name in options.new_versions, same_content
+        )
         report.version = decision.version
         if decision.action is Action.SKIP_PUBLISHED:
             assert entry is not None
@@ -180,7 +188,7 @@ class Publisher:
             report.rows, report.rejected, report.offsets = entry.rows, entry.rejected, entry.offsets
             log.info("already published: %s (%s)", file.name, decision.reason)
             return report
-        if decision.action is Action.REFUSE_CHANGED:
+        if decision.action in (Action.REFUSE_CHANGED, Action.REFUSE_DUPLICATE):
             report.message = decision.reason
             log.error("refused: %s", decision.reason)
             return report
@@ -326,6 +334,8 @@ class Publisher:
         )
         self._produce(self.settings.kafka_ledger_topic, run.file.name.encode(), entry.to_json(), [], run.delivered)
         self.producer.commit_transaction(120)
+        if state == PUBLISHED and entry.rows > 0:
+            self._published_content[entry.sha256] = entry  # a copy later in this run is recognised too
 
 
 def _reject_value(file: DataFile, reject: Reject) -> bytes:

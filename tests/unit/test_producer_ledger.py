@@ -50,3 +50,19 @@ def test_part_published_paced_file_resumes_after_its_last_line() -> None:
 def test_entry_round_trips_through_json() -> None:
     original = entry()
     assert LedgerEntry.from_json(original.to_json()) == original
+
+
+def test_a_copy_of_a_published_file_under_another_name_is_refused() -> None:
+    original = LedgerEntry(
+        file="clicks_hour_001.csv", kind="clicks", topic="t", version=1, size=100, sha256="a" * 64,
+        status=PUBLISHED, lines_done=10, rows=9, rejected=0,
+    )  # fmt: skip
+    refused = decide(None, 100, "a" * 64, "clicks_hour_051.csv", False, original)
+    assert refused.action is Action.REFUSE_DUPLICATE
+    assert (
+        "same content as clicks_hour_001.csv" in refused.reason
+        and "--new-version clicks_hour_051.csv" in refused.reason
+    )
+    assert decide(None, 100, "a" * 64, "clicks_hour_051.csv", True, original).action is Action.PUBLISH
+    header_only = LedgerEntry(**{**original.__dict__, "rows": 0})
+    assert decide(None, 100, "a" * 64, "clicks_hour_051.csv", False, header_only).action is Action.PUBLISH

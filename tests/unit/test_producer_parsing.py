@@ -98,6 +98,15 @@ def test_crlf_bom_and_missing_final_newline_are_accepted() -> None:
     assert [item.line for item in items] == [2, 3]
 
 
+def test_a_10_mb_line_is_rejected_with_its_line_and_a_bounded_copy() -> None:
+    huge = "9" * (10 * 1024 * 1024)
+    items = parse(f"{CLICK_HEADER}\n{GOOD_CLICK}\n{huge}\n{GOOD_CLICK}\n")
+    assert [type(item) for item in items] == [Message, Reject, Message]
+    reject = items[1]
+    assert isinstance(reject, Reject) and reject.line == 3 and "field larger than field limit" in reject.reason
+    assert len(reject.raw) <= 10_000  # the rejects topic keeps the start of the line, not 10 MB
+
+
 def test_truncated_last_line_is_rejected() -> None:
     items = parse(f"{CLICK_HEADER}\n{GOOD_CLICK}\n{GOOD_CLICK[:20]}")
     assert isinstance(items[-1], Reject) and items[-1].line == 3 and "columns" in items[-1].reason
