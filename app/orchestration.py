@@ -139,6 +139,23 @@ def recompute_range(
     return interval_start.strftime(HOUR_LAYOUT), final.strftime(HOUR_LAYOUT)
 
 
+def check_run_tables(settings: Settings, recompute_arguments: list[str]) -> dict[str, Any]:
+    """The run's check: its hours (the batch job's `--from`/`--to`; every hour when there are
+    none); raises, listing every disagreement, when the tables disagree."""
+    from app.table_checks import check_tables, hours_in_range
+
+    given = dict(zip(recompute_arguments[::2], recompute_arguments[1::2], strict=True))
+    hours = hours_in_range(given["--from"], given["--to"]) if given else None
+    report = check_tables(settings, hours)
+    if report.problems:
+        listed = "\n".join(f"  - {problem}" for problem in report.problems[:50])
+        raise RuntimeError(f"{len(report.problems)} disagreement(s) in the tables ({report.scope}):\n{listed}")
+    log.info(
+        "the tables agree: %s, %s raw clicks, %s ledger file(s)", report.scope, report.raw_clicks, report.files_checked
+    )
+    return {"scope": report.scope, "raw_clicks": report.raw_clicks, "ledger_files": report.files_checked}
+
+
 def spark_job_environment(settings: Settings) -> dict[str, str]:
     """Environment a Spark job adds to the worker's: the settings (no secrets), Spark's variables,
     and the project on the Python path."""

@@ -279,7 +279,7 @@ def read_columns(location: str, columns: list[str]) -> dict[str, list[Any]]:
     return dict(table.to_pydict())
 
 
-def _in_parallel(function: Callable[[str], T], locations: list[str]) -> list[T]:
+def in_parallel(function: Callable[[str], T], locations: list[str]) -> list[T]:
     """`function` over many small Parquet folders at once (pyarrow reads without holding the GIL)."""
     from concurrent.futures import ThreadPoolExecutor
 
@@ -290,11 +290,11 @@ def _in_parallel(function: Callable[[str], T], locations: list[str]) -> list[T]:
 def read_tables(metastore: HiveCatalog) -> list[TableState]:
     tables = []
     for name, partitions in metastore.locations().items():
-        names = sorted((p for p in partitions if p), key=_partition_order)
+        names = sorted((p for p in partitions if p), key=partition_hour)
         tables.append(
             TableState(
                 name=name,
-                rows=sum(_in_parallel(parquet_rows, list(partitions.values()))),
+                rows=sum(in_parallel(parquet_rows, list(partitions.values()))),
                 partitioned="" not in partitions,
                 partitions=len(names),
                 latest_partition=names[-1] if names else None,
@@ -304,13 +304,13 @@ def read_tables(metastore: HiveCatalog) -> list[TableState]:
     return tables
 
 
-def _partition_order(name: str) -> tuple[str, int]:
+def partition_hour(name: str) -> tuple[str, int]:
     values = dict(part.split("=", 1) for part in name.split("/"))
     return values.get("dt", ""), int(values.get("hour", 0))
 
 
 def _hour_key(name: str) -> str:
-    dt, hour = _partition_order(name)
+    dt, hour = partition_hour(name)
     return f"{dt}T{hour:02d}"
 
 
@@ -319,7 +319,7 @@ def read_charts(metastore: HiveCatalog, hour: str | None) -> Charts:
     charts = Charts()
     category_hourly = locations.get("category_hourly", {})
     names = list(category_hourly)
-    clicks = _in_parallel(
+    clicks = in_parallel(
         lambda location: sum(read_columns(location, ["clicks"])["clicks"]), list(category_hourly.values())
     )
     per_hour = {_hour_key(name): total for name, total in zip(names, clicks, strict=True)}

@@ -99,14 +99,14 @@ def clickstream_hourly() -> None:
         pool=SPARK_POOL,
         outlets=HOURLY_TABLES,
     )
-    check = ClickstreamSparkSubmitOperator(
-        task_id="check_tables",
-        job="check_tables.py",
-        application_args=hours,
-        pool=SPARK_POOL,
-        trigger_rule="none_failed_min_one_success",  # also after a skipped recompute
-        inlets=HOURLY_TABLES,
-    )
+
+    @task(trigger_rule="none_failed_min_one_success", inlets=HOURLY_TABLES)  # also after a skipped recompute
+    def check_tables(recompute_arguments: list[str]) -> dict[str, object]:
+        from app.orchestration import check_run_tables, run_settings
+
+        return check_run_tables(run_settings(get_current_context()), recompute_arguments)
+
+    check = check_tables(hours)  # type: ignore[arg-type]  # an XComArg, resolved when the task runs
     wait_for_new_files() >> publish_articles() >> publish_clicks() >> drain >> hours >> recompute >> check
 
 

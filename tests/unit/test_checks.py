@@ -18,7 +18,7 @@ from app.checkpoint import (
 )
 from app.producer.ledger import LedgerEntry
 from app.settings import Settings
-from spark_jobs.check_tables import Landed, find_disagreements
+from app.table_checks import Landed, find_disagreements
 from tests.conftest import isolated_settings
 
 

@@ -43,7 +43,7 @@ def test_hourly_dag_tasks_and_order(dagbag) -> None:  # type: ignore[no-untyped-
     assert dag.get_task("wait_for_new_files").mode == "reschedule"
     from app.runtime.services import PUBLISH_POOL, SPARK_POOL
 
-    assert {dag.get_task(name).pool for name in ("drain_topics", "recompute_hours", "check_tables")} == {SPARK_POOL}
+    assert {dag.get_task(name).pool for name in ("drain_topics", "recompute_hours")} == {SPARK_POOL}
     assert {dag.get_task(name).pool for name in ("publish_articles", "publish_clicks")} == {PUBLISH_POOL}
     assert dag.get_task("check_tables").trigger_rule == "none_failed_min_one_success"
 
