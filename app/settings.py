@@ -171,6 +171,19 @@ SPECS: tuple[SettingSpec, ...] = (
     SettingSpec("spark_ui_port", "SPARK_UI_PORT", "4040", "Port of the Spark application UI."),
     SettingSpec("spark_driver_memory", "SPARK_DRIVER_MEMORY", "1g", "Memory of each Spark driver."),
     SettingSpec(
+        "spark_cluster_workers",
+        "SPARK_CLUSTER_WORKERS",
+        "1",
+        "Workers of the local Spark standalone cluster (`python -m app.runtime up spark-cluster`, "
+        "master at `SPARK_MASTER_URL=spark://127.0.0.1:7077`).",
+    ),
+    SettingSpec(
+        "spark_cluster_worker_memory",
+        "SPARK_CLUSTER_WORKER_MEMORY",
+        "2g",
+        "Memory each worker of the local Spark cluster offers its executors.",
+    ),
+    SettingSpec(
         "spark_history_port",
         "SPARK_HISTORY_PORT",
         "18080",
@@ -340,6 +353,7 @@ _PARSERS: dict[str, Callable[[str, str], Any]] = {
     "kafka_replication_factor": _positive_int,
     "kafka_min_insync_replicas": _positive_int,
     "airflow_parallelism": _positive_int,
+    "spark_cluster_workers": _positive_int,
 }
 
 
@@ -372,6 +386,8 @@ class Settings:
     spark_trigger_interval: str
     hive_database: str
     spark_ui_port: int
+    spark_cluster_workers: int
+    spark_cluster_worker_memory: str
     spark_history_port: int
     spark_thrift_port: int
     spark_driver_memory: str
