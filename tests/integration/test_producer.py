@@ -146,6 +146,25 @@ def test_changed_file_is_refused_unless_published_as_new_version(kafka: Service,
     assert len(read_all(settings, settings.kafka_topic)) == 2 * csv_rows(SAMPLE / "clicks_hour_001.csv") + 1
 
 
+def test_the_same_content_under_a_second_name_is_refused(kafka: Service, own_topics: Settings) -> None:
+    settings = own_topics
+    folder = settings.producer_data_root_directory
+    shutil.copy(SAMPLE / "clicks_hour_001.csv", folder / "clicks_hour_001.csv")
+    shutil.copy(SAMPLE / "clicks_hour_001.csv", folder / "clicks_hour_051.csv")  # in the same run
+    first = publish(settings)
+    assert [(f.file, f.status) for f in first.files] == [
+        ("clicks_hour_001.csv", PUBLISHED),
+        ("clicks_hour_051.csv", REFUSED),
+    ]
+    assert "same content as clicks_hour_001.csv" in first.files[1].message and "--new-version" in first.files[1].message
+    shutil.copy(SAMPLE / "clicks_hour_001.csv", folder / "clicks_hour_052.csv")  # in a later run
+    later = publish(settings)
+    assert {f.file: f.status for f in later.files}["clicks_hour_052.csv"] == REFUSED
+    assert len(read_all(settings, settings.kafka_topic)) == csv_rows(SAMPLE / "clicks_hour_001.csv")
+    meant = publish(settings, PublishOptions(new_versions={"clicks_hour_051.csv"}))
+    assert {f.file: f.status for f in meant.files}["clicks_hour_051.csv"] == PUBLISHED
+
+
 def producer_cli(settings: Settings, *args: str) -> subprocess.Popen[str]:
     env = {**os.environ, **settings_environment(settings)}
     return subprocess.Popen(
@@ -203,6 +222,55 @@ def test_sigkill_in_the_middle_of_a_file_then_rerun_leaves_each_row_once(kafka: 
     output, _ = rerun.communicate(timeout=300)
     assert rerun.returncode == 0, output[-3000:]
 
+    clicks = count_by_header(read_all(settings, settings.kafka_topic), HEADER_SOURCE_FILE)
+    articles = count_by_header(read_all(settings, settings.kafka_metadata_topic), HEADER_SOURCE_FILE)
+    assert {**clicks, **articles} == rows
+    assert {name: e.rows for name, e in read_ledger(settings).items()} == rows
+
+
+def test_broker_sigkilled_while_a_file_is_published_then_restarted_leaves_each_row_once(
+    kafka: Service, own_topics: Settings
+) -> None:
+    settings = own_topics
+    rows = copy_sample(settings)
+    body = b"".join((SAMPLE / f"clicks_hour_00{h}.csv").read_bytes().split(b"\n", 1)[1] for h in range(3))
+    (settings.producer_data_root_directory / "clicks_hour_050.csv").write_bytes(
+        (CLICK_HEADER + "\n").encode() + body * 60
+    )
+    rows["clicks_hour_050.csv"] = 4208 * 60
+    publish(settings, PublishOptions(kinds=[]))  # topics exist before the watcher subscribes
+
+    watcher = Consumer(
+        {
+            "bootstrap.servers": settings.kafka_servers,
+            "group.id": f"w-{uuid.uuid4().hex[:6]}",
+            "isolation.level": "read_uncommitted",
+            "auto.offset.reset": "earliest",
+        }
+    )
+    watcher.subscribe([settings.kafka_topic])
+    producer = producer_cli(settings, "publish")
+    seen_big = 0
+    deadline = time.monotonic() + 120
+    try:
+        while seen_big < 20_000 and time.monotonic() < deadline and producer.poll() is None:
+            message = watcher.poll(0.2)
+            if message is not None and message.error() is None:
+                seen_big += header(message, HEADER_SOURCE_FILE) == "clicks_hour_050.csv"
+    finally:
+        watcher.close()
+    assert producer.poll() is None, "the producer finished before the broker could be killed mid-file"
+    broker_pid = kafka.processes()[0].read_pid()
+    assert broker_pid is not None
+    os.killpg(broker_pid, signal.SIGKILL)
+    time.sleep(3)
+    kafka.start()  # the pid file is stale now: a new broker on the same data
+
+    output, _ = producer.communicate(timeout=600)
+    if producer.returncode != 0:  # it gave up while the broker was away: what an Airflow retry does
+        retry = producer_cli(settings, "publish")
+        retried, _ = retry.communicate(timeout=600)
+        assert retry.returncode == 0, output[-2000:] + retried[-3000:]
     clicks = count_by_header(read_all(settings, settings.kafka_topic), HEADER_SOURCE_FILE)
     articles = count_by_header(read_all(settings, settings.kafka_metadata_topic), HEADER_SOURCE_FILE)
     assert {**clicks, **articles} == rows
