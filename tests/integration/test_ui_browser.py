@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 import pytest
+from playwright.sync_api import TimeoutError as PlaywrightTimeoutError
 
 from app.airflow_client import AirflowClient
 from app.runtime.services import Service
@@ -104,13 +105,25 @@ def test_log_in_find_both_dags_trigger_and_see_the_run_succeed(
 
     page.get_by_role("link", name=DAG).first.click()
     page.wait_for_url(f"**/dags/{DAG}**")
-    page.get_by_role("button", name="Trigger").first.click()
-    # the form is a modal: only its own buttons are reachable now
-    page.get_by_role("button", name="Run Parameters").wait_for()
-    page.screenshot(path=str(OUTPUT / "03-trigger-form.png"))
-    # the form re-renders while the DAG page refreshes, so a pointer click can wait forever for a
-    # "stable" button: send the click event to the button as it is at that moment
-    page.get_by_role("button", name="Trigger", exact=True).dispatch_event("click")
+    page.get_by_text("wait_for_new_files").first.wait_for()  # the DAG's own page has rendered
+    try:
+        # a click that lands before the page is interactive opens nothing: click until the form opens
+        form = page.get_by_text(f"Trigger Dag - {DAG}")
+        for _ in range(5):
+            page.get_by_role("button", name="Trigger").first.click()  # the header's, named "Trigger …"
+            try:
+                form.wait_for(timeout=10_000)
+                break
+            except PlaywrightTimeoutError:
+                continue
+        form.wait_for(timeout=1_000)
+        page.screenshot(path=str(OUTPUT / "03-trigger-form.png"))
+        # the form re-renders while the DAG page refreshes, so a pointer click can wait forever for a
+        # "stable" button: send the click event to the button as it is at that moment
+        page.locator('[data-testid="trigger-dag-submit"]').dispatch_event("click")
+    except Exception:
+        page.screenshot(path=str(OUTPUT / "03-trigger-form-failed.png"))
+        raise
 
     deadline = time.monotonic() + 60
     while not (new := [run for run in manual_runs(airflow_client) if run not in before]):
