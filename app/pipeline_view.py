@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from app.settings import Settings
+from app.summary import TABLES  # every table of the pipeline, in the order the page lists them
 
 log = logging.getLogger(__name__)
 
@@ -181,17 +182,6 @@ def read_ledger_rows(settings: Settings) -> list[dict[str, Any]]:
 
 
 # --- Hive tables through the metastore and Parquet ------------------------------------------------
-
-TABLES = (
-    "raw_clicks",
-    "raw_articles",
-    "quarantine",
-    "articles",
-    "article_hourly",
-    "category_hourly",
-    "context_hourly",
-    "sessions",
-)
 
 
 class HiveCatalog:

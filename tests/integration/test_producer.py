@@ -177,17 +177,22 @@ def producer_cli(settings: Settings, *args: str) -> subprocess.Popen[str]:
     )
 
 
-def test_sigkill_in_the_middle_of_a_file_then_rerun_leaves_each_row_once(kafka: Service, own_topics: Settings) -> None:
-    settings = own_topics
+def with_a_big_click_file(settings: Settings) -> dict[str, int]:
+    """The sample plus one large click file (252,480 rows), so that a kill lands inside its
+    transaction; returns the rows of every file. The topics exist afterwards."""
     rows = copy_sample(settings)
-    # one large click file, so the kill lands inside its transaction
     body = b"".join((SAMPLE / f"clicks_hour_00{h}.csv").read_bytes().split(b"\n", 1)[1] for h in range(3))
     (settings.producer_data_root_directory / "clicks_hour_050.csv").write_bytes(
         (CLICK_HEADER + "\n").encode() + body * 60
     )
     rows["clicks_hour_050.csv"] = 4208 * 60
-    publish(settings, PublishOptions(kinds=[]))  # topics exist before the watcher subscribes
+    publish(settings, PublishOptions(kinds=[]))  # topics exist before a watcher subscribes
+    return rows
 
+
+def wait_until_part_of_the_big_file_is_sent(settings: Settings, publisher: subprocess.Popen[str]) -> int:
+    """Watch the clicks topic (uncommitted records too) until 20,000 rows of the big file are
+    sent; the publisher must still be running then. Returns how many were seen."""
     watcher = Consumer(
         {
             "bootstrap.servers": settings.kafka_servers,
@@ -197,69 +202,55 @@ def test_sigkill_in_the_middle_of_a_file_then_rerun_leaves_each_row_once(kafka: 
         }
     )
     watcher.subscribe([settings.kafka_topic])
-    victim = producer_cli(settings, "publish")
     seen_big = 0
     deadline = time.monotonic() + 120
     try:
-        while seen_big < 20_000 and time.monotonic() < deadline and victim.poll() is None:
+        while seen_big < 20_000 and time.monotonic() < deadline and publisher.poll() is None:
             message = watcher.poll(0.2)
-            if (
-                message is not None
-                and message.error() is None
-                and header(message, HEADER_SOURCE_FILE) == "clicks_hour_050.csv"
-            ):
-                seen_big += 1
-        assert victim.poll() is None, "the producer finished before it could be killed mid-file"
-        victim.send_signal(signal.SIGKILL)
-        victim.wait(30)
+            if message is not None and message.error() is None:
+                seen_big += header(message, HEADER_SOURCE_FILE) == "clicks_hour_050.csv"
     finally:
         watcher.close()
-        if victim.poll() is None:
-            victim.kill()
-    assert seen_big >= 20_000  # it was killed with part of the big file sent, uncommitted
+    assert publisher.poll() is None, "the producer finished before it could be interrupted mid-file"
+    return seen_big
 
-    rerun = producer_cli(settings, "publish")
-    output, _ = rerun.communicate(timeout=300)
-    assert rerun.returncode == 0, output[-3000:]
 
+def assert_each_row_once(settings: Settings, rows: dict[str, int]) -> None:
     clicks = count_by_header(read_all(settings, settings.kafka_topic), HEADER_SOURCE_FILE)
     articles = count_by_header(read_all(settings, settings.kafka_metadata_topic), HEADER_SOURCE_FILE)
     assert {**clicks, **articles} == rows
     assert {name: e.rows for name, e in read_ledger(settings).items()} == rows
 
 
+def test_sigkill_in_the_middle_of_a_file_then_rerun_leaves_each_row_once(kafka: Service, own_topics: Settings) -> None:
+    settings = own_topics
+    rows = with_a_big_click_file(settings)
+    victim = producer_cli(settings, "publish")
+    try:
+        assert wait_until_part_of_the_big_file_is_sent(settings, victim) >= 20_000
+        victim.send_signal(signal.SIGKILL)
+        victim.wait(30)
+    finally:
+        if victim.poll() is None:
+            victim.kill()
+
+    rerun = producer_cli(settings, "publish")
+    output, _ = rerun.communicate(timeout=300)
+    assert rerun.returncode == 0, output[-3000:]
+    assert_each_row_once(settings, rows)
+
+
 def test_broker_sigkilled_while_a_file_is_published_then_restarted_leaves_each_row_once(
     kafka: Service, own_topics: Settings
 ) -> None:
     settings = own_topics
-    rows = copy_sample(settings)
-    body = b"".join((SAMPLE / f"clicks_hour_00{h}.csv").read_bytes().split(b"\n", 1)[1] for h in range(3))
-    (settings.producer_data_root_directory / "clicks_hour_050.csv").write_bytes(
-        (CLICK_HEADER + "\n").encode() + body * 60
-    )
-    rows["clicks_hour_050.csv"] = 4208 * 60
-    publish(settings, PublishOptions(kinds=[]))  # topics exist before the watcher subscribes
-
-    watcher = Consumer(
-        {
-            "bootstrap.servers": settings.kafka_servers,
-            "group.id": f"w-{uuid.uuid4().hex[:6]}",
-            "isolation.level": "read_uncommitted",
-            "auto.offset.reset": "earliest",
-        }
-    )
-    watcher.subscribe([settings.kafka_topic])
+    rows = with_a_big_click_file(settings)
     producer = producer_cli(settings, "publish")
-    seen_big = 0
-    deadline = time.monotonic() + 120
     try:
-        while seen_big < 20_000 and time.monotonic() < deadline and producer.poll() is None:
-            message = watcher.poll(0.2)
-            if message is not None and message.error() is None:
-                seen_big += header(message, HEADER_SOURCE_FILE) == "clicks_hour_050.csv"
-    finally:
-        watcher.close()
-    assert producer.poll() is None, "the producer finished before the broker could be killed mid-file"
+        wait_until_part_of_the_big_file_is_sent(settings, producer)
+    except BaseException:
+        producer.kill()
+        raise
     broker_pid = kafka.processes()[0].read_pid()
     assert broker_pid is not None
     os.killpg(broker_pid, signal.SIGKILL)
@@ -271,10 +262,7 @@ def test_broker_sigkilled_while_a_file_is_published_then_restarted_leaves_each_r
         retry = producer_cli(settings, "publish")
         retried, _ = retry.communicate(timeout=600)
         assert retry.returncode == 0, output[-2000:] + retried[-3000:]
-    clicks = count_by_header(read_all(settings, settings.kafka_topic), HEADER_SOURCE_FILE)
-    articles = count_by_header(read_all(settings, settings.kafka_metadata_topic), HEADER_SOURCE_FILE)
-    assert {**clicks, **articles} == rows
-    assert {name: e.rows for name, e in read_ledger(settings).items()} == rows
+    assert_each_row_once(settings, rows)
 
 
 def test_file_still_being_written_is_skipped_until_stable(kafka: Service, own_topics: Settings) -> None:
