@@ -24,6 +24,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
+from app.orchestration import HOUR_LAYOUT
 from app.producer.ledger import LedgerEntry
 from app.settings import Settings
 
@@ -33,7 +34,6 @@ Hour = tuple[str, int]
 Offsets = dict[str, dict[int, int]]
 AGGREGATES = ("article_hourly", "category_hourly", "context_hourly")
 RAW_TABLE_OF_KIND = {"clicks": "raw_clicks", "articles": "raw_articles"}
-HOUR_LAYOUT = "%Y-%m-%dT%H"
 
 
 @dataclass(frozen=True)

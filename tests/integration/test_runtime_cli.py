@@ -15,10 +15,11 @@ from app.settings import REPO_ROOT, Settings
 from tests.conftest import isolated_settings
 
 
-def runtime_cli(settings: Settings, *args: str) -> subprocess.CompletedProcess[str]:
+def run_module(settings: Settings, module: str, *args: str) -> subprocess.CompletedProcess[str]:
+    """`python -m <module> args` in the repository with these settings in its environment."""
     env = {**os.environ, **settings_environment(settings), "AIRFLOW_ADMIN_PASSWORD": settings.airflow_admin_password}
     return subprocess.run(
-        [sys.executable, "-m", "app.runtime", *args],
+        [sys.executable, "-m", module, *args],
         cwd=REPO_ROOT,
         env=env,
         capture_output=True,
@@ -26,6 +27,10 @@ def runtime_cli(settings: Settings, *args: str) -> subprocess.CompletedProcess[s
         timeout=600,
         check=False,
     )
+
+
+def runtime_cli(settings: Settings, *args: str) -> subprocess.CompletedProcess[str]:
+    return run_module(settings, "app.runtime", *args)
 
 
 def recorded_pids(state_dir: Path) -> dict[str, int]:
@@ -33,16 +38,7 @@ def recorded_pids(state_dir: Path) -> dict[str, int]:
 
 
 def sql_shell(settings: Settings, *args: str) -> subprocess.CompletedProcess[str]:
-    env = {**os.environ, **settings_environment(settings)}
-    return subprocess.run(
-        [sys.executable, "-m", "app.sql_shell", *args],
-        cwd=REPO_ROOT,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=600,
-        check=False,
-    )
+    return run_module(settings, "app.sql_shell", *args)
 
 
 def listening_addresses() -> set[tuple[str, int]]:
