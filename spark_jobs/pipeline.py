@@ -46,6 +46,13 @@ def _hours(rows: DataFrame) -> list[Hour]:
     return sorted({(row["dt"], int(row["hour"])) for row in rows.select("dt", "hour").distinct().collect()})
 
 
+def root_cause(error: BaseException) -> str:
+    """The innermost cause of a Python or Java (Py4J) error, on one line."""
+    lines = [line.strip() for line in str(error).splitlines() if line.strip()]
+    causes = [line.removeprefix("Caused by: ") for line in lines if line.startswith("Caused by: ")]
+    return (causes[-1] if causes else lines[0] if lines else type(error).__name__)[:1000]
+
+
 @dataclass
 class BatchResult:
     clicks: int = 0
@@ -58,10 +65,21 @@ class Pipeline:
     def __init__(self, store: TableStore, settings: Settings) -> None:
         self.store = store
         self.settings = settings
+        self.failure: str | None = None  # why the last micro-batch failed, in words, for the job's exit
 
     def process_batch(self, records: DataFrame, batch_id: int) -> None:
-        """`foreachBatch` callback of the streaming query."""
-        self.land_batch(records, batch_id)
+        """`foreachBatch` callback of the streaming query. A batch that fails is not committed:
+        the query stops, and the next start runs the same offsets again."""
+        try:
+            self.land_batch(records, batch_id)
+        except Exception as error:
+            unwritable = self.store.unwritable_folders()
+            self.failure = (
+                f"micro-batch {batch_id} was not written, so the checkpoint stays before it and a restart "
+                f"runs it again. Cause: {root_cause(error)}" + ("".join(f"; {problem}" for problem in unwritable))
+            )
+            log.error("%s", self.failure)
+            raise
 
     def land_batch(self, records: DataFrame, batch_id: int) -> BatchResult:
         """Land one micro-batch of Kafka records (both topics) and recompute what it touched."""

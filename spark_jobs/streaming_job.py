@@ -9,6 +9,8 @@ a micro-batch, and hands each micro-batch to `Pipeline.land_batch`. The checkpoi
 `CHECK_POINT_LOCATION/streaming`; a checkpoint written for other topics or another version of
 this query stops the job with a clear message instead of reprocessing silently (exit code 3), and
 so does a second job on a checkpoint another job runs on (exit code 4; see `app/checkpoint.py`).
+A query that fails (a micro-batch that cannot be written, a broker that refuses the credentials)
+exits with code 5 and one line saying why; a failed micro-batch is never committed.
 `available-now` drains what is in the topics and stops; `processing-time` runs until stopped.
 Progress (rows/s, batch duration, records behind the topic end) is logged after each batch.
 """
@@ -20,6 +22,7 @@ import logging
 import sys
 from typing import Any
 
+from pyspark.errors import StreamingQueryException
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql.streaming.listener import StreamingQueryListener
 from pyspark.sql.streaming.query import StreamingQuery
@@ -27,7 +30,7 @@ from pyspark.sql.streaming.query import StreamingQuery
 from app.checkpoint import CheckpointBusyError, CheckpointMismatchError, StreamLock, check_checkpoint
 from app.settings import Settings, load_settings
 from app.spark_session import build_spark_session, configure_job_logging
-from spark_jobs.pipeline import Pipeline
+from spark_jobs.pipeline import Pipeline, root_cause
 from spark_jobs.tables import TableStore
 
 log = logging.getLogger("spark_jobs.streaming_job")
@@ -71,8 +74,8 @@ def kafka_stream(spark: SparkSession, settings: Settings) -> DataFrame:
     )
 
 
-def start(spark: SparkSession, settings: Settings, trigger: str, interval: str) -> StreamingQuery:
-    """Create the tables if needed and start the query; returns the running query."""
+def start(spark: SparkSession, settings: Settings, trigger: str, interval: str) -> tuple[StreamingQuery, Pipeline]:
+    """Create the tables if needed and start the query; returns the running query and its batch handler."""
     checkpoint = check_checkpoint(settings)
     store = TableStore(spark, settings)
     store.ensure_tables()
@@ -86,7 +89,7 @@ def start(spark: SparkSession, settings: Settings, trigger: str, interval: str) 
     writer = (
         writer.trigger(availableNow=True) if trigger == "available-now" else writer.trigger(processingTime=interval)
     )
-    return writer.start()
+    return writer.start(), pipeline
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -111,8 +114,12 @@ def main(argv: list[str] | None = None) -> int:
         spark.sparkContext.setLogLevel("WARN")
         spark.streams.addListener(ProgressLogger())
         try:
-            query = start(spark, settings, args.trigger, args.interval or settings.spark_trigger_interval)
-            query.awaitTermination()
+            query, pipeline = start(spark, settings, args.trigger, args.interval or settings.spark_trigger_interval)
+            try:
+                query.awaitTermination()
+            except StreamingQueryException as error:
+                log.error("the streaming query stopped: %s", pipeline.failure or root_cause(error))
+                return 5
         finally:
             spark.stop()
     finally:

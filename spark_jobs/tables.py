@@ -16,6 +16,7 @@ once. Locations are on the local file system (the state folder, or a shared moun
 from __future__ import annotations
 
 import logging
+import os
 import shutil
 import time
 import uuid
@@ -138,6 +139,23 @@ class TableStore:
     def table(self, name: str) -> DataFrame:
         return self.spark.table(self.qualified(name))
 
+    def unwritable_folders(self) -> list[str]:
+        """Why each table folder that cannot take a new file right now cannot, naming its setting.
+
+        Called after a write failed, to tell a full or read-only destination from other failures.
+        A free-space figure is given with each, since a failed write deletes what it had written.
+        """
+        problems, probed = [], set()
+        for spec in self.tables.values():
+            folder = spec.root.parent
+            if folder in probed:
+                continue
+            probed.add(folder)
+            if problem := _write_probe(spec.root / "versions"):
+                lake = folder == self.settings.parquet_destination_path
+                problems.append(f"{'PARQUET_DESTINATION_PATH' if lake else 'HIVE_WAREHOUSE_DIR'}={folder}: {problem}")
+        return problems
+
     def replace_partitions(self, name: str, rows: DataFrame) -> int:
         """Write `rows` as whole new versions of the partitions they fall in; return how many."""
         spec = self.tables[name]
@@ -224,6 +242,24 @@ class TableStore:
         folder = spec.root / "versions" / write_id
         folder.parent.mkdir(parents=True, exist_ok=True)
         return folder
+
+
+def _write_probe(folder: Path) -> str | None:
+    """None when a file can be created and written in `folder` (or where it would be made); else why not."""
+    target = folder
+    while not target.exists() and target != target.parent:
+        target = target.parent
+    probe = target / f".write-probe-{uuid.uuid4().hex}"
+    try:
+        with open(probe, "wb") as handle:
+            handle.write(b"\0" * 65536)  # more than a directory entry: a full disk refuses it
+            handle.flush()
+            os.fsync(handle.fileno())
+    except OSError as error:
+        return f"cannot write in {target} ({error.strerror or error}; {shutil.disk_usage(target).free:,} bytes free)"
+    finally:
+        probe.unlink(missing_ok=True)
+    return None
 
 
 def _location(folder: Path) -> str:

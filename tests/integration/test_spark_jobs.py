@@ -4,6 +4,7 @@ SIGKILLed drivers, the batch job beside the streaming job, and a checkpoint of a
 from __future__ import annotations
 
 import os
+import shlex
 import shutil
 import signal
 import subprocess
@@ -35,8 +36,13 @@ CLICK_FILES = sorted(SAMPLE.glob("clicks_hour_*.csv"))
 AGGREGATES = ("article_hourly", "category_hourly", "context_hourly", "sessions")
 
 
-def start_job(settings: Settings, script: str, *args: str, log: Path) -> subprocess.Popen[bytes]:
+def start_job(
+    settings: Settings, script: str, *args: str, log: Path, obey_file_permissions: bool = False
+) -> subprocess.Popen[bytes]:
     command = spark_submit_command(settings, str(SPARK_JOBS_DIR / script), list(args))
+    if obey_file_permissions and os.geteuid() == 0:
+        # root ignores permission bits; without these two capabilities it obeys them like any user
+        command = ["capsh", "--drop=cap_dac_override,cap_dac_read_search", "--", "-c", shlex.join(command)]
     with open(log, "ab") as handle:
         return subprocess.Popen(
             command,
@@ -258,3 +264,65 @@ def test_driver_killed_twice_mid_drain_leaves_every_click_once(
     raw = table_rows(spark, own, "raw_clicks")
     assert len(raw) == len({(r.kafka_partition, r.kafka_offset) for r in raw}) == 4208
     assert aggregates(spark, own) == expected_tables(CLICK_FILES, SAMPLE / "articles_metadata.csv")
+
+
+def failing_job(settings: Settings, log: Path, obey_file_permissions: bool = False) -> tuple[int, str]:
+    """Runs the available-now job that is expected to fail: its exit code and its new log lines."""
+    start = log.stat().st_size if log.exists() else 0
+    job = start_job(
+        settings, "streaming_job.py", "--trigger", "available-now", log=log, obey_file_permissions=obey_file_permissions
+    )
+    try:
+        code = job.wait(300)
+    finally:
+        if job.poll() is None:
+            os.killpg(job.pid, signal.SIGKILL)
+    return code, log.read_bytes()[start:].decode(errors="replace")
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="mounting a small file system to fill it needs root")
+def test_an_unwritable_or_full_destination_stops_the_job_clearly_and_the_checkpoint_stays(
+    kafka: Service, metastore: Service, settings: Settings, spark: SparkSession, tmp_path: Path
+) -> None:
+    own = own_pipeline(settings, tmp_path / "pipeline")
+    lake, checkpoint, log = own.parquet_destination_path, own.check_point_location, tmp_path / "jobs.log"
+    lake.mkdir(parents=True)
+    subprocess.run(["mount", "-t", "tmpfs", "-o", "size=64m", "clickstream-test-lake", str(lake)], check=True)
+    try:
+        first, second = CLICK_FILES[:2]
+        for path in (first, SAMPLE / "articles_metadata.csv"):
+            shutil.copy(path, own.producer_data_root_directory / path.name)
+        publish(own)
+        run_job(own, "streaming_job.py", "--trigger", "available-now", log=log)
+        committed = committed_batches(checkpoint)
+        shutil.copy(second, own.producer_data_root_directory / second.name)
+        publish(own)
+
+        # read-only folders (permission bits)
+        folders = [lake, *(path for path in lake.rglob("*") if path.is_dir())]
+        for folder in folders:
+            folder.chmod(0o555)
+        code, output = failing_job(own, log, obey_file_permissions=True)
+        for folder in folders:
+            folder.chmod(0o755)
+        assert code == 5, output[-4000:]
+        assert f"PARQUET_DESTINATION_PATH={lake}: cannot write" in output and "Permission denied" in output, output
+        assert committed_batches(checkpoint) == committed
+
+        # a full file system
+        full = shutil.disk_usage(lake).used + 8192
+        subprocess.run(["mount", "-o", f"remount,size={full}", str(lake)], check=True)
+        code, output = failing_job(own, log)
+        assert code == 5, output[-4000:]
+        assert "No space left on device" in output and f"PARQUET_DESTINATION_PATH={lake}" in output, output
+        assert committed_batches(checkpoint) == committed
+
+        # room again: the same job, restarted, writes the batch it could not write before
+        subprocess.run(["mount", "-o", "remount,size=64m", str(lake)], check=True)
+        run_job(own, "streaming_job.py", "--trigger", "available-now", log=log)
+        assert len(committed_batches(checkpoint)) > len(committed)
+        raw = table_rows(spark, own, "raw_clicks")
+        assert len(raw) == len({(r.kafka_partition, r.kafka_offset) for r in raw}) == 1883 + 1415
+        assert aggregates(spark, own) == expected_tables([first, second], SAMPLE / "articles_metadata.csv")
+    finally:
+        subprocess.run(["umount", "--lazy", str(lake)], check=False)
