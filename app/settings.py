@@ -228,7 +228,8 @@ SPECS: tuple[SettingSpec, ...] = (
         "HIVE_METASTORE_DB_URL",
         "",
         "JDBC URL of the metastore's database; empty: Derby in `<state>/metastore`. PostgreSQL: "
-        "`jdbc:postgresql://host:5432/metastore` (its driver is installed by `make setup`).",
+        "`jdbc:postgresql://host:5432/metastore` (its driver is installed by `make setup`); on this "
+        "machine's bind host, `make up` starts Debian's PostgreSQL for it (`<state>/metastore-db`).",
     ),
     SettingSpec("hive_metastore_db_user", "HIVE_METASTORE_DB_USER", "hive", "User of the metastore's database."),
     SettingSpec(

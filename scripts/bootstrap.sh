@@ -4,8 +4,8 @@
 #   - the Python virtual environment .venv from requirements/requirements.lock (through uv),
 #   - the JVM jars from Maven Central into .deps/jars/{kafka,spark-kafka,metastore-db},
 #   - the loopback-only Hive Metastore launcher compiled into .deps/classes,
-#   - with --test-tools: Debian's chromium for the browser tests (Playwright drives it; no download)
-#     and docker-compose, which validates docker-compose.airflow.yml (no Docker engine needed).
+#   - with --test-tools: Debian's chromium for the browser tests (Playwright drives it; no download),
+#     docker-compose (to validate the Compose file) and postgresql (a metastore on PostgreSQL)
 # Each step keeps a stamp (a hash of its inputs) and is skipped while the stamp matches.
 # Every failure ends with one line saying what failed and what to do, and a non-zero exit.
 set -euo pipefail
@@ -118,6 +118,7 @@ fi
 if [ "${1:-}" = "--test-tools" ]; then
   command -v chromium >/dev/null || apt_install "Chromium (for the browser tests)" chromium
   command -v docker-compose >/dev/null || apt_install "docker-compose (to validate the Compose file)" docker-compose
+  ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || apt_install "PostgreSQL (the metastore's database in a test)" postgresql
 fi
 
 say "ready: $VENV, $DEPS/jars"

@@ -28,6 +28,7 @@ from spark_jobs.tables import TableStore
 log = logging.getLogger(__name__)
 
 Hour = tuple[str, int]  # (dt, hour), UTC
+METASTORE_WAIT_SECONDS = 120.0  # how long a micro-batch waits for a metastore that went away
 
 
 def hours_filter(hours: Iterable[Hour], day: Column | None = None, hour_of_day: Column | None = None) -> Column:
@@ -69,17 +70,27 @@ class Pipeline:
 
     def process_batch(self, records: DataFrame, batch_id: int) -> None:
         """`foreachBatch` callback of the streaming query. A batch that fails is not committed:
-        the query stops, and the next start runs the same offsets again."""
-        try:
-            self.land_batch(records, batch_id)
-        except Exception as error:
-            unwritable = self.store.unwritable_folders()
-            self.failure = (
-                f"micro-batch {batch_id} was not written, so the checkpoint stays before it and a restart "
-                f"runs it again. Cause: {root_cause(error)}" + ("".join(f"; {problem}" for problem in unwritable))
-            )
-            log.error("%s", self.failure)
-            raise
+        the query stops, and the next start runs the same offsets again. A batch that failed
+        because the metastore was away (a restart) runs again once it answers, within
+        `METASTORE_WAIT_SECONDS`; landing a batch twice gives the same tables."""
+        for attempt in (1, 2):
+            try:
+                self.land_batch(records, batch_id)
+                return
+            except Exception as error:
+                away = self.store.unreachable_metastore()
+                if attempt == 1 and away and self.store.wait_for_metastore(METASTORE_WAIT_SECONDS):
+                    log.warning(
+                        "micro-batch %s failed while %s; it answers again: running the batch again", batch_id, away[0]
+                    )
+                    continue
+                found = [*self.store.unwritable_folders(), *away]
+                self.failure = (
+                    f"micro-batch {batch_id} was not written, so the checkpoint stays before it and a restart "
+                    f"runs it again. Cause: {root_cause(error)}" + "".join(f"; {problem}" for problem in found)
+                )
+                log.error("%s", self.failure)
+                raise
 
     def land_batch(self, records: DataFrame, batch_id: int) -> BatchResult:
         """Land one micro-batch of Kafka records (both topics) and recompute what it touched."""

@@ -18,6 +18,7 @@ from __future__ import annotations
 import logging
 import os
 import shutil
+import socket
 import time
 import uuid
 from dataclasses import dataclass
@@ -155,6 +156,27 @@ class TableStore:
                 lake = folder == self.settings.parquet_destination_path
                 problems.append(f"{'PARQUET_DESTINATION_PATH' if lake else 'HIVE_WAREHOUSE_DIR'}={folder}: {problem}")
         return problems
+
+    def unreachable_metastore(self) -> list[str]:
+        """A sentence naming the metastore and its settings when it does not accept connections now."""
+        host, _, port = self.settings.hive_metastore_uri.removeprefix("thrift://").rpartition(":")
+        try:
+            socket.create_connection((host, int(port)), timeout=5).close()
+        except OSError as error:
+            return [
+                f"the Hive Metastore at {self.settings.hive_metastore_uri} (HIVE_METASTORE_HOST, HIVE_METASTORE_PORT) "
+                f"does not accept connections ({error.strerror or error})"
+            ]
+        return []
+
+    def wait_for_metastore(self, timeout: float) -> bool:
+        """Whether the metastore accepts connections again within `timeout` seconds."""
+        deadline = time.monotonic() + timeout
+        while self.unreachable_metastore():
+            if time.monotonic() > deadline:
+                return False
+            time.sleep(2)
+        return True
 
     def replace_partitions(self, name: str, rows: DataFrame) -> int:
         """Write `rows` as whole new versions of the partitions they fall in; return how many."""

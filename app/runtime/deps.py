@@ -70,3 +70,17 @@ def jars_in(folder: Path) -> list[Path]:
 def spark_kafka_jars() -> list[Path]:
     """The jars that give Spark its Kafka source and sink (not bundled with pyspark)."""
     return jars_in(SPARK_KAFKA_JARS_DIR)
+
+
+def postgres_bin(program: str) -> Path:
+    """A PostgreSQL server program (postgres, initdb, psql, createdb) of Debian's newest installed version."""
+    candidates = sorted(
+        Path("/usr/lib/postgresql").glob(f"*/bin/{program}"),
+        key=lambda path: int(path.parts[-3]) if path.parts[-3].isdigit() else 0,
+    )
+    if not candidates:
+        raise MissingDependencyError(
+            f"PostgreSQL's {program} is not installed (Debian's package `postgresql`, for a metastore on "
+            "PostgreSQL: HIVE_METASTORE_DB_URL); `apt-get install postgresql`, or empty HIVE_METASTORE_DB_URL for Derby"
+        )
+    return candidates[-1]

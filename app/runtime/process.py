@@ -82,6 +82,7 @@ class ManagedProcess:
     log_dir: Path
     env: Mapping[str, str] = field(default_factory=dict)
     cwd: Path | None = None
+    stop_signal: signal.Signals = signal.SIGTERM  # the polite stop; SIGKILL after the timeout
 
     @property
     def pid_file(self) -> Path:
@@ -132,11 +133,11 @@ class ManagedProcess:
         return process.pid
 
     def stop(self, timeout: float = 30.0) -> bool:
-        """Stop the program and its process group: SIGTERM, then SIGKILL after `timeout`."""
+        """Stop the program and its process group: `stop_signal`, then SIGKILL after `timeout`."""
         pid = self.read_pid()
         if pid is None:
             return False
-        _signal_group(pid, signal.SIGTERM)
+        _signal_group(pid, self.stop_signal)
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline and process_group_alive(pid):
             time.sleep(0.2)

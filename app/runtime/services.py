@@ -10,7 +10,9 @@ from __future__ import annotations
 import json
 import logging
 import os
+import re
 import secrets
+import signal
 import sqlite3
 import subprocess
 import sys
@@ -76,7 +78,13 @@ class Service:
     def health(self) -> Health:
         raise NotImplementedError
 
-    def managed(self, name: str, command: list[str], env: dict[str, str] | None = None) -> ManagedProcess:
+    def managed(
+        self,
+        name: str,
+        command: list[str],
+        env: dict[str, str] | None = None,
+        stop_signal: signal.Signals = signal.SIGTERM,
+    ) -> ManagedProcess:
         return ManagedProcess(
             name=name,
             command=command,
@@ -84,6 +92,7 @@ class Service:
             log_dir=self.settings.logs_dir,
             env=env or {},
             cwd=self.home,
+            stop_signal=stop_signal,
         )
 
     def start(self) -> None:
@@ -247,6 +256,157 @@ class KafkaBroker(Service):
         return Health(True, f"{len(metadata.brokers)} broker(s), {len(metadata.topics)} topic(s)")
 
 
+@dataclass(frozen=True)
+class PostgresAddress:
+    host: str
+    port: int
+    database: str
+
+
+def postgres_address(jdbc_url: str) -> PostgresAddress | None:
+    """Host, port and database of a `jdbc:postgresql://host[:port]/database` URL, else None."""
+    match = re.fullmatch(r"jdbc:postgresql://([^/:?]+)(?::(\d+))?/([^/?]+)(?:\?.*)?", jdbc_url)
+    if not match:
+        return None
+    return PostgresAddress(match.group(1), int(match.group(2) or 5432), match.group(3))
+
+
+class MetastoreDatabase(Service):
+    """PostgreSQL (Debian's package) holding the Hive Metastore's catalogue, instead of Derby.
+
+    Used when `HIVE_METASTORE_DB_URL` names a PostgreSQL database on this machine
+    (`jdbc:postgresql://127.0.0.1:5433/metastore`): `make up` then starts it before the metastore.
+    Its cluster lives in `<state>/metastore-db/data`, listens on the bind host only (no Unix
+    socket), and requires the password `HIVE_METASTORE_DB_PASSWORD` of `HIVE_METASTORE_DB_USER`,
+    who owns the database. PostgreSQL refuses to run as root: as root it runs as the `postgres`
+    user of the package, which must be able to reach the state folder.
+    """
+
+    name = "metastore-db"
+    start_timeout = 60.0
+
+    def address(self) -> PostgresAddress | None:
+        address = postgres_address(self.settings.hive_metastore_db_url)
+        if address is None or address.host not in (self.settings.bind_host, "localhost"):
+            return None
+        return address
+
+    def ports(self) -> list[tuple[int, str]]:
+        address = self.address()
+        return [(address.port, "HIVE_METASTORE_DB_URL")] if address else []
+
+    @property
+    def data_dir(self) -> Path:
+        return self.home / "data"
+
+    def start(self) -> None:
+        address = self.address()
+        if address is None:
+            raise ServiceStartError(
+                f"metastore-db: HIVE_METASTORE_DB_URL={self.settings.hive_metastore_db_url or '(empty: Derby)'} "
+                f"does not name a PostgreSQL database on this machine; for one, set it to "
+                f"jdbc:postgresql://{self.settings.bind_host}:5433/metastore"
+            )
+        if not self.settings.hive_metastore_db_password:
+            raise ServiceStartError("metastore-db: set HIVE_METASTORE_DB_PASSWORD (the database requires one)")
+        super().start()
+        self._create_database(address)
+
+    def _as_postgres_user(self) -> list[str]:
+        """The command prefix that drops root for PostgreSQL's `postgres` user; empty for others."""
+        if os.geteuid() != 0:
+            return []
+        return ["setpriv", "--reuid=postgres", "--regid=postgres", "--init-groups", "--"]
+
+    def processes(self) -> list[ManagedProcess]:
+        address = self.address()
+        port = address.port if address else 5432
+        command = [
+            *self._as_postgres_user(),
+            str(deps.postgres_bin("postgres")),
+            "-D",
+            str(self.data_dir),
+            "-c",
+            f"listen_addresses={self.settings.bind_host}",
+            "-p",
+            str(port),
+            "-c",
+            "unix_socket_directories=",
+        ]
+        # SIGINT is PostgreSQL's fast shutdown; SIGTERM would wait for the metastore to disconnect
+        return [self.managed("metastore-db", command, stop_signal=signal.SIGINT)]
+
+    def prepare(self) -> None:
+        if (self.data_dir / "PG_VERSION").exists():
+            return
+        prefix = self._as_postgres_user()
+        self.home.mkdir(parents=True, exist_ok=True)
+        password_file = self.home / "initdb-password"
+        password_file.write_text(self.settings.hive_metastore_db_password + "\n")
+        password_file.chmod(0o600)
+        if prefix:
+            import shutil
+
+            for path in (self.home, password_file):
+                shutil.chown(path, "postgres", "postgres")
+            reachable = subprocess.run([*prefix, "test", "-w", str(self.home)], check=False)
+            if reachable.returncode != 0:
+                password_file.unlink()
+                raise ServiceStartError(
+                    f"metastore-db: the postgres user cannot reach {self.home}; PostgreSQL refuses to run as "
+                    f"root, so CLICKSTREAM_STATE_DIR must be a folder every user can traverse"
+                )
+        try:
+            initialised = subprocess.run(
+                [
+                    *prefix,
+                    str(deps.postgres_bin("initdb")),
+                    "-D",
+                    str(self.data_dir),
+                    "-U",
+                    self.settings.hive_metastore_db_user,
+                    f"--pwfile={password_file}",
+                    "--auth=scram-sha-256",
+                    "--encoding=UTF8",
+                    "--locale=C",
+                ],
+                capture_output=True,
+                text=True,
+                check=False,
+            )
+        finally:
+            password_file.unlink(missing_ok=True)
+        if initialised.returncode != 0:
+            raise ServiceStartError(f"metastore-db: initdb failed:\n{initialised.stderr[-2000:]}")
+        log.info("metastore-db: created a PostgreSQL cluster in %s", self.data_dir)
+
+    def _create_database(self, address: PostgresAddress) -> None:
+        """Create the metastore's database, owned by its user, unless it exists."""
+        created = subprocess.run(
+            [
+                str(deps.postgres_bin("createdb")),
+                *("-h", address.host, "-p", str(address.port), "-U", self.settings.hive_metastore_db_user),
+                address.database,
+            ],
+            env={**os.environ, "PGPASSWORD": self.settings.hive_metastore_db_password},
+            capture_output=True,
+            text=True,
+            check=False,
+        )
+        if created.returncode == 0:
+            log.info("metastore-db: created database %s", address.database)
+        elif "already exists" not in created.stderr:
+            raise ServiceStartError(f"metastore-db: createdb {address.database} failed: {created.stderr.strip()}")
+
+    def health(self) -> Health:
+        address = self.address()
+        if address is None:
+            return Health(False, "HIVE_METASTORE_DB_URL names no PostgreSQL on this machine")
+        if port_accepts(address.host, address.port):
+            return Health(True, f"PostgreSQL for the metastore: {self.settings.hive_metastore_db_url}")
+        return Health(False, f"port {address.port} not accepting connections")
+
+
 class HiveMetastore(Service):
     """The Hive 2.3 Metastore thrift service from pyspark's jars, Derby-backed, on one address."""
 
@@ -316,6 +476,59 @@ class HiveMetastore(Service):
         site.write_text(hadoop_xml(self.hive_site()))
         site.chmod(0o600)  # it may hold the database password
         (self.conf_dir / "log4j2.properties").write_text(_LOG4J2_CONSOLE.format(level="INFO"))
+        if "org.postgresql.Driver" in self.database_properties().values():
+            self._create_schema()
+
+    def _create_schema(self) -> None:
+        """Create the catalogue's tables in PostgreSQL before the metastore serves (missing ones only).
+
+        Left to the metastore, DataNucleus creates a table the first time it is needed, on a second
+        connection, while the request's transaction holds locks on the tables it references: the
+        first CREATE TABLE of a partitioned table then waits forever on PostgreSQL. DataNucleus's
+        SchemaTool creates them all at once, from the metastore's own mapping (`package.jdo`).
+        """
+        import zipfile
+
+        jars = deps.spark_home() / "jars"
+        metastore_jar = next(iter(sorted(jars.glob("hive-metastore-*.jar"))), None)
+        if metastore_jar is None:
+            raise deps.MissingDependencyError(f"no hive-metastore jar in {jars}; {deps.SETUP_HINT}")
+        mapping = self.conf_dir / "package.jdo"
+        with zipfile.ZipFile(metastore_jar) as jar:
+            mapping.write_bytes(jar.read("package.jdo"))
+        properties = self.conf_dir / "schema.properties"
+        properties.write_text(
+            "".join(
+                f"{key}={value}\n"
+                for key, value in {
+                    **self.database_properties(),
+                    "datanucleus.schema.autoCreateAll": "true",
+                    "datanucleus.identifierFactory": "datanucleus1",  # the metastore's naming of columns
+                    "datanucleus.rdbms.useLegacyNativeValueStrategy": "true",
+                }.items()
+            )
+        )
+        properties.chmod(0o600)  # it holds the database password
+        classpath = ":".join([f"{jars}/*", f"{deps.METASTORE_DB_JARS_DIR}/*"])
+        created = subprocess.run(
+            [
+                deps.java_executable(),
+                "-cp",
+                classpath,
+                "org.datanucleus.store.schema.SchemaTool",
+                *("-create", "-api", "JDO", "-props", str(properties), str(mapping)),
+            ],
+            cwd=self.conf_dir,
+            capture_output=True,
+            text=True,
+            check=False,
+        )
+        if created.returncode != 0 or "completed successfully" not in created.stdout:
+            raise ServiceStartError(
+                f"metastore: creating its tables in {self.settings.hive_metastore_db_url} failed:\n"
+                f"{(created.stdout + created.stderr)[-3000:]}"
+            )
+        log.info("metastore: catalogue tables present in %s", self.settings.hive_metastore_db_url)
 
     def health(self) -> Health:
         port = self.settings.hive_metastore_port
@@ -707,19 +920,21 @@ rootLogger.appenderRef.console.ref = console
 class LocalRuntime:
     """The local services, started in dependency order and stopped in reverse.
 
-    Without names: `up` starts the default services (all but the SQL server, which `make sql`
-    starts), and `down` and `status` cover every service, the SQL server when it runs.
+    Without names: `up` starts the default services (not the SQL server, which `make sql` starts,
+    nor the Spark cluster, nor PostgreSQL unless `HIVE_METASTORE_DB_URL` names one on this
+    machine), and `down` and `status` cover every service, the on-demand ones when they run.
     """
 
     EVERY: ClassVar[dict[str, type[Service]]] = {
         "kafka": KafkaBroker,
+        "metastore-db": MetastoreDatabase,
         "metastore": HiveMetastore,
         "spark-history": SparkHistoryServer,
         "airflow": Airflow,
         "sql": SparkThriftServer,
         "spark-cluster": SparkCluster,
     }
-    ON_DEMAND = ("sql", "spark-cluster")
+    ON_DEMAND = ("sql", "spark-cluster", "metastore-db")
 
     def __init__(self, settings: Settings, names: list[str] | None = None) -> None:
         unknown = set(names or []) - set(self.EVERY)
@@ -733,7 +948,13 @@ class LocalRuntime:
     def _defaults(self) -> list[Service]:
         if self.named:
             return self.services
-        return [service for service in self.services if service.name not in self.ON_DEMAND or service.status().pids]
+        return [service for service in self.services if self._by_default(service)]
+
+    def _by_default(self, service: Service) -> bool:
+        """Always-on services; on-demand ones while they run; PostgreSQL when the metastore's URL names it here."""
+        if isinstance(service, MetastoreDatabase) and service.address() is not None:
+            return True
+        return service.name not in self.ON_DEMAND or bool(service.status().pids)
 
     def up(self) -> None:
         for service in self.services if self.named else self._defaults():

@@ -19,7 +19,7 @@ from app.checkpoint import running_stream
 from app.runtime.services import Airflow, Service
 from app.settings import REPO_ROOT, Settings
 from tests.integration.expected import expected_tables
-from tests.integration.test_spark_jobs import aggregates, shifted_copy, table_rows
+from tests.integration.jobs import aggregates, shifted_copy, table_rows
 
 if TYPE_CHECKING:
     from pyspark.sql import SparkSession

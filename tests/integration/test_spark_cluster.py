@@ -18,7 +18,7 @@ from app.producer.publisher import publish
 from app.runtime.services import Service, SparkCluster, settings_environment
 from app.settings import Settings
 from tests.conftest import free_ports, own_pipeline
-from tests.integration.test_spark_jobs import CLICK_FILES, SAMPLE, aggregates, run_job, table_rows
+from tests.integration.jobs import CLICK_FILES, SAMPLE, aggregates, run_job, table_rows
 
 if TYPE_CHECKING:
     from pyspark.sql import SparkSession

@@ -4,7 +4,6 @@ SIGKILLed drivers, the batch job beside the streaming job, and a checkpoint of a
 from __future__ import annotations
 
 import os
-import shlex
 import shutil
 import signal
 import subprocess
@@ -14,80 +13,32 @@ from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-import pandas as pd
 import pytest
 from confluent_kafka import Producer
 
-from app.orchestration import spark_job_environment
 from app.producer.discovery import FileKind
 from app.producer.publisher import PublishOptions, publish
 from app.runtime.services import Service
-from app.settings import REPO_ROOT, Settings
-from app.spark_session import SPARK_JOBS_DIR, spark_submit_command
+from app.settings import Settings
 from app.summary import summarise_tables
 from tests.conftest import own_pipeline
-from tests.integration.expected import expected_tables, load_clicks, normalise
+from tests.integration.expected import expected_tables, load_clicks
+from tests.integration.jobs import (
+    AGGREGATES,
+    CLICK_FILES,
+    SAMPLE,
+    aggregates,
+    committed_batches,
+    failing_job,
+    run_job,
+    shifted_copy,
+    start_job,
+    started_batches,
+    table_rows,
+)
 
 if TYPE_CHECKING:
     from pyspark.sql import SparkSession
-
-SAMPLE = REPO_ROOT / "app" / "data"
-CLICK_FILES = sorted(SAMPLE.glob("clicks_hour_*.csv"))
-AGGREGATES = ("article_hourly", "category_hourly", "context_hourly", "sessions")
-
-
-def start_job(
-    settings: Settings, script: str, *args: str, log: Path, obey_file_permissions: bool = False
-) -> subprocess.Popen[bytes]:
-    command = spark_submit_command(settings, str(SPARK_JOBS_DIR / script), list(args))
-    if obey_file_permissions and os.geteuid() == 0:
-        # root ignores permission bits; without these two capabilities it obeys them like any user
-        command = ["capsh", "--drop=cap_dac_override,cap_dac_read_search", "--", "-c", shlex.join(command)]
-    with open(log, "ab") as handle:
-        return subprocess.Popen(
-            command,
-            env={**os.environ, **spark_job_environment(settings)},
-            stdout=handle,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
-
-
-def run_job(settings: Settings, script: str, *args: str, log: Path, timeout: float = 600) -> None:
-    job = start_job(settings, script, *args, log=log)
-    try:
-        code = job.wait(timeout)
-    finally:
-        if job.poll() is None:
-            os.killpg(job.pid, signal.SIGKILL)
-            job.wait()
-    assert code == 0, f"{script} {' '.join(args)} exited {code}:\n{log.read_text()[-4000:]}"
-
-
-def table_rows(spark: SparkSession, settings: Settings, table: str) -> list[Any]:
-    name = f"`{settings.hive_database}`.`{table}`"
-    spark.sql(f"REFRESH TABLE {name}")
-    return spark.table(name).collect()
-
-
-def aggregates(
-    spark: SparkSession, settings: Settings, hours: set[tuple[str, int]] | None = None
-) -> dict[str, set[Any]]:
-    result = {}
-    for table in AGGREGATES:
-        rows = normalise(table_rows(spark, settings, table))
-        result[table] = {row for row in rows if hours is None or (row[-2], row[-1]) in hours}
-    return result
-
-
-def shifted_copy(source: Path, target: Path, days: int) -> None:
-    """The same clicks `days` later (new hours for the tables), under another file name."""
-    frame = pd.read_csv(source)
-    shift = days * 86_400_000
-    frame["click_timestamp"] += shift
-    frame["session_start"] += shift
-    frame["session_id"] += shift  # distinct sessions
-    frame.to_csv(target, index=False)
 
 
 @pytest.fixture(scope="module")
@@ -225,16 +176,6 @@ def test_batch_job_twice_gives_identical_partitions_while_the_stream_writes(
     assert len(table_rows(spark, settings, "raw_clicks")) == 4208 + 1883
 
 
-def committed_batches(checkpoint: Path) -> set[int]:
-    commits = checkpoint / "streaming" / "commits"
-    return {int(p.name) for p in commits.glob("*") if p.name.isdigit()} if commits.is_dir() else set()
-
-
-def started_batches(checkpoint: Path) -> set[int]:
-    offsets = checkpoint / "streaming" / "offsets"
-    return {int(p.name) for p in offsets.glob("*") if p.name.isdigit()} if offsets.is_dir() else set()
-
-
 def test_driver_killed_twice_mid_drain_leaves_every_click_once(
     kafka: Service, metastore: Service, settings: Settings, spark: SparkSession, tmp_path: Path
 ) -> None:
@@ -264,20 +205,6 @@ def test_driver_killed_twice_mid_drain_leaves_every_click_once(
     raw = table_rows(spark, own, "raw_clicks")
     assert len(raw) == len({(r.kafka_partition, r.kafka_offset) for r in raw}) == 4208
     assert aggregates(spark, own) == expected_tables(CLICK_FILES, SAMPLE / "articles_metadata.csv")
-
-
-def failing_job(settings: Settings, log: Path, obey_file_permissions: bool = False) -> tuple[int, str]:
-    """Runs the available-now job that is expected to fail: its exit code and its new log lines."""
-    start = log.stat().st_size if log.exists() else 0
-    job = start_job(
-        settings, "streaming_job.py", "--trigger", "available-now", log=log, obey_file_permissions=obey_file_permissions
-    )
-    try:
-        code = job.wait(300)
-    finally:
-        if job.poll() is None:
-            os.killpg(job.pid, signal.SIGKILL)
-    return code, log.read_bytes()[start:].decode(errors="replace")
 
 
 @pytest.mark.skipif(os.geteuid() != 0, reason="mounting a small file system to fill it needs root")

@@ -1,0 +1,131 @@
+"""The Hive Metastore on PostgreSQL (Debian's package, started by the project) instead of Derby, and
+restarted while the streaming job runs."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import subprocess
+import tempfile
+import time
+from collections.abc import Iterator
+from dataclasses import replace
+from pathlib import Path
+from typing import Any
+
+import pyarrow.parquet as pq
+import pytest
+
+from app.checkpoint import committed_offsets, offsets_behind
+from app.kafka_io import end_offsets
+from app.pipeline_view import HiveCatalog, parquet_files
+from app.producer.publisher import publish
+from app.runtime import deps
+from app.runtime.services import HiveMetastore, MetastoreDatabase, Service, postgres_address
+from app.settings import Settings
+from app.table_checks import check_tables
+from tests.conftest import free_ports, own_pipeline
+from tests.integration.expected import expected_tables, normalise
+from tests.integration.jobs import CLICK_FILES, SAMPLE, start_job
+
+
+@pytest.fixture(scope="module")
+def on_postgres(kafka: Service, settings: Settings, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Settings]:
+    """A pipeline of its own whose metastore keeps its catalogue in a PostgreSQL the project started."""
+    # PostgreSQL refuses to run as root; as root it runs as `postgres`, which cannot enter pytest's
+    # private temporary folders, so its state folder is one any user can traverse
+    state = Path(tempfile.mkdtemp(prefix="clickstream-postgres-test-"))
+    state.chmod(0o711)
+    database_port, metastore_port = free_ports(2)
+    own = replace(
+        own_pipeline(settings, tmp_path_factory.mktemp("on-postgres")),
+        state_dir=state,
+        hive_warehouse_dir=state / "warehouse",
+        hive_metastore_port=metastore_port,
+        hive_metastore_db_url=f"jdbc:postgresql://127.0.0.1:{database_port}/metastore",
+        hive_metastore_db_password="test-only-database-password",
+    )
+    database, metastore = MetastoreDatabase(own), HiveMetastore(own)
+    try:
+        database.start()
+        metastore.start()
+        yield own
+    finally:
+        metastore.stop()
+        database.stop()
+        shutil.rmtree(state, ignore_errors=True)
+
+
+def catalogue_tables(settings: Settings) -> list[str]:
+    """The table names in the metastore's catalogue, read from PostgreSQL itself."""
+    address = postgres_address(settings.hive_metastore_db_url)
+    assert address is not None
+    listed = subprocess.run(
+        [
+            str(deps.postgres_bin("psql")),
+            *("-h", address.host, "-p", str(address.port), "-U", settings.hive_metastore_db_user),
+            *("-d", address.database, "-tAc", 'SELECT "TBL_NAME" FROM "TBLS" ORDER BY 1'),
+        ],
+        env={**os.environ, "PGPASSWORD": settings.hive_metastore_db_password},
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    return listed.stdout.split()
+
+
+def hive_rows(settings: Settings, table: str) -> set[tuple[Any, ...]]:
+    """A partitioned table's rows as a reader without Spark sees them: partitions from the metastore,
+    rows from their Parquet files, the partition values (dt, hour) last."""
+    rows = []
+    for name, location in HiveCatalog(settings).locations()[table].items():
+        values = dict(part.split("=", 1) for part in name.split("/"))
+        for path in parquet_files(location):
+            for row in pq.read_table(path).to_pylist():
+                rows.append((*row.values(), values["dt"], int(values["hour"])))
+    return normalise(rows)
+
+
+def wait_until_drained(settings: Settings, stream: subprocess.Popen[bytes], log: Path, timeout: float = 240) -> None:
+    target = end_offsets(settings, [settings.kafka_topic, settings.kafka_metadata_topic])
+    deadline = time.monotonic() + timeout
+    while any(offsets_behind(target, committed_offsets(settings)).values()):
+        assert stream.poll() is None, f"the stream ended ({stream.returncode}):\n{log.read_text()[-4000:]}"
+        assert time.monotonic() < deadline, f"not drained in {timeout:.0f} s:\n{log.read_text()[-4000:]}"
+        time.sleep(1)
+
+
+def test_the_pipeline_on_a_postgres_metastore_survives_a_metastore_restart(
+    on_postgres: Settings, tmp_path: Path
+) -> None:
+    own, log = on_postgres, tmp_path / "stream.log"
+    first, second = CLICK_FILES[:2]
+    for path in (first, SAMPLE / "articles_metadata.csv"):
+        shutil.copy(path, own.producer_data_root_directory / path.name)
+    publish(own)
+    stream = start_job(own, "streaming_job.py", "--trigger", "processing-time", "--interval", "2 seconds", log=log)
+    try:
+        wait_until_drained(own, stream, log)
+        assert {"raw_clicks", "article_hourly", "sessions"} <= set(catalogue_tables(own))
+
+        metastore = HiveMetastore(own)
+        metastore.stop()
+        shutil.copy(second, own.producer_data_root_directory / second.name)
+        publish(own)
+        time.sleep(10)  # micro-batches come due while the metastore is away
+        metastore.start()
+        wait_until_drained(own, stream, log)
+        assert stream.poll() is None, "the stream should have waited for the metastore"
+        waited = [line for line in log.read_text().splitlines() if "it answers again" in line]
+        assert waited and f"the Hive Metastore at {own.hive_metastore_uri}" in waited[0], waited
+    finally:
+        if stream.poll() is None:
+            os.killpg(stream.pid, signal.SIGTERM)
+            stream.wait(60)
+
+    report = check_tables(own)
+    assert report.problems == [] and report.raw_clicks == 1883 + 1415, report
+    expected = expected_tables([first, second], SAMPLE / "articles_metadata.csv")
+    for table in ("article_hourly", "category_hourly", "context_hourly"):
+        assert hive_rows(own, table) == expected[table], table

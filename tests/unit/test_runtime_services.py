@@ -1,0 +1,29 @@
+"""Which local services `make up` starts, and how the metastore's PostgreSQL is found in its URL."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from app.runtime.services import LocalRuntime, PostgresAddress, postgres_address
+from tests.conftest import isolated_settings
+
+
+def test_postgres_address_from_the_jdbc_url() -> None:
+    assert postgres_address("jdbc:postgresql://127.0.0.1:5433/metastore") == PostgresAddress(
+        "127.0.0.1", 5433, "metastore"
+    )
+    assert postgres_address("jdbc:postgresql://db.example/hive?ssl=true") == PostgresAddress("db.example", 5432, "hive")
+    assert postgres_address("jdbc:derby:;databaseName=x") is None
+
+
+def default_services(tmp_path: Path, extra: dict[str, str]) -> list[str]:
+    runtime = LocalRuntime(isolated_settings(tmp_path, extra))
+    return [service.name for service in runtime._defaults()]
+
+
+def test_make_up_starts_postgres_only_when_the_metastore_url_names_one_here(tmp_path: Path) -> None:
+    assert default_services(tmp_path, {}) == ["kafka", "metastore", "spark-history", "airflow"]
+    local = {"HIVE_METASTORE_DB_URL": "jdbc:postgresql://127.0.0.1:5433/metastore"}
+    assert default_services(tmp_path, local) == ["kafka", "metastore-db", "metastore", "spark-history", "airflow"]
+    elsewhere = {"HIVE_METASTORE_DB_URL": "jdbc:postgresql://db.example:5432/metastore"}
+    assert "metastore-db" not in default_services(tmp_path, elsewhere)
