@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -30,9 +31,87 @@ client_log = logging.getLogger("app.kafka_io.librdkafka")
 client_log.setLevel(logging.CRITICAL)
 
 
+class ClientErrors:
+    """The `error_cb` of a client: keeps the broker's last refusal of the login, which librdkafka
+    reports only here (the request that failed says no more than that it timed out)."""
+
+    def __init__(self) -> None:
+        self.authentication: str | None = None
+
+    def __call__(self, error: KafkaError) -> None:
+        if error.code() == KafkaError._AUTHENTICATION:
+            self.authentication = error.str()
+
+
 def client_config(settings: Settings) -> dict[str, Any]:
-    """Settings every Kafka client of the project shares."""
-    return {"bootstrap.servers": settings.kafka_servers, "client.id": "clickstream", "logger": client_log}
+    """Settings every Kafka client of the project shares: servers, and the login when there is one."""
+    return {
+        "bootstrap.servers": settings.kafka_servers,
+        "client.id": "clickstream",
+        "logger": client_log,
+        "error_cb": ClientErrors(),
+        **security_config(settings),
+    }
+
+
+def security_config(settings: Settings) -> dict[str, str]:
+    """librdkafka's security properties (the Airflow Kafka connection carries the same)."""
+    protocol = settings.kafka_security_protocol
+    if protocol == "PLAINTEXT":
+        return {}
+    if not settings.kafka_sasl_username or not settings.kafka_sasl_password:
+        raise KafkaSetupError(f"KAFKA_SECURITY_PROTOCOL={protocol} needs KAFKA_SASL_USERNAME and KAFKA_SASL_PASSWORD")
+    config = {
+        "security.protocol": protocol,
+        "sasl.mechanisms": settings.kafka_sasl_mechanism,
+        "sasl.username": settings.kafka_sasl_username,
+        "sasl.password": settings.kafka_sasl_password,
+    }
+    if protocol == "SASL_SSL" and settings.kafka_ssl_ca_location:
+        config["ssl.ca.location"] = settings.kafka_ssl_ca_location
+    return config
+
+
+def jaas_config(username: str, password: str) -> str:
+    """The Java clients' SCRAM login line."""
+
+    def quoted(text: str) -> str:
+        return '"' + text.replace("\\", "\\\\").replace('"', '\\"') + '"'
+
+    module = "org.apache.kafka.common.security.scram.ScramLoginModule"
+    return f"{module} required username={quoted(username)} password={quoted(password)};"
+
+
+def spark_kafka_options(settings: Settings) -> dict[str, str]:
+    """The same connection for Spark's Kafka source (Java client properties, `kafka.`-prefixed)."""
+    config = security_config(settings)
+    if not config:
+        return {}
+    options = {
+        "kafka.security.protocol": config["security.protocol"],
+        "kafka.sasl.mechanism": config["sasl.mechanisms"],
+        "kafka.sasl.jaas.config": jaas_config(settings.kafka_sasl_username, settings.kafka_sasl_password),
+    }
+    if "ssl.ca.location" in config:
+        options |= {"kafka.ssl.truststore.type": "PEM", "kafka.ssl.truststore.location": config["ssl.ca.location"]}
+    return options
+
+
+def unreachable(
+    settings: Settings, config: Mapping[str, Any], error: Exception, client: AdminClient | None = None
+) -> KafkaSetupError:
+    """The error for a client that got no answer: a refused login if the broker said so, else unreachable."""
+    if client is not None:
+        client.poll(0.5)  # serves the error callbacks, where a refused login is reported
+    errors = config.get("error_cb")
+    refusal = errors.authentication if isinstance(errors, ClientErrors) else None
+    if refusal:
+        return KafkaSetupError(
+            f"Kafka at KAFKA_SERVERS={settings.kafka_servers} refused the login of "
+            f"KAFKA_SASL_USERNAME={settings.kafka_sasl_username} ({settings.kafka_sasl_mechanism}): {refusal}; "
+            "check KAFKA_SASL_PASSWORD"
+        )
+    return KafkaSetupError(f"cannot reach Kafka at KAFKA_SERVERS={settings.kafka_servers}: {error}")
 
 
 @dataclass(frozen=True)
@@ -56,11 +135,12 @@ def project_topics(settings: Settings) -> list[TopicSpec]:
 
 def ensure_topics(settings: Settings, topics: list[TopicSpec] | None = None, timeout: float = 15.0) -> list[str]:
     """Create the topics that are missing; return the names of those created."""
-    admin = AdminClient(client_config(settings))
+    config = client_config(settings)
+    admin = AdminClient(config)
     try:
         existing = set(admin.list_topics(timeout=timeout).topics)
     except KafkaException as error:
-        raise KafkaSetupError(f"cannot reach Kafka at KAFKA_SERVERS={settings.kafka_servers}: {error}") from None
+        raise unreachable(settings, config, error, admin) from None
     missing = [topic for topic in (topics or project_topics(settings)) if topic.name not in existing]
     if not missing:
         return []
@@ -129,11 +209,12 @@ def topic_offsets(
     from confluent_kafka import IsolationLevel, TopicPartition
     from confluent_kafka.admin import OffsetSpec  # type: ignore[attr-defined]
 
-    admin = AdminClient({**client_config(settings), "socket.timeout.ms": int(timeout * 1000)})
+    config = {**client_config(settings), "socket.timeout.ms": int(timeout * 1000)}
+    admin = AdminClient(config)
     try:
         metadata = admin.list_topics(timeout=timeout).topics
     except KafkaException as error:
-        raise KafkaSetupError(f"cannot reach Kafka at KAFKA_SERVERS={settings.kafka_servers}: {error}") from None
+        raise unreachable(settings, config, error, admin) from None
     spec = OffsetSpec.earliest() if which == "earliest" else OffsetSpec.latest()  # type: ignore[no-untyped-call]
     wanted = {
         TopicPartition(topic, partition): spec

@@ -27,8 +27,8 @@ class ParameterError(ValueError):
     """A parameter given when the DAG was triggered is unusable; the message says which and why."""
 
 
-def settings_for_run(params: Mapping[str, Any] | None = None, kafka_servers: str | None = None) -> Settings:
-    """The settings, with a run's data folder and the Kafka connection's servers applied."""
+def settings_for_run(params: Mapping[str, Any] | None = None, kafka: Mapping[str, Any] | None = None) -> Settings:
+    """The settings, with a run's data folder and the Kafka connection's servers and login applied."""
     settings = load_settings()
     data_dir = (params or {}).get("data_dir")
     if data_dir:
@@ -37,23 +37,35 @@ def settings_for_run(params: Mapping[str, Any] | None = None, kafka_servers: str
         if not folder.is_dir():
             raise ParameterError(f"data_dir: {folder} is not a folder")
         settings = replace(settings, producer_data_root_directory=folder)
-    if kafka_servers:
-        settings = replace(settings, kafka_servers=kafka_servers)
-    return settings
+    connection = kafka or {}
+    applied: dict[str, Any] = {
+        field: str(connection[key]) for key, field in CONNECTION_FIELDS.items() if connection.get(key)
+    }
+    return replace(settings, **applied) if applied else settings
+
+
+# the Airflow Kafka connection's extra (librdkafka's names, which the provider's hooks use too)
+# and the settings they stand for
+CONNECTION_FIELDS = {
+    "bootstrap.servers": "kafka_servers",
+    "security.protocol": "kafka_security_protocol",
+    "sasl.mechanisms": "kafka_sasl_mechanism",
+    "sasl.username": "kafka_sasl_username",
+    "sasl.password": "kafka_sasl_password",
+    "ssl.ca.location": "kafka_ssl_ca_location",
+}
 
 
 def run_settings(context: Mapping[str, Any]) -> Settings:
-    """The settings a task of a DAG run works with: its params, and the Kafka connection's servers."""
-    return settings_for_run(context["params"], kafka_servers_from_connection())
+    """The settings a task of a DAG run works with: its params, and the Kafka connection's servers and login."""
+    return settings_for_run(context["params"], kafka_connection_extra())
 
 
-def kafka_servers_from_connection(conn_id: str = KAFKA_CONNECTION) -> str | None:
-    """`bootstrap.servers` of the Airflow Kafka connection (the provider's hook reads it)."""
+def kafka_connection_extra(conn_id: str = KAFKA_CONNECTION) -> dict[str, Any]:
+    """The Airflow Kafka connection's client configuration (the provider's hooks read the same)."""
     from airflow.providers.apache.kafka.hooks.base import KafkaBaseHook
 
-    extra = KafkaBaseHook.get_connection(conn_id).extra_dejson
-    servers = extra.get("bootstrap.servers")
-    return str(servers) if servers else None
+    return dict(KafkaBaseHook.get_connection(conn_id).extra_dejson)
 
 
 def pending_files(settings: Settings) -> list[str]:
@@ -157,12 +169,14 @@ def check_run_tables(settings: Settings, recompute_arguments: list[str]) -> dict
 
 
 def spark_job_environment(settings: Settings) -> dict[str, str]:
-    """Environment a Spark job adds to the worker's: the settings (no secrets), Spark's variables,
-    and the project on the Python path."""
+    """Environment a Spark job adds to the worker's: the settings, Spark's variables, and the
+    project on the Python path. Of the secrets only the Kafka password, which the job needs; in the
+    environment (readable by its owner alone), not on the command line that Airflow logs."""
     from app.runtime.services import settings_environment
     from app.spark_session import spark_environment
 
-    return {**settings_environment(settings), **spark_environment(settings), "PYTHONPATH": str(REPO_ROOT)}
+    secrets = {"KAFKA_SASL_PASSWORD": settings.kafka_sasl_password} if settings.kafka_sasl_password else {}
+    return {**settings_environment(settings), **secrets, **spark_environment(settings), "PYTHONPATH": str(REPO_ROOT)}
 
 
 def spark_job_conf(settings: Settings) -> dict[str, str]:

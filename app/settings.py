@@ -102,6 +102,39 @@ SPECS: tuple[SettingSpec, ...] = (
         "`min.insync.replicas` of the topics the producer creates.",
     ),
     SettingSpec("kafka_broker_heap", "KAFKA_BROKER_HEAP", "512m", "Java heap of the local broker."),
+    SettingSpec(
+        "kafka_security_protocol",
+        "KAFKA_SECURITY_PROTOCOL",
+        "PLAINTEXT",
+        "How clients reach Kafka: `PLAINTEXT`, `SASL_PLAINTEXT` or `SASL_SSL` (SCRAM login; TLS with "
+        "`SASL_SSL`). The local broker's client listener uses the same, with `KAFKA_SASL_USERNAME` as its user.",
+    ),
+    SettingSpec(
+        "kafka_sasl_mechanism",
+        "KAFKA_SASL_MECHANISM",
+        "SCRAM-SHA-512",
+        "SASL mechanism: `SCRAM-SHA-512` or `SCRAM-SHA-256`.",
+    ),
+    SettingSpec("kafka_sasl_username", "KAFKA_SASL_USERNAME", "", "Kafka user (SASL)."),
+    SettingSpec("kafka_sasl_password", "KAFKA_SASL_PASSWORD", "", "Password of the Kafka user (SASL).", secret=True),
+    SettingSpec(
+        "kafka_ssl_ca_location",
+        "KAFKA_SSL_CA_LOCATION",
+        "",
+        "CA certificate (PEM) the clients trust for `SASL_SSL`; empty: the system's CAs.",
+    ),
+    SettingSpec(
+        "kafka_broker_ssl_certificate",
+        "KAFKA_BROKER_SSL_CERTIFICATE",
+        "",
+        "The local broker's TLS certificate chain (PEM), for `SASL_SSL`.",
+    ),
+    SettingSpec(
+        "kafka_broker_ssl_key",
+        "KAFKA_BROKER_SSL_KEY",
+        "",
+        "The local broker's TLS private key (PEM, PKCS#8, not encrypted), for `SASL_SSL`.",
+    ),
     # producer
     SettingSpec(
         "producer_data_root_directory",
@@ -325,6 +358,15 @@ def _text(variable: str, raw: str) -> str:
     return raw
 
 
+def _one_of(*choices: str) -> Callable[[str, str], str]:
+    def parse(variable: str, raw: str) -> str:
+        if raw not in choices:
+            raise SettingsError(f"{variable}: expected one of {', '.join(choices)}, got {raw!r}")
+        return raw
+
+    return parse
+
+
 def _metastore_db_url(variable: str, raw: str) -> str:
     if raw and not raw.startswith(("jdbc:postgresql://", "jdbc:derby:")):
         raise SettingsError(f"{variable}: expected empty (Derby), or jdbc:postgresql://host:port/database, got {raw!r}")
@@ -355,6 +397,8 @@ _PARSERS: dict[str, Callable[[str, str], Any]] = {
     "kafka_min_insync_replicas": _positive_int,
     "airflow_parallelism": _positive_int,
     "spark_cluster_workers": _positive_int,
+    "kafka_security_protocol": _one_of("PLAINTEXT", "SASL_PLAINTEXT", "SASL_SSL"),
+    "kafka_sasl_mechanism": _one_of("SCRAM-SHA-512", "SCRAM-SHA-256"),
 }
 
 
@@ -374,6 +418,13 @@ class Settings:
     kafka_replication_factor: int
     kafka_min_insync_replicas: int
     kafka_broker_heap: str
+    kafka_security_protocol: str
+    kafka_sasl_mechanism: str
+    kafka_sasl_username: str
+    kafka_sasl_password: str
+    kafka_ssl_ca_location: str
+    kafka_broker_ssl_certificate: str
+    kafka_broker_ssl_key: str
     producer_data_root_directory: Path
     producer_click_csv_data_prefix: str
     producer_click_metadata_csv_data_prefix: str

@@ -10,6 +10,8 @@ folder and a range of hours to recompute. The work lives in `app/` and `spark_jo
 
 from __future__ import annotations
 
+from datetime import timedelta
+
 import pendulum
 from airflow.sdk import Param, PokeReturnValue, dag, get_current_context, task
 
@@ -26,6 +28,10 @@ HOUR_PATTERN = r"^\d{4}-\d{2}-\d{2}T\d{2}$"
     start_date=pendulum.datetime(2017, 10, 1, tz="UTC"),
     catchup=False,
     max_active_runs=3,  # a run waiting for files must not hold back a backfill or a UI trigger
+    # every task can run again safely (publishing skips what the ledger has, draining resumes from
+    # the checkpoint, recomputing replaces partitions): a task lost with its worker or scheduler
+    # is retried
+    default_args={"retries": 2, "retry_delay": timedelta(seconds=20)},
     tags=["clickstream"],
     params={  # optional (null or text), so the UI's Trigger form can be sent empty
         "data_dir": Param(
@@ -100,7 +106,8 @@ def clickstream_hourly() -> None:
         outlets=HOURLY_TABLES,
     )
 
-    @task(trigger_rule="none_failed_min_one_success", inlets=HOURLY_TABLES)  # also after a skipped recompute
+    # also after a skipped recompute; not retried: a disagreement does not go away by itself
+    @task(trigger_rule="none_failed_min_one_success", inlets=HOURLY_TABLES, retries=0)
     def check_tables(recompute_arguments: list[str]) -> dict[str, object]:
         from app.orchestration import check_run_tables, run_settings
 

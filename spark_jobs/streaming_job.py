@@ -28,6 +28,7 @@ from pyspark.sql.streaming.listener import StreamingQueryListener
 from pyspark.sql.streaming.query import StreamingQuery
 
 from app.checkpoint import CheckpointBusyError, CheckpointMismatchError, StreamLock, check_checkpoint
+from app.kafka_io import spark_kafka_options
 from app.settings import Settings, load_settings
 from app.spark_session import build_spark_session, configure_job_logging
 from spark_jobs.pipeline import Pipeline, root_cause
@@ -61,6 +62,16 @@ class ProgressLogger(StreamingQueryListener):
         log.info("query %s terminated%s", event.id, f": {event.exception}" if event.exception else "")
 
 
+def explain(cause: str, settings: Settings) -> str:
+    """The cause of a stopped query, with the setting to look at when it is a known one."""
+    if "SaslAuthenticationException" in cause:
+        return (
+            f"{cause}; Kafka at KAFKA_SERVERS={settings.kafka_servers} refused the login of "
+            f"KAFKA_SASL_USERNAME={settings.kafka_sasl_username}: check KAFKA_SASL_PASSWORD"
+        )
+    return cause
+
+
 def kafka_stream(spark: SparkSession, settings: Settings) -> DataFrame:
     return (
         spark.readStream.format("kafka")
@@ -70,6 +81,7 @@ def kafka_stream(spark: SparkSession, settings: Settings) -> DataFrame:
         .option("startingOffsets", settings.kafka_starting_offsets)
         .option("maxOffsetsPerTrigger", settings.spark_max_offsets_per_trigger)
         .option("includeHeaders", "true")
+        .options(**spark_kafka_options(settings))  # the login, when KAFKA_SECURITY_PROTOCOL asks for one
         .load()
     )
 
@@ -118,7 +130,7 @@ def main(argv: list[str] | None = None) -> int:
             try:
                 query.awaitTermination()
             except StreamingQueryException as error:
-                log.error("the streaming query stopped: %s", pipeline.failure or root_cause(error))
+                log.error("the streaming query stopped: %s", pipeline.failure or explain(root_cause(error), settings))
                 return 5
         finally:
             spark.stop()

@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import signal
 import subprocess
 import sys
 import time
@@ -16,6 +17,7 @@ import pandas as pd
 
 from app.airflow_client import AirflowClient
 from app.checkpoint import running_stream
+from app.runtime.process import process_group_alive
 from app.runtime.services import Airflow, Service
 from app.settings import REPO_ROOT, Settings
 from tests.integration.expected import expected_tables
@@ -187,3 +189,60 @@ def test_streaming_dag_runs_beside_the_hourly_dag_which_waits_for_it(
         )
         time.sleep(2)
     airflow_client.call("PATCH", f"/api/v2/dags/{STREAMING_DAG}", {"is_paused": True})
+
+
+def raw_rows_so_far(spark: SparkSession, settings: Settings) -> int:
+    """Rows of raw_clicks, 0 before the first run created the table."""
+    from pyspark.errors import AnalysisException
+
+    try:
+        return len(table_rows(spark, settings, "raw_clicks"))
+    except AnalysisException:
+        return 0
+
+
+def test_scheduler_killed_during_a_run_and_restarted_the_run_completes_exactly(
+    kafka: Service,
+    metastore: Service,
+    airflow_client: AirflowClient,
+    settings: Settings,
+    spark: SparkSession,
+    tmp_path: Path,
+) -> None:
+    raw_before = raw_rows_so_far(spark, settings)
+    data = tmp_path / "data"
+    data.mkdir()
+    new_file = data / "clicks_hour_950.csv"
+    shifted_copy(SAMPLE / "clicks_hour_002.csv", new_file, days=60)
+    shutil.copy(SAMPLE / "articles_metadata.csv", data)  # already published when the first test ran
+    for path in data.iterdir():
+        os.utime(path, (time.time() - 3600, time.time() - 3600))
+    airflow_client.wait_for_dag(DAG)
+    airflow_client.unpause(DAG)
+    run_id = airflow_client.trigger(DAG, {"data_dir": str(data)})
+    deadline = time.monotonic() + 300
+    while airflow_client.task_states(DAG, run_id).get("drain_topics") != "running":
+        assert time.monotonic() < deadline, airflow_client.task_states(DAG, run_id)
+        time.sleep(1)
+    time.sleep(5)  # inside the Spark job
+
+    # the scheduler, its executor's workers and the tasks they run, at once (as a crashed host)
+    scheduler = next(process for process in Airflow(settings).processes() if process.name == "airflow-scheduler")
+    pid = scheduler.read_pid()
+    assert pid is not None
+    os.killpg(pid, signal.SIGKILL)
+    while process_group_alive(pid):
+        time.sleep(0.2)
+    scheduler.start()
+
+    outcome = airflow_client.wait_for_run(DAG, run_id, timeout=900)
+    assert outcome.state == "success", outcome.task_states
+    assert outcome.task_states["check_tables"] == "success"
+    new_rows = len(pd.read_csv(new_file))
+    assert len(table_rows(spark, settings, "raw_clicks")) == raw_before + new_rows
+    expected = expected_tables([new_file], SAMPLE / "articles_metadata.csv")
+    new_hours = {(row[-2], row[-1]) for row in expected["article_hourly"]}
+    got = aggregates(spark, settings, new_hours)
+    assert {table: got[table] for table in ("article_hourly", "category_hourly", "context_hourly")} == {
+        table: expected[table] for table in ("article_hourly", "category_hourly", "context_hourly")
+    }

@@ -15,9 +15,16 @@ from app.settings import REPO_ROOT, Settings
 from tests.conftest import isolated_settings
 
 
-def run_module(settings: Settings, module: str, *args: str) -> subprocess.CompletedProcess[str]:
-    """`python -m <module> args` in the repository with these settings in its environment."""
-    env = {**os.environ, **settings_environment(settings), "AIRFLOW_ADMIN_PASSWORD": settings.airflow_admin_password}
+def run_module(
+    settings: Settings, module: str, *args: str, environment: dict[str, str] | None = None
+) -> subprocess.CompletedProcess[str]:
+    """`python -m <module> args` in the repository with these settings (and `environment`) in its environment."""
+    env = {
+        **os.environ,
+        **settings_environment(settings),
+        "AIRFLOW_ADMIN_PASSWORD": settings.airflow_admin_password,
+        **(environment or {}),
+    }
     return subprocess.run(
         [sys.executable, "-m", module, *args],
         cwd=REPO_ROOT,
