@@ -81,6 +81,10 @@ def kafka_stream(spark: SparkSession, settings: Settings) -> DataFrame:
         .option("startingOffsets", settings.kafka_starting_offsets)
         .option("maxOffsetsPerTrigger", settings.spark_max_offsets_per_trigger)
         .option("includeHeaders", "true")
+        # a broker that died is given up on after 15 s, not the client's default 60 s: the offsets of
+        # the next micro-batch then come from the partitions' new leaders
+        .option("kafka.default.api.timeout.ms", "15000")
+        .option("kafka.request.timeout.ms", "10000")
         .options(**spark_kafka_options(settings))  # the login, when KAFKA_SECURITY_PROTOCOL asks for one
         .load()
     )

@@ -7,47 +7,38 @@ import json
 import os
 import shutil
 import signal
-import subprocess
-import sys
 import time
-import uuid
 from dataclasses import replace
 from pathlib import Path
 
 import pytest
-from confluent_kafka import Consumer
 from confluent_kafka.admin import AdminClient, ConfigResource  # type: ignore[attr-defined]
 
 from app.producer.ledger import read_ledger
 from app.producer.publisher import PublishOptions, publish
 from app.producer.report import ALREADY_PUBLISHED, PUBLISHED, REFUSED
-from app.runtime.services import Service, settings_environment
-from app.schemas import CLICKS, HEADER_SOURCE_FILE
+from app.runtime.services import Service
+from app.schemas import HEADER_SOURCE_FILE
 from app.settings import REPO_ROOT, Settings
 from tests.conftest import own_pipeline
 from tests.integration.kafka_helpers import count_by_header, header, read_all
+from tests.integration.producer_helpers import (
+    CLICK_HEADER,
+    assert_each_row_once,
+    copy_sample,
+    csv_rows,
+    producer_cli,
+    wait_until_part_of_the_big_file_is_sent,
+    with_a_big_click_file,
+)
 
 SAMPLE = REPO_ROOT / "app" / "data"
-CLICK_HEADER = ",".join(CLICKS.columns)
-
-
-def csv_rows(path: Path) -> int:
-    with open(path, newline="") as handle:
-        return sum(1 for _ in csv.reader(handle)) - 1
 
 
 @pytest.fixture
 def own_topics(settings: Settings, tmp_path: Path) -> Settings:
     """The session's settings with topics, transactional id and data folder of this test alone."""
     return own_pipeline(settings, tmp_path)
-
-
-def copy_sample(settings: Settings) -> dict[str, int]:
-    rows = {}
-    for path in sorted(SAMPLE.glob("*.csv")):
-        shutil.copy(path, settings.producer_data_root_directory / path.name)
-        rows[path.name] = csv_rows(path)
-    return rows
 
 
 def test_publishing_the_sample_twice_leaves_each_row_once(kafka: Service, own_topics: Settings) -> None:
@@ -163,63 +154,6 @@ def test_the_same_content_under_a_second_name_is_refused(kafka: Service, own_top
     assert len(read_all(settings, settings.kafka_topic)) == csv_rows(SAMPLE / "clicks_hour_001.csv")
     meant = publish(settings, PublishOptions(new_versions={"clicks_hour_051.csv"}))
     assert {f.file: f.status for f in meant.files}["clicks_hour_051.csv"] == PUBLISHED
-
-
-def producer_cli(settings: Settings, *args: str) -> subprocess.Popen[str]:
-    env = {**os.environ, **settings_environment(settings)}
-    return subprocess.Popen(
-        [sys.executable, "-m", "app.producer", *args],
-        cwd=REPO_ROOT,
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-    )
-
-
-def with_a_big_click_file(settings: Settings) -> dict[str, int]:
-    """The sample plus one large click file (252,480 rows), so that a kill lands inside its
-    transaction; returns the rows of every file. The topics exist afterwards."""
-    rows = copy_sample(settings)
-    body = b"".join((SAMPLE / f"clicks_hour_00{h}.csv").read_bytes().split(b"\n", 1)[1] for h in range(3))
-    (settings.producer_data_root_directory / "clicks_hour_050.csv").write_bytes(
-        (CLICK_HEADER + "\n").encode() + body * 60
-    )
-    rows["clicks_hour_050.csv"] = 4208 * 60
-    publish(settings, PublishOptions(kinds=[]))  # topics exist before a watcher subscribes
-    return rows
-
-
-def wait_until_part_of_the_big_file_is_sent(settings: Settings, publisher: subprocess.Popen[str]) -> int:
-    """Watch the clicks topic (uncommitted records too) until 20,000 rows of the big file are
-    sent; the publisher must still be running then. Returns how many were seen."""
-    watcher = Consumer(
-        {
-            "bootstrap.servers": settings.kafka_servers,
-            "group.id": f"w-{uuid.uuid4().hex[:6]}",
-            "isolation.level": "read_uncommitted",
-            "auto.offset.reset": "earliest",
-        }
-    )
-    watcher.subscribe([settings.kafka_topic])
-    seen_big = 0
-    deadline = time.monotonic() + 120
-    try:
-        while seen_big < 20_000 and time.monotonic() < deadline and publisher.poll() is None:
-            message = watcher.poll(0.2)
-            if message is not None and message.error() is None:
-                seen_big += header(message, HEADER_SOURCE_FILE) == "clicks_hour_050.csv"
-    finally:
-        watcher.close()
-    assert publisher.poll() is None, "the producer finished before it could be interrupted mid-file"
-    return seen_big
-
-
-def assert_each_row_once(settings: Settings, rows: dict[str, int]) -> None:
-    clicks = count_by_header(read_all(settings, settings.kafka_topic), HEADER_SOURCE_FILE)
-    articles = count_by_header(read_all(settings, settings.kafka_metadata_topic), HEADER_SOURCE_FILE)
-    assert {**clicks, **articles} == rows
-    assert {name: e.rows for name, e in read_ledger(settings).items()} == rows
 
 
 def test_sigkill_in_the_middle_of_a_file_then_rerun_leaves_each_row_once(kafka: Service, own_topics: Settings) -> None:

@@ -27,3 +27,23 @@ def test_make_up_starts_postgres_only_when_the_metastore_url_names_one_here(tmp_
     assert default_services(tmp_path, local) == ["kafka", "metastore-db", "metastore", "spark-history", "airflow"]
     elsewhere = {"HIVE_METASTORE_DB_URL": "jdbc:postgresql://db.example:5432/metastore"}
     assert "metastore-db" not in default_services(tmp_path, elsewhere)
+
+
+def test_a_local_kafka_cluster_has_a_node_per_server_in_one_static_quorum(tmp_path: Path) -> None:
+    from app.runtime.services import KafkaCluster
+
+    settings = isolated_settings(
+        tmp_path, {"KAFKA_SERVERS": "127.0.0.1:19092,127.0.0.1:19094,127.0.0.1:19096", "KAFKA_CONTROLLER_PORT": "19200"}
+    )
+    cluster = KafkaCluster(settings)
+    nodes = cluster.nodes()
+    assert [(n.node_id, n.port, n.controller_port) for n in nodes] == [
+        (1, 19092, 19200),
+        (2, 19094, 19201),
+        (3, 19096, 19202),
+    ]
+    third = cluster.server_properties(nodes[2])
+    assert third["controller.quorum.voters"] == "1@127.0.0.1:19200,2@127.0.0.1:19201,3@127.0.0.1:19202"
+    assert third["node.id"] == "3" and third["listeners"] == "PLAINTEXT://127.0.0.1:19096,CONTROLLER://127.0.0.1:19202"
+    assert (third["transaction.state.log.replication.factor"], third["transaction.state.log.min.isr"]) == ("3", "2")
+    assert [process.name for process in cluster.processes()] == ["kafka-node-1", "kafka-node-2", "kafka-node-3"]
