@@ -6,7 +6,7 @@ SHELL := /bin/bash
 PY := .venv/bin/python
 PYTEST_ARGS ?=
 
-.PHONY: help setup up down status test test-unit lint lock demo publish sql
+.PHONY: help setup up down status test test-unit lint lock demo publish sql bench
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/' | column -t -s $$'\t'
@@ -19,6 +19,9 @@ demo: setup  ## the main job: start the services and run the pipeline on app/dat
 
 publish: setup  ## publish what is new in the data folder (make publish ARGS="--dry-run")
 	@$(PY) -m app.producer publish $(ARGS)
+
+bench: setup  ## benchmarks against ceilings measured in the same run; writes docs/benchmarks.md (BENCH_DATA_DIR)
+	@$(PY) -m app.bench $(ARGS)
 
 sql: setup  ## SQL shell on the Hive tables (beeline on the Spark Thrift server); make sql ARGS='-e "SHOW TABLES"'
 	@$(PY) -m app.sql_shell $(ARGS)

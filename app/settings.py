@@ -291,6 +291,13 @@ SPECS: tuple[SettingSpec, ...] = (
     ),
     # machine
     SettingSpec("bind_host", "CLICKSTREAM_BIND_HOST", "127.0.0.1", "Address every local service listens on."),
+    # benchmarks
+    SettingSpec(
+        "bench_data_dir",
+        "BENCH_DATA_DIR",
+        "../shared/data/globo",
+        "Data folder `make bench` publishes (click files, also in `clicks/`, and the catalogue).",
+    ),
 )
 
 _SPEC_BY_FIELD = {spec.field: spec for spec in SPECS}
@@ -379,6 +386,7 @@ _PARSERS: dict[str, Callable[[str, str], Any]] = {
     "parquet_destination_path": lambda _v, raw: _resolve_path(raw),
     "check_point_location": lambda _v, raw: _resolve_path(raw),
     "hive_warehouse_dir": lambda _v, raw: _resolve_path(raw),
+    "bench_data_dir": lambda _v, raw: _resolve_path(raw),
     "kafka_servers": _kafka_servers,
     "kafka_controller_port": _port,
     "spark_ui_port": _port,
@@ -457,6 +465,7 @@ class Settings:
     airflow_admin_password: str
     airflow_parallelism: int
     bind_host: str
+    bench_data_dir: Path
 
     @property
     def kafka_port(self) -> int:
