@@ -94,3 +94,14 @@ def assert_each_row_once(settings: Settings, rows: dict[str, int]) -> None:
     articles = count_by_header(read_all(settings, settings.kafka_metadata_topic), HEADER_SOURCE_FILE)
     assert {**clicks, **articles} == rows
     assert {name: e.rows for name, e in read_ledger(settings).items()} == rows
+
+
+def publishing_the_big_file(settings: Settings) -> subprocess.Popen[str]:
+    """The producer CLI, started and returned once part of the big file is sent (killed if that fails)."""
+    producer = producer_cli(settings, "publish")
+    try:
+        wait_until_part_of_the_big_file_is_sent(settings, producer)
+    except BaseException:
+        producer.kill()
+        raise
+    return producer

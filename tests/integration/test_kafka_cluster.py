@@ -24,8 +24,7 @@ from tests.conftest import free_ports, own_pipeline
 from tests.integration.jobs import committed_batches, start_job
 from tests.integration.producer_helpers import (
     assert_each_row_once,
-    producer_cli,
-    wait_until_part_of_the_big_file_is_sent,
+    publishing_the_big_file,
     with_a_big_click_file,
 )
 
@@ -105,12 +104,7 @@ def test_a_broker_killed_while_publishing_and_another_while_draining_lose_and_du
     assert all(len(p.replicas) == 3 for p in topic[settings.kafka_topic].partitions.values())
 
     # publishing: the leader of most click partitions dies in the middle of the big file
-    producer = producer_cli(settings, "publish")
-    try:
-        wait_until_part_of_the_big_file_is_sent(settings, producer)
-    except BaseException:
-        producer.kill()
-        raise
+    producer = publishing_the_big_file(settings)
     first_victim, process = node_leading(settings, cluster)
     kill(process)
     output, _ = producer.communicate(timeout=600)

@@ -28,6 +28,7 @@ from tests.integration.producer_helpers import (
     copy_sample,
     csv_rows,
     producer_cli,
+    publishing_the_big_file,
     wait_until_part_of_the_big_file_is_sent,
     with_a_big_click_file,
 )
@@ -179,12 +180,7 @@ def test_broker_sigkilled_while_a_file_is_published_then_restarted_leaves_each_r
 ) -> None:
     settings = own_topics
     rows = with_a_big_click_file(settings)
-    producer = producer_cli(settings, "publish")
-    try:
-        wait_until_part_of_the_big_file_is_sent(settings, producer)
-    except BaseException:
-        producer.kill()
-        raise
+    producer = publishing_the_big_file(settings)
     broker_pid = kafka.processes()[0].read_pid()
     assert broker_pid is not None
     os.killpg(broker_pid, signal.SIGKILL)
