@@ -5,6 +5,11 @@
 - The lock file (`CHECK_POINT_LOCATION/streaming.lock`) is held (`flock`) by the one streaming job
   running on the checkpoint and says which job that is. A second job refuses to start; the hourly
   DAG's drain task waits for a running stream instead of starting one.
+- The pending-hours file (`CHECK_POINT_LOCATION/streaming.pending-hours.json`) lists the hours
+  whose raw rows an available-now drain has landed (and committed) but whose aggregates it has not
+  recomputed yet: a drain recomputes every hour it touched once, after its last micro-batch, instead
+  of after each one. A job that starts finds the list left by one that died and recomputes those
+  hours first; the hourly DAG's drain task starts Spark while the list is not empty.
 - `committed_offsets()` reads the Kafka offsets of the last completed micro-batch from Spark's
   checkpoint files, so Airflow tasks and views can tell how far the stream got without Spark.
 
@@ -82,6 +87,40 @@ def check_checkpoint(settings: Settings) -> Path:
         identity_file.parent.mkdir(parents=True, exist_ok=True)
         identity_file.write_text(json.dumps(expected, indent=2, sort_keys=True))
     return checkpoint
+
+
+def _pending_hours_file(settings: Settings) -> Path:
+    return settings.check_point_location / "streaming.pending-hours.json"
+
+
+def pending_hours(settings: Settings) -> list[tuple[str, int]]:
+    """Hours landed by a drain whose aggregates are not recomputed yet, as (dt, hour), in order."""
+    path = _pending_hours_file(settings)
+    if not path.exists():
+        return []
+    return sorted((str(dt), int(hour)) for dt, hour in json.loads(path.read_text()))
+
+
+def add_pending_hours(settings: Settings, hours: list[tuple[str, int]]) -> None:
+    """Add hours to the list, atomically (before the micro-batch that landed them is committed)."""
+    _write_hours(settings, sorted(set(pending_hours(settings)) | set(hours)))
+
+
+def clear_pending_hours(settings: Settings, done: list[tuple[str, int]]) -> None:
+    """Take recomputed hours off the list (the file goes when it is empty)."""
+    left = sorted(set(pending_hours(settings)) - set(done))
+    if left:
+        _write_hours(settings, left)
+    else:
+        _pending_hours_file(settings).unlink(missing_ok=True)
+
+
+def _write_hours(settings: Settings, hours: list[tuple[str, int]]) -> None:
+    path = _pending_hours_file(settings)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    temporary = path.with_suffix(f".{os.getpid()}.tmp")
+    temporary.write_text(json.dumps(hours))
+    temporary.replace(path)  # a reader sees the old list or the new one, never half of one
 
 
 def _lock_file(settings: Settings) -> Path:

@@ -97,7 +97,7 @@ def wait_for_running_stream(settings: Settings, timeout: float = 3600.0, poll: f
     Returns how the data got drained: "checkpoint already past the topics' end" or "running stream".
     A running stream on the checkpoint is never joined by a second job.
     """
-    from app.checkpoint import committed_offsets, offsets_behind, running_stream
+    from app.checkpoint import committed_offsets, offsets_behind, pending_hours, running_stream
     from app.kafka_io import end_offsets
 
     target = end_offsets(settings, [settings.kafka_topic, settings.kafka_metadata_topic])
@@ -105,7 +105,8 @@ def wait_for_running_stream(settings: Settings, timeout: float = 3600.0, poll: f
     waited = False
     while True:
         behind = offsets_behind(target, committed_offsets(settings))
-        if not any(behind.values()):
+        # a drain that died after landing its last micro-batch left hours to recompute
+        if not any(behind.values()) and not pending_hours(settings):
             return "running stream" if waited else "checkpoint already past the topics' end"
         holder = running_stream(settings)
         if holder is None:

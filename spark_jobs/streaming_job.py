@@ -11,7 +11,9 @@ this query stops the job with a clear message instead of reprocessing silently (
 so does a second job on a checkpoint another job runs on (exit code 4; see `app/checkpoint.py`).
 A query that fails (a micro-batch that cannot be written, a broker that refuses the credentials)
 exits with code 5 and one line saying why; a failed micro-batch is never committed.
-`available-now` drains what is in the topics and stops; `processing-time` runs until stopped.
+`available-now` drains what is in the topics, recomputes the aggregates of every hour it landed
+(once, after its last micro-batch; see `Pipeline`) and stops; `processing-time` recomputes after
+each micro-batch and runs until stopped.
 Progress (rows/s, batch duration, records behind the topic end) is logged after each batch.
 """
 
@@ -95,7 +97,8 @@ def start(spark: SparkSession, settings: Settings, trigger: str, interval: str) 
     checkpoint = check_checkpoint(settings)
     store = TableStore(spark, settings)
     store.ensure_tables()
-    pipeline = Pipeline(store, settings)
+    pipeline = Pipeline(store, settings, defer_recompute=trigger == "available-now")
+    pipeline.recompute_pending()  # hours a drain that died had landed but not recomputed
     writer = (
         kafka_stream(spark, settings)
         .writeStream.queryName("clickstream")
@@ -135,6 +138,14 @@ def main(argv: list[str] | None = None) -> int:
                 query.awaitTermination()
             except StreamingQueryException as error:
                 log.error("the streaming query stopped: %s", pipeline.failure or explain(root_cause(error), settings))
+                return 5
+            try:
+                pipeline.recompute_pending()  # the drain's hours, once, after its last micro-batch
+            except Exception as error:  # noqa: BLE001 - whatever failed, the hours stay pending; exit 5
+                log.error(
+                    "recomputing the drained hours failed (they stay pending; the next run recomputes them): %s",
+                    root_cause(error),
+                )
                 return 5
         finally:
             spark.stop()

@@ -23,6 +23,7 @@ import time
 import uuid
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from pyspark.errors import AnalysisException
 from pyspark.sql import DataFrame, SparkSession
@@ -183,36 +184,52 @@ class TableStore:
         spec = self.tables[name]
         if not spec.partition_columns:
             raise ValueError(f"{name} is not partitioned: use replace_table")
+        started = time.monotonic()
         target = self._new_version_folder(spec)
-        ordered = rows.select(*[f.name for f in spec.schema.fields])
+        # one file per partition: every task wrote a file into every partition it met, four small
+        # files per hour and table, which made writing and every later read slower
+        ordered = rows.select(*[f.name for f in spec.schema.fields]).repartition(*spec.partition_columns)
         ordered.write.mode("errorifexists").partitionBy(*spec.partition_columns).parquet(str(target))
         written = sorted(target.glob("/".join(f"{column}=*" for column in spec.partition_columns)))
         if not written:
             shutil.rmtree(target, ignore_errors=True)
             return 0
-        existing = {row[0] for row in self.spark.sql(f"SHOW PARTITIONS {self.qualified(name)}").collect()}
-        new_partitions = []
+        existing = self._partitions(name)
+        moved, new_partitions = [], []
         for folder in written:
             relative = folder.relative_to(target).as_posix()  # e.g. dt=2017-10-01/hour=3
-            clause = _partition_clause(spec, relative)
             if relative in existing:
-                self.spark.sql(
-                    f"ALTER TABLE {self.qualified(name)} PARTITION ({clause}) SET LOCATION '{_location(folder)}'"
-                )
+                moved.append(self._with_location(existing[relative], folder))
             else:
+                clause = _partition_clause(spec, relative)
                 new_partitions.append(f"PARTITION ({clause}) LOCATION '{_location(folder)}'")
+        if moved:
+            # one metastore call for all of them: an `ALTER TABLE ... PARTITION ... SET LOCATION` per
+            # partition took a tenth of a second each, a third of a micro-batch touching 200 hours
+            jvm = self.spark._jvm
+            catalog = self.spark._jsparkSession.sharedState().externalCatalog()
+            partitions = jvm.java.util.ArrayList()  # type: ignore[union-attr]
+            for partition in moved:
+                partitions.add(partition)
+            seq = jvm.scala.jdk.javaapi.CollectionConverters.asScala(partitions).toSeq()  # type: ignore[union-attr]
+            catalog.alterPartitions(self.database, name, seq)
+            self.spark.catalog.refreshTable(self.qualified(name))
         if new_partitions:
             self.spark.sql(f"ALTER TABLE {self.qualified(name)} ADD IF NOT EXISTS {' '.join(new_partitions)}")
-        log.info("%s: replaced %s partition(s) with version %s", name, len(written), target.name)
+        log.info(
+            "%s: replaced %s partition(s) with version %s in %.1f s",
+            name, len(written), target.name, time.monotonic() - started,
+        )  # fmt: skip
         return len(written)
 
     def replace_table(self, name: str, rows: DataFrame) -> None:
         """Write `rows` as a whole new version of an unpartitioned table."""
+        started = time.monotonic()
         spec = self.tables[name]
         target = self._new_version_folder(spec)
         rows.select(*[f.name for f in spec.schema.fields]).write.mode("errorifexists").parquet(str(target))
         self.spark.sql(f"ALTER TABLE {self.qualified(name)} SET LOCATION '{_location(target)}'")
-        log.info("%s: replaced with version %s", name, target.name)
+        log.info("%s: replaced with version %s in %.1f s", name, target.name, time.monotonic() - started)
 
     def remove_unused_versions(self, name: str, grace_seconds: float = VERSION_GRACE_SECONDS) -> int:
         """Delete version folders that no partition points at and that are older than the grace period."""
@@ -258,6 +275,36 @@ class TableStore:
             uri = iterator.next().location()
             found.append(jvm.java.nio.file.Paths.get(uri).toString())  # type: ignore[union-attr]
         return found
+
+    def _partitions(self, name: str) -> dict[str, Any]:
+        """The metastore's partitions of a table (Java objects) by name, e.g. "dt=2017-10-01/hour=3"."""
+        jvm = self.spark._jvm
+        catalog = self.spark._jsparkSession.sharedState().externalCatalog()
+        spec = self.tables[name]
+        found = {}
+        iterator = catalog.listPartitions(self.database, name, jvm.scala.Option.empty()).iterator()  # type: ignore[union-attr]
+        while iterator.hasNext():
+            partition = iterator.next()
+            values = partition.spec()
+            found["/".join(f"{column}={values.apply(column)}" for column in spec.partition_columns)] = partition
+        return found
+
+    def _with_location(self, partition: Any, folder: Path) -> Any:
+        """A copy of a metastore partition (Java) that points at `folder`."""
+        jvm = self.spark._jvm
+        storage = partition.storage()
+        # CatalogStorageFormat has 7 fields in Spark 4.2 (pinned); all but the location stay
+        kept = [getattr(storage, f"copy$default${number}")() for number in range(2, 8)]
+        uri = jvm.java.net.URI(_location(folder))  # type: ignore[union-attr]
+        moved = storage.copy(jvm.scala.Some(uri), *kept)  # type: ignore[union-attr]
+        return partition.copy(
+            partition.spec(),
+            moved,
+            partition.parameters(),
+            partition.createTime(),
+            partition.lastAccessTime(),
+            partition.stats(),
+        )
 
     def _new_version_folder(self, spec: TableSpec) -> Path:
         write_id = f"{time.strftime('%Y%m%dT%H%M%S')}-{uuid.uuid4().hex[:8]}"

@@ -58,11 +58,14 @@ def parse_records(kafka_rows: DataFrame, schema: RecordSchema) -> DataFrame:
     )
     not_object = F.json_object_keys(F.col("raw_value")).isNull()
     missing = [F.when(F.col(f"record.{field.name}").isNull(), F.lit(field.name)) for field in schema.fields]
-    error = F.when(not_object, F.lit("not a JSON object")).otherwise(
-        F.when(
-            F.concat_ws(", ", *missing) != "",
-            F.concat(F.lit("missing or not an integer: "), F.concat_ws(", ", *missing)),
-        )
+    # a record that is not a JSON object has every field missing; only then is it parsed again
+    # to tell the two apart
+    missing_fields = F.concat_ws(", ", *missing)
+    error = F.when(
+        missing_fields != "",
+        F.when(not_object, F.lit("not a JSON object")).otherwise(
+            F.concat(F.lit("missing or not an integer: "), missing_fields)
+        ),
     )
     return parsed.withColumn("parse_error", error)
 

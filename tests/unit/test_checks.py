@@ -12,8 +12,11 @@ import pytest
 from app.checkpoint import (
     CheckpointBusyError,
     StreamLock,
+    add_pending_hours,
+    clear_pending_hours,
     committed_offsets,
     offsets_behind,
+    pending_hours,
     running_stream,
 )
 from app.producer.ledger import LedgerEntry
@@ -146,3 +149,16 @@ def test_one_stream_per_checkpoint_and_the_lock_dies_with_its_process(settings: 
     assert running_stream(settings) is None
     with pytest.raises(CheckpointBusyError), StreamLock(settings, "x"), StreamLock(settings, "y"):
         pass
+
+
+def test_pending_hours_accumulate_until_recomputed(tmp_path: Path) -> None:
+    settings = isolated_settings(tmp_path / "state", {"CHECK_POINT_LOCATION": str(tmp_path / "checkpoints")})
+    assert pending_hours(settings) == []
+    add_pending_hours(settings, [("2017-10-01", 5), ("2017-10-01", 3)])
+    add_pending_hours(settings, [("2017-10-01", 3), ("2017-09-30", 23)])  # a second micro-batch
+    assert pending_hours(settings) == [("2017-09-30", 23), ("2017-10-01", 3), ("2017-10-01", 5)]
+    clear_pending_hours(settings, [("2017-09-30", 23), ("2017-10-01", 3)])
+    assert pending_hours(settings) == [("2017-10-01", 5)]
+    clear_pending_hours(settings, [("2017-10-01", 5)])
+    assert pending_hours(settings) == []
+    assert list((tmp_path / "checkpoints").iterdir()) == []  # no file, no temporary left behind
