@@ -1,4 +1,4 @@
-"""The benchmark's data folder: every click file (also in `clicks/`) and the catalogue, flat."""
+"""The benchmarks' own logic: the data folder, and the figures read from logs and polls."""
 
 from __future__ import annotations
 
@@ -6,7 +6,10 @@ from pathlib import Path
 
 import pytest
 
-from app.bench import flat_data_folder
+from app.bench.airflow_run import drain_split
+from app.bench.common import flat_data_folder
+from app.bench.latency import delays, percentile
+from app.bench.spark import progress
 
 
 def test_the_data_folder_is_flattened_without_symbolic_links(tmp_path: Path) -> None:
@@ -25,3 +28,47 @@ def test_the_data_folder_is_flattened_without_symbolic_links(tmp_path: Path) -> 
 def test_a_folder_without_click_files_is_named(tmp_path: Path) -> None:
     with pytest.raises(SystemExit, match="BENCH_DATA_DIR"):
         flat_data_folder(tmp_path, tmp_path / "flat")
+
+
+STREAMING_JOB_LOG = """\
+2026-11-28 07:04:46,359 INFO spark_jobs.streaming_job: query 5d8f started
+2026-11-28 07:05:29,000 INFO spark_jobs.tables: raw_clicks: replaced 149 partition(s) with version a
+2026-11-28 07:05:44,500 INFO spark_jobs.tables: article_hourly: replaced 149 partition(s) with version b
+2026-11-28 07:06:10,000 INFO spark_jobs.pipeline: batch 0: 325 clicks, 1 articles, 0 quarantined, 149 hour(s) recomputed
+2026-11-28 07:06:10,616 INFO spark_jobs.streaming_job: batch 0: 499874 rows, 5956 rows/s, 83923 ms, offsets behind: 1
+2026-11-28 07:06:40,000 INFO spark_jobs.tables: raw_clicks: replaced 3 partition(s) with version c
+2026-11-28 07:06:50,000 INFO spark_jobs.pipeline: batch 1: 100 clicks, 0 articles, 0 quarantined, 3 hour(s) recomputed
+2026-11-28 07:06:50,100 INFO spark_jobs.streaming_job: batch 1: 126 rows, 3 rows/s, 39000 ms, offsets behind: 0
+2026-11-28 07:07:10,000 INFO spark_jobs.tables: raw_clicks: replaced 3 partition(s) with version d
+2026-11-28 07:07:12,000 INFO spark_jobs.pipeline: batch 2: 10 clicks, 0 articles, 0 quarantined, 3 hour(s) to \
+recompute after the drain
+2026-11-28 07:07:12,100 INFO spark_jobs.streaming_job: batch 2: 10 rows, 3 rows/s, 3000 ms, offsets behind: 0
+2026-11-28 07:07:30,000 INFO spark_jobs.pipeline: recomputed 3 hour(s) landed by the drain in 17.5 s
+"""
+
+
+def test_the_drain_time_is_its_micro_batches_and_the_recomputation_after_them() -> None:
+    rows, batches, seconds = progress(STREAMING_JOB_LOG)
+    assert (rows, batches) == (500_010, 3)
+    assert seconds == pytest.approx(122.923 + 3.0 + 17.5)
+
+
+def test_recomputing_is_counted_in_the_micro_batches_and_after_the_drain() -> None:
+    processing, recomputing, rows = drain_split(STREAMING_JOB_LOG)
+    assert rows == 500_010
+    assert processing == pytest.approx(143.423)
+    assert recomputing == pytest.approx(41.0 + 10.0 + 17.5)  # in two micro-batches, and after the drain
+
+
+def test_each_click_waits_for_the_first_poll_that_counts_it() -> None:
+    published = [10.0, 10.5, 11.0, 12.0]
+    seen = [(10.6, 0), (11.2, 2), (12.2, 3), (13.0, 4), (14.0, 4)]
+    assert delays(published, seen) == pytest.approx([1.2, 0.7, 1.2, 1.0])
+    assert delays(published, seen[:3]) == pytest.approx([1.2, 0.7, 1.2])  # the last one never seen
+
+
+def test_percentiles_pick_a_measured_value() -> None:
+    values = [float(n) for n in range(1, 101)]
+    assert percentile(values, 0.5) in (50.0, 51.0)
+    assert percentile(values, 0.95) == 95.0
+    assert percentile([3.0], 0.95) == 3.0

@@ -1,0 +1,145 @@
+"""`make bench`, item 4: one `clickstream_hourly` run over the whole data folder, through Airflow as a
+user triggers it from the UI, from the trigger to the last Hive partition, and where its time goes.
+
+Every run has an Airflow of its own settings (fresh topics, database, lake and checkpoint), so it
+starts from nothing and publishes every file. The time is split with the task instances' times
+(Airflow's API) and the drain's own log lines (in the task's log): scheduling (trigger to the
+first task, and the gaps between tasks), publishing, Spark start-up (the drain task's time outside
+its work), landing raw data (the micro-batches), recomputing aggregates (after the micro-batches,
+or inside them for a stream that recomputes each), and the check.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+
+from app.airflow_client import AirflowClient
+from app.bench.common import PeakMemory
+from app.bench.spark import FINAL_RECOMPUTE, PROGRESS, DrainRun, event_log_profile, progress, table_seconds
+from app.runtime.services import Airflow
+from app.settings import Settings
+
+log = logging.getLogger(__name__)
+
+DAG = "clickstream_hourly"
+BATCH_RECOMPUTED = re.compile(r"batch \d+: \d+ clicks, .* hour\(s\) recomputed")
+RAW_LANDED = re.compile(r"raw_clicks: replaced")
+
+
+@dataclass(frozen=True)
+class AirflowRun:
+    total_seconds: float  # trigger to the end of the drain: the last Hive partition written
+    run_seconds: float  # trigger to the end of the run (the check included)
+    scheduling: float
+    publishing: float
+    spark_start_up: float
+    landing: float
+    recomputing: float
+    checking: float
+    drain: DrainRun  # the drain task's streaming job: item 3's "ours"
+
+
+class BenchAirflow(Airflow):
+    """The project's Airflow, without scheduled runs: unpausing the DAG would otherwise start the
+    latest hour's run beside the triggered one, and the two would share the work."""
+
+    def environment(self) -> dict[str, str]:
+        return {**super().environment(), "AIRFLOW__SCHEDULER__USE_JOB_SCHEDULE": "False"}
+
+
+def _time(value: str) -> float:
+    return datetime.fromisoformat(value.replace("Z", "+00:00")).timestamp()
+
+
+def drain_split(task_log: str) -> tuple[float, float, int]:
+    """(processing seconds, of which recomputing aggregates, rows) from the drain's log. Processing is
+    the micro-batches and the recomputation after them; a micro-batch that recomputes its own hours
+    (a long-running stream) does so from its `raw_clicks: replaced` line to its `batch N: ... clicks`
+    line."""
+    rows, _, processing = progress(task_log)
+    recomputing = sum(float(m.group(1)) for m in FINAL_RECOMPUTE.finditer(task_log))
+    landed_at = None
+    for line in task_log.splitlines():
+        stamp = _log_time(line)
+        if stamp is None:
+            continue
+        if RAW_LANDED.search(line):
+            landed_at = stamp
+        elif BATCH_RECOMPUTED.search(line) and landed_at is not None:
+            recomputing += stamp - landed_at
+            landed_at = None
+    return processing, recomputing, rows
+
+
+def _log_time(line: str) -> float | None:
+    found = re.search(r"(\d{4}-\d{2}-\d{2}[ T]\d{2}:\d{2}:\d{2}[.,]\d+)", line)
+    if not found:
+        return None
+    return datetime.fromisoformat(found.group(1).replace(",", ".").replace(" ", "T") + "+00:00").timestamp()
+
+
+def run_through_airflow(settings: Settings, data_dir: Path) -> AirflowRun:
+    airflow = BenchAirflow(settings)
+    airflow.start()
+    memory = PeakMemory(lambda argv: any(arg.endswith("streaming_job.py") for arg in argv))
+    try:
+        client = AirflowClient(settings.airflow_url, settings.airflow_admin_user, airflow.admin_password())
+        client.wait_for_dag(DAG)
+        client.unpause(DAG)
+        with memory:
+            run_id = client.trigger(DAG, {"data_dir": str(data_dir)})
+            outcome = client.wait_for_run(DAG, run_id, timeout=1800, poll=2)
+        if outcome.state != "success":
+            raise SystemExit(f"the benchmark's {DAG} run {run_id} ended {outcome.state}: {outcome.task_states}")
+        run = client.call("GET", f"/api/v2/dags/{DAG}/dagRuns/{run_id}")
+        tasks = {
+            task["task_id"]: task
+            for task in client.call("GET", f"/api/v2/dags/{DAG}/dagRuns/{run_id}/taskInstances")["task_instances"]
+        }
+        drain_log = _task_log(settings, run_id, "drain_topics")
+    finally:
+        airflow.stop()
+    started = _time(run["queued_at"] or run["start_date"])
+    ended = _time(run["end_date"])
+    ran = sorted(
+        (_time(task["start_date"]), _time(task["end_date"]), task_id)
+        for task_id, task in tasks.items()
+        if task.get("start_date") and task.get("end_date")
+    )
+    busy = {task_id: end - start for start, end, task_id in ran}
+    scheduling, previous_end = 0.0, started
+    for start, end, _ in ran:
+        scheduling += max(0.0, start - previous_end)
+        previous_end = max(previous_end, end)
+    in_batches, recomputing, rows = drain_split(drain_log)
+    drain_end = next(end for _, end, task_id in ran if task_id == "drain_topics")
+    drain = DrainRun(
+        rows=rows,
+        batches=len(PROGRESS.findall(drain_log)),
+        query_seconds=in_batches,
+        wall_seconds=busy.get("drain_topics", 0.0),
+        driver_jvm_mib=memory.peak_mib("java"),
+        driver_python_mib=memory.peak_mib("python"),
+        table_seconds=table_seconds(drain_log),
+        profile=event_log_profile(settings.state_dir / "spark" / "events", "clickstream-streaming"),
+    )
+    return AirflowRun(
+        total_seconds=drain_end - started,
+        run_seconds=ended - started,
+        scheduling=scheduling + sum(v for k, v in busy.items() if k in ("wait_for_new_files", "hours_to_recompute")),
+        publishing=busy.get("publish_articles", 0.0) + busy.get("publish_clicks", 0.0),
+        spark_start_up=busy.get("drain_topics", 0.0) - in_batches,
+        landing=in_batches - recomputing,
+        recomputing=recomputing + busy.get("recompute_hours", 0.0),
+        checking=busy.get("check_tables", 0.0),
+        drain=drain,
+    )
+
+
+def _task_log(settings: Settings, run_id: str, task_id: str) -> str:
+    folder = settings.logs_dir / "airflow" / f"dag_id={DAG}" / f"run_id={run_id}" / f"task_id={task_id}"
+    return "\n".join(path.read_text(errors="replace") for path in sorted(folder.glob("attempt=*.log")))
