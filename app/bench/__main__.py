@@ -152,7 +152,7 @@ def main(argv: list[str] | None = None) -> int:
                 bare.append(bare_run(run_settings, scratch / "bare" / str(number)))
             spark_lines, spark_memory = spark_section([run.drain for run in airflow_runs], bare, int(facts["cores"]))
             latency = latency_runs(
-                fresh_pipeline(settings, scratch / "latency"), data, scratch, args.runs, LATENCY_INTERVAL, 30.0
+                fresh_pipeline(settings, scratch / "latency"), data, scratch, args.runs, LATENCY_INTERVAL, 100.0
             )
         finally:
             for service in reversed(services):
