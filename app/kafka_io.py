@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 import time
+import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -51,6 +52,18 @@ def client_config(settings: Settings) -> dict[str, Any]:
         "logger": client_log,
         "error_cb": ClientErrors(),
         **security_config(settings),
+    }
+
+
+def committed_reader_config(settings: Settings, group: str) -> dict[str, Any]:
+    """A throwaway consumer (a group of its own, nothing committed) that reads what transactions
+    committed, from the start of its topics."""
+    return {
+        **client_config(settings),
+        "group.id": f"{group}-{uuid.uuid4().hex[:8]}",
+        "enable.auto.commit": False,
+        "isolation.level": "read_committed",
+        "auto.offset.reset": "earliest",
     }
 
 

@@ -21,7 +21,6 @@ import subprocess
 import sys
 import threading
 import time
-import uuid
 from dataclasses import dataclass, replace
 from pathlib import Path
 
@@ -86,17 +85,9 @@ def publication_times(settings: Settings) -> list[float]:
     """The Kafka timestamps (s) of every committed click, earliest first."""
     from confluent_kafka import Consumer
 
-    from app.kafka_io import client_config
+    from app.kafka_io import committed_reader_config
 
-    consumer = Consumer(
-        {
-            **client_config(settings),
-            "group.id": f"bench-latency-{uuid.uuid4().hex[:6]}",
-            "auto.offset.reset": "earliest",
-            "isolation.level": "read_committed",
-            "enable.auto.commit": False,
-        }
-    )
+    consumer = Consumer(committed_reader_config(settings, "bench-latency"))
     times: list[float] = []
     try:
         consumer.subscribe([settings.kafka_topic])

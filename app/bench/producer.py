@@ -70,17 +70,9 @@ def mean_value_size(settings: Settings, topics: list[str], limit: int, sample: i
     """The mean size of the message values in `topics` (a sample from the start)."""
     from confluent_kafka import Consumer
 
-    from app.kafka_io import client_config
+    from app.kafka_io import committed_reader_config
 
-    consumer = Consumer(
-        {
-            **client_config(settings),
-            "group.id": f"bench-{uuid.uuid4().hex[:6]}",
-            "auto.offset.reset": "earliest",
-            "isolation.level": "read_committed",
-            "enable.auto.commit": False,
-        }
-    )
+    consumer = Consumer(committed_reader_config(settings, "bench-sizes"))
     sizes: list[int] = []
     try:
         consumer.subscribe(topics)

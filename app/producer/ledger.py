@@ -11,14 +11,13 @@ from __future__ import annotations
 import json
 import logging
 import time
-import uuid
 from dataclasses import asdict, dataclass, field
 from enum import Enum
 from typing import Any
 
 from confluent_kafka import Consumer, KafkaError, KafkaException, TopicPartition
 
-from app.kafka_io import client_config
+from app.kafka_io import committed_reader_config
 from app.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -59,15 +58,7 @@ class LedgerReadError(RuntimeError):
 
 def read_ledger(settings: Settings, timeout: float = 30.0) -> dict[str, LedgerEntry]:
     """The latest committed entry of every file, read from the start of the ledger topic."""
-    consumer = Consumer(
-        {
-            **client_config(settings),
-            "group.id": f"clickstream-ledger-reader-{uuid.uuid4().hex[:8]}",
-            "enable.auto.commit": False,
-            "isolation.level": "read_committed",
-            "auto.offset.reset": "earliest",
-        }
-    )
+    consumer = Consumer(committed_reader_config(settings, "clickstream-ledger-reader"))
     entries: dict[str, LedgerEntry] = {}
     try:
         topics = consumer.list_topics(timeout=timeout).topics
