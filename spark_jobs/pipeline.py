@@ -17,6 +17,7 @@ import logging
 import time
 from collections.abc import Iterable
 from dataclasses import dataclass
+from typing import Any
 
 from pyspark.sql import Column, DataFrame
 from pyspark.sql import functions as F
@@ -30,6 +31,7 @@ from spark_jobs.tables import TableStore
 log = logging.getLogger(__name__)
 
 Hour = tuple[str, int]  # (dt, hour), UTC
+RECORD_KEY = ("kafka_partition", "kafka_offset")  # one Kafka record of a raw table's topic
 METASTORE_WAIT_SECONDS = 120.0  # how long a micro-batch waits for a metastore that went away
 
 
@@ -53,6 +55,11 @@ def hours_filter(hours: Iterable[Hour], day: Column | None = None, hour_of_day: 
 
 def _hours(rows: DataFrame) -> list[Hour]:
     return sorted({(row["dt"], int(row["hour"])) for row in rows.select("dt", "hour").distinct().collect()})
+
+
+def _counts(rows: DataFrame, *columns: str) -> dict[tuple[Any, ...], int]:
+    """Rows per value of `columns` (the partitions rows fall in), in one Spark job."""
+    return {tuple(row[c] for c in columns): int(row["count"]) for row in rows.groupBy(*columns).count().collect()}
 
 
 def root_cause(error: BaseException) -> str:
@@ -127,6 +134,8 @@ class Pipeline:
             touched = self._land_clicks(T.raw_clicks(clicks_parsed), result)
             if changed_articles is not None:
                 raw = self.store.table("raw_clicks")
+                if self.defer_recompute:  # hours already to be recomputed need not be looked for
+                    raw = raw.where(~hours_filter([*pending_hours(self.settings), *touched]))
                 hit = raw.join(changed_articles, raw.click_article_id == changed_articles.article_id, "left_semi")
                 touched = sorted(set(touched) | set(_hours(hit)))
             result.hours = len(touched)
@@ -134,7 +143,7 @@ class Pipeline:
                 add_pending_hours(self.settings, touched)  # before Spark commits the micro-batch
             else:
                 self.recompute_hours(touched)
-            self.remove_unused_versions()
+                self.remove_unused_versions()  # a drain removes them once, after recomputing
         finally:
             records.unpersist()
             clicks_parsed.unpersist()
@@ -162,48 +171,38 @@ class Pipeline:
             log.info("recomputed %s hour(s) landed by the drain in %.1f s", len(hours), time.monotonic() - started)
         return len(hours)
 
+    # `new` below is read from the batch's parsed caches, so it is cheap to read twice; its
+    # count and partitions come from one job
     def _land_quarantine(self, rejected: DataFrame) -> int:
-        rejected = rejected.persist()
-        try:
-            count = rejected.count()
-            if count:
-                days = [row["dt"] for row in rejected.select("dt").distinct().collect()]
-                existing = self.store.table("quarantine").where(F.col("dt").isin(days))
-                merged = existing.unionByName(rejected).dropDuplicates(
-                    ["kafka_topic", "kafka_partition", "kafka_offset"]
-                )
-                self.store.replace_partitions("quarantine", merged)
-                log.warning("%s record(s) quarantined (see table %s.quarantine)", count, self.settings.hive_database)
-            return count
-        finally:
-            rejected.unpersist()
+        days = _counts(rejected, "dt")
+        count = sum(days.values())
+        if count:
+            existing = self.store.table("quarantine").where(F.col("dt").isin([dt for (dt,) in days]))
+            self.store.replace_partitions(
+                "quarantine", existing.unionByName(rejected), unique_by=("kafka_topic", *RECORD_KEY)
+            )
+            log.warning("%s record(s) quarantined (see table %s.quarantine)", count, self.settings.hive_database)
+        return count
 
     def _land_articles(self, new: DataFrame, result: BatchResult) -> DataFrame | None:
-        new = new.persist()
-        try:
-            result.articles = new.count()
-            if not result.articles:
-                return None
-            days = [row["dt"] for row in new.select("dt").distinct().collect()]
-            existing = self.store.table("raw_articles").where(F.col("dt").isin(days))
-            self.store.replace_partitions("raw_articles", T.distinct_records(existing.unionByName(new)))
-            self.store.replace_table("articles", T.latest_articles(self.store.table("raw_articles")))
-            return new.select("article_id").distinct().localCheckpoint()
-        finally:
-            new.unpersist()
+        days = _counts(new, "dt")
+        result.articles = sum(days.values())
+        if not result.articles:
+            return None
+        existing = self.store.table("raw_articles").where(F.col("dt").isin([dt for (dt,) in days]))
+        self.store.replace_partitions("raw_articles", existing.unionByName(new), unique_by=RECORD_KEY)
+        self.store.replace_table("articles", T.latest_articles(self.store.table("raw_articles")))
+        return new.select("article_id").distinct().localCheckpoint()
 
     def _land_clicks(self, new: DataFrame, result: BatchResult) -> list[Hour]:
-        new = new.persist()
-        try:
-            result.clicks = new.count()
-            if not result.clicks:
-                return []
-            touched = _hours(new)
-            existing = self.store.table("raw_clicks").where(hours_filter(touched))
-            self.store.replace_partitions("raw_clicks", T.distinct_records(existing.unionByName(new)))
-            return touched
-        finally:
-            new.unpersist()
+        hours = _counts(new, "dt", "hour")
+        result.clicks = sum(hours.values())
+        if not result.clicks:
+            return []
+        touched = sorted((dt, int(hour)) for dt, hour in hours)
+        existing = self.store.table("raw_clicks").where(hours_filter(touched))
+        self.store.replace_partitions("raw_clicks", existing.unionByName(new), unique_by=RECORD_KEY)
+        return touched
 
     def recompute_hours(self, hours: Iterable[Hour], attempts: int = 5) -> int:
         """Rebuild every aggregate partition of these click hours (and their sessions) from raw data.
@@ -237,12 +236,13 @@ class Pipeline:
         raw = self.store.table("raw_clicks")
         articles = self.store.table("articles")
         clicks = raw.where(hours_filter(hours))
-        enriched = T.enrich_clicks(clicks, articles).persist()
+        # read once for the three hourly aggregates, without the Kafka coordinates none of them reads
+        enriched = T.enrich_clicks(T.click_facts(clicks), articles).persist()
         try:
             self.store.replace_partitions("article_hourly", T.article_hourly(enriched))
             self.store.replace_partitions("category_hourly", T.category_hourly(enriched))
-            self.store.replace_partitions("context_hourly", T.context_hourly(clicks))
-            session_hours = _hours(T.session_start_hours(clicks))
+            self.store.replace_partitions("context_hourly", T.context_hourly(enriched))
+            session_hours = _hours(T.session_start_hours(enriched))
         finally:
             enriched.unpersist()
         if session_hours:
@@ -250,7 +250,8 @@ class Pipeline:
             session_clicks = raw.where(F.col("dt") >= session_hours[0][0]).where(
                 hours_filter(session_hours, *T.session_start_partition())
             )
-            self.store.replace_partitions("sessions", T.session_summary(T.enrich_clicks(session_clicks, articles)))
+            summary = T.session_summary(T.enrich_clicks(T.click_facts(session_clicks), articles))
+            self.store.replace_partitions("sessions", summary)
 
     def remove_unused_versions(self) -> None:
         for table in self.store.tables:

@@ -35,7 +35,11 @@ def spark_struct(schema: RecordSchema) -> StructType:
 
 
 def _header(name: str) -> Column:
-    return F.expr(f"CAST(element_at(filter(headers, h -> h.key = '{name}'), 1).value AS STRING)")
+    """The value of the record's first header called `name`, as text (null without one). Found by
+    its position among the header keys: a `filter` with a lambda per header runs interpreted, and
+    the three of them took as long as parsing the JSON."""
+    position = F.array_position(F.col("headers.key"), name).cast("int")
+    return F.get(F.col("headers.value"), position - 1).cast("string")
 
 
 def parse_records(kafka_rows: DataFrame, schema: RecordSchema) -> DataFrame:
@@ -111,11 +115,6 @@ def raw_articles(parsed: DataFrame) -> DataFrame:
     )
 
 
-def distinct_records(rows: DataFrame) -> DataFrame:
-    """One row per Kafka record: a replayed batch adds nothing (the topic is fixed per table)."""
-    return rows.dropDuplicates(["kafka_partition", "kafka_offset"])
-
-
 def latest_articles(raw: DataFrame) -> DataFrame:
     """The latest record of every article (a key's records share a partition, so offset orders them)."""
     newest_first = Window.partitionBy("article_id").orderBy(F.col("kafka_offset").desc())
@@ -125,6 +124,19 @@ def latest_articles(raw: DataFrame) -> DataFrame:
         .where("_rank = 1")
         .select(*columns, F.col("kafka_timestamp").alias("updated_at"))
     )
+
+
+def click_facts(raw: DataFrame) -> DataFrame:
+    """Raw clicks without their Kafka coordinates and source file, which no aggregate reads: what
+    is cached for the aggregates is a third smaller."""
+    return raw.drop(*_coordinates())
+
+
+def distinct_count(column: str) -> Column:
+    """How many distinct non-null values of `column` a group holds, exactly. Spark plans several
+    `countDistinct`s in one aggregation by copying every row once per column (an `Expand`) and
+    aggregating twice; a set per group does it in one pass, in half the time here."""
+    return F.size(F.collect_set(column)).cast("long")  # a count, as `countDistinct` gives
 
 
 def enrich_clicks(clicks: DataFrame, articles: DataFrame) -> DataFrame:
@@ -145,8 +157,8 @@ def article_hourly(enriched: DataFrame) -> DataFrame:
             F.max("category_id").alias("category_id"),
             F.max("publisher_id").alias("publisher_id"),
             F.count(F.lit(1)).alias("clicks"),
-            F.countDistinct("user_id").alias("users"),
-            F.countDistinct("session_id").alias("sessions"),
+            distinct_count("user_id").alias("users"),
+            distinct_count("session_id").alias("sessions"),
         )
         .select("article_id", "category_id", "publisher_id", "clicks", "users", "sessions", "dt", "hour")
     )
@@ -157,9 +169,9 @@ def category_hourly(enriched: DataFrame) -> DataFrame:
     count of the distinct articles clicked (null where no clicked article of the category is known)."""
     counts = enriched.groupBy("dt", "hour", "category_id").agg(
         F.count(F.lit(1)).alias("clicks"),
-        F.countDistinct("user_id").alias("users"),
-        F.countDistinct("session_id").alias("sessions"),
-        F.countDistinct("click_article_id").alias("articles"),
+        distinct_count("user_id").alias("users"),
+        distinct_count("session_id").alias("sessions"),
+        distinct_count("click_article_id").alias("articles"),
     )
     words = (
         enriched.select("dt", "hour", "category_id", "click_article_id", "words_count")
@@ -188,8 +200,8 @@ def context_hourly(clicks: DataFrame) -> DataFrame:
         clicks.groupBy("dt", "hour", *CONTEXT_COLUMNS)
         .agg(
             F.count(F.lit(1)).alias("clicks"),
-            F.countDistinct("user_id").alias("users"),
-            F.countDistinct("session_id").alias("sessions"),
+            distinct_count("user_id").alias("users"),
+            distinct_count("session_id").alias("sessions"),
         )
         .select(*CONTEXT_COLUMNS, "clicks", "users", "sessions", "dt", "hour")
     )
@@ -217,8 +229,8 @@ def session_summary(enriched: DataFrame) -> DataFrame:
             F.count(F.lit(1)).alias("clicks_seen"),
             F.min("click_timestamp").alias("first_click"),
             F.max("click_timestamp").alias("last_click"),
-            F.countDistinct("click_article_id").alias("articles"),
-            F.countDistinct("category_id").alias("categories"),
+            distinct_count("click_article_id").alias("articles"),
+            distinct_count("category_id").alias("categories"),
         )
         .withColumn("duration_seconds", (F.col("last_click") - F.col("first_click")) / 1000.0)
         .select(
