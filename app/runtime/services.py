@@ -7,6 +7,7 @@ Each service writes its configuration under the state folder, refuses to start o
 
 from __future__ import annotations
 
+import importlib.metadata
 import json
 import logging
 import os
@@ -18,6 +19,7 @@ import subprocess
 import sys
 import urllib.error
 import urllib.request
+from contextlib import closing
 from dataclasses import dataclass
 from pathlib import Path
 from typing import ClassVar
@@ -904,6 +906,19 @@ PUBLISH_POOL = "clickstream_publish"
 SIMPLE_AUTH_MANAGER = "airflow.api_fastapi.auth.managers.simple.simple_auth_manager.SimpleAuthManager"
 
 
+def _pool_slots(database: Path) -> dict[str, int]:
+    """The slots of clickstream's pools in Airflow's metadata database, read directly (an `airflow
+    pools import` takes the CLI's 10 s start-up on every restart)."""
+    try:
+        with closing(sqlite3.connect(f"file:{database}?mode=ro", uri=True)) as connection:
+            rows = connection.execute(
+                "SELECT pool, slots FROM slot_pool WHERE pool IN (?, ?)", (SPARK_POOL, PUBLISH_POOL)
+            ).fetchall()
+    except sqlite3.Error:
+        return {}
+    return {str(name): int(slots) for name, slots in rows}
+
+
 class Airflow(Service):
     """Airflow 3: api-server (UI and REST API, login required), scheduler, dag-processor, triggerer."""
 
@@ -1013,29 +1028,35 @@ class Airflow(Service):
         self.passwords_file.chmod(0o600)
         env = {**os.environ, **self.environment()}
         airflow = str(Path(sys.executable).parent / "airflow")
-        log.info("airflow: migrating the metadata database %s", self.home / "airflow.db")
-        migrated = subprocess.run(
-            [airflow, "db", "migrate"], env=env, cwd=self.home, capture_output=True, text=True, check=False
-        )
-        if migrated.returncode != 0:
-            raise ServiceStartError(f"airflow: `airflow db migrate` failed:\n{migrated.stderr[-3000:]}")
-        # write-ahead logging: readers and the writer no longer block each other, so the scheduler,
-        # the api-server, the tasks and `airflow backfill create` share the file without "database
-        # is locked" (the setting stays with the database file)
-        with sqlite3.connect(self.home / "airflow.db") as database:
-            database.execute("PRAGMA journal_mode=WAL")
+        database = self.home / "airflow.db"
+        migrated_for = self.home / "migrated-for-airflow"  # the version that last migrated the database
+        version = importlib.metadata.version("apache-airflow")
+        # `airflow db migrate` on a database that is up to date still takes 10 to 15 s (the CLI's
+        # start-up): a restart skips it when this Airflow migrated the database
+        if not (database.exists() and migrated_for.exists() and migrated_for.read_text() == version):
+            log.info("airflow: migrating the metadata database %s", database)
+            migrated = subprocess.run(
+                [airflow, "db", "migrate"], env=env, cwd=self.home, capture_output=True, text=True, check=False
+            )
+            if migrated.returncode != 0:
+                raise ServiceStartError(f"airflow: `airflow db migrate` failed:\n{migrated.stderr[-3000:]}")
+            # write-ahead logging: readers and the writer no longer block each other, so the
+            # scheduler, the api-server, the tasks and `airflow backfill create` share the file
+            # without "database is locked" (the setting stays with the database file)
+            with sqlite3.connect(database) as connection:
+                connection.execute("PRAGMA journal_mode=WAL")
+            migrated_for.write_text(version)
         # one Spark job at a time (one streaming checkpoint, a laptop's cores), and one publishing
         # task at a time (runs of the hourly DAG, its backfills and UI triggers may overlap)
+        pools = {
+            SPARK_POOL: {"slots": 1, "description": "Spark jobs of clickstream, one at a time"},
+            PUBLISH_POOL: {"slots": 1, "description": "clickstream publishing tasks, one at a time"},
+        }
+        if _pool_slots(database) == {name: pool["slots"] for name, pool in pools.items()}:
+            return
         pools_file = self.home / "pools.json"
-        pools_file.write_text(
-            json.dumps(
-                {
-                    SPARK_POOL: {"slots": 1, "description": "Spark jobs of clickstream, one at a time"},
-                    PUBLISH_POOL: {"slots": 1, "description": "clickstream publishing tasks, one at a time"},
-                }
-            )
-        )
-        pools = subprocess.run(
+        pools_file.write_text(json.dumps(pools))
+        imported = subprocess.run(
             [airflow, "pools", "import", str(pools_file)],
             env=env,
             cwd=self.home,
@@ -1043,8 +1064,8 @@ class Airflow(Service):
             text=True,
             check=False,
         )
-        if pools.returncode != 0:
-            raise ServiceStartError(f"airflow: creating the pools failed:\n{pools.stderr[-2000:]}")
+        if imported.returncode != 0:
+            raise ServiceStartError(f"airflow: creating the pools failed:\n{imported.stderr[-2000:]}")
 
     def health(self) -> Health:
         url = f"{self.settings.airflow_url}/api/v2/monitor/health"

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
+
 from app.runtime.services import LocalRuntime, PostgresAddress, postgres_address
 from tests.conftest import isolated_settings
 
@@ -47,3 +49,42 @@ def test_a_local_kafka_cluster_has_a_node_per_server_in_one_static_quorum(tmp_pa
     assert third["node.id"] == "3" and third["listeners"] == "PLAINTEXT://127.0.0.1:19096,CONTROLLER://127.0.0.1:19202"
     assert (third["transaction.state.log.replication.factor"], third["transaction.state.log.min.isr"]) == ("3", "2")
     assert [process.name for process in cluster.processes()] == ["kafka-node-1", "kafka-node-2", "kafka-node-3"]
+
+
+def test_an_airflow_restart_skips_the_migration_and_the_pools_it_already_has(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`airflow db migrate` and `airflow pools import` run when the database is new (or was migrated
+    by another Airflow version, or lacks a pool), not on every restart: each takes the CLI's 10 s."""
+    import sqlite3
+    import subprocess
+
+    from app.runtime.services import PUBLISH_POOL, SPARK_POOL, Airflow
+
+    calls: list[list[str]] = []
+
+    def airflow_cli(command: list[str], **_: object) -> subprocess.CompletedProcess[str]:
+        calls.append(command[1:3])
+        if command[1:3] == ["db", "migrate"]:
+            with sqlite3.connect(airflow.home / "airflow.db") as database:
+                database.execute("CREATE TABLE IF NOT EXISTS slot_pool (pool TEXT, slots INTEGER)")
+        if command[1:3] == ["pools", "import"]:
+            with sqlite3.connect(airflow.home / "airflow.db") as database:
+                database.executemany("INSERT INTO slot_pool VALUES (?, 1)", [(SPARK_POOL,), (PUBLISH_POOL,)])
+        return subprocess.CompletedProcess(command, 0, "", "")
+
+    monkeypatch.setattr(subprocess, "run", airflow_cli)
+    airflow = Airflow(isolated_settings(tmp_path, {}))
+    airflow.prepare()
+    assert calls == [["db", "migrate"], ["pools", "import"]]
+    calls.clear()
+    airflow.prepare()
+    assert calls == []
+    (airflow.home / "migrated-for-airflow").write_text("2.0.0")
+    airflow.prepare()
+    assert calls == [["db", "migrate"]]
+    calls.clear()
+    with sqlite3.connect(airflow.home / "airflow.db") as database:
+        database.execute("DELETE FROM slot_pool WHERE pool = ?", (PUBLISH_POOL,))
+    airflow.prepare()
+    assert calls == [["pools", "import"]]
