@@ -19,7 +19,15 @@ from pathlib import Path
 
 from app.airflow_client import AirflowClient
 from app.bench.common import PeakMemory
-from app.bench.spark import FINAL_RECOMPUTE, PROGRESS, DrainRun, event_log_profile, progress, table_seconds
+from app.bench.spark import (
+    FINAL_RECOMPUTE,
+    PROGRESS,
+    DrainRun,
+    event_log_profile,
+    files_written,
+    progress,
+    table_seconds,
+)
 from app.runtime.services import Airflow
 from app.settings import Settings
 
@@ -125,6 +133,7 @@ def run_through_airflow(settings: Settings, data_dir: Path) -> AirflowRun:
         driver_jvm_mib=memory.peak_mib("java"),
         driver_python_mib=memory.peak_mib("python"),
         table_seconds=table_seconds(drain_log),
+        files=files_written(drain_log),
         profile=event_log_profile(settings.state_dir / "spark" / "events", "clickstream-streaming"),
     )
     return AirflowRun(

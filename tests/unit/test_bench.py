@@ -9,7 +9,7 @@ import pytest
 from app.bench.airflow_run import drain_split
 from app.bench.common import flat_data_folder
 from app.bench.latency import delays, percentile
-from app.bench.spark import progress
+from app.bench.spark import files_written, progress, table_seconds
 
 
 def test_the_data_folder_is_flattened_without_symbolic_links(tmp_path: Path) -> None:
@@ -72,3 +72,13 @@ def test_percentiles_pick_a_measured_value() -> None:
     assert percentile(values, 0.5) in (50.0, 51.0)
     assert percentile(values, 0.95) == 95.0
     assert percentile([3.0], 0.95) == 3.0
+
+
+def test_files_and_seconds_of_each_table_come_from_the_write_lines() -> None:
+    log_text = """\
+2026-11-28 10:17:05,360 INFO spark_jobs.tables: raw_clicks: replaced 149 partition(s) with version v1 in 11.6 s
+2026-11-28 10:17:07,697 INFO spark_jobs.tables: articles: replaced with version v2 in 2.8 s
+2026-11-28 10:17:32,474 INFO spark_jobs.tables: raw_clicks: replaced 138 partition(s) with version v3 in 8.9 s
+"""
+    assert files_written(log_text) == 149 + 1 + 138
+    assert table_seconds(log_text) == pytest.approx({"raw_clicks": 20.5, "articles": 2.8})
