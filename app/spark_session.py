@@ -58,7 +58,19 @@ def spark_conf(settings: Settings) -> dict[str, str]:
         "spark.sql.session.timeZone": "UTC",
         "spark.sql.shuffle.partitions": "4",
         "spark.sql.sources.partitionOverwriteMode": "dynamic",
+        **local_file_system_conf(settings),
     }
+
+
+def local_file_system_conf(settings: Settings) -> dict[str, str]:
+    """On a local master, `file:` paths go through `jvm/spark-local-fs`: Hadoop's own local file
+    system started a `chmod` process for every file and folder it wrote, most of the time of a
+    write of a couple of hundred hourly partitions. A cluster's executors run elsewhere, without
+    the class, and write to a shared file system anyway."""
+    classes = deps.spark_local_fs_classes()
+    if classes is None or not settings.spark_master.startswith("local"):
+        return {}
+    return {"spark.driver.extraClassPath": str(classes), "spark.hadoop.fs.file.impl": deps.SPARK_LOCAL_FS_CLASS}
 
 
 def driver_host(settings: Settings) -> str:

@@ -114,6 +114,20 @@ if ! is_current metastore-launcher "$launcher_stamp"; then
   mark_current metastore-launcher "$launcher_stamp"
 fi
 
+# --- Hadoop's local file system without a chmod process per file (Spark on a local master) -------
+local_fs_src="$REPO/jvm/spark-local-fs/src"
+local_fs_stamp="$(find "$local_fs_src" -name '*.java' -print0 | sort -z | xargs -0 cat | sha256sum | cut -c1-64)-$(stamp_of "$lock")"
+if ! is_current spark-local-fs "$local_fs_stamp"; then
+  say "compiling Spark's local file system"
+  rm -rf "$DEPS/classes/spark-local-fs" && mkdir -p "$DEPS/classes/spark-local-fs"
+  if ! javac -nowarn -d "$DEPS/classes/spark-local-fs" -cp "$pyspark_jars/*" \
+        $(find "$local_fs_src" -name '*.java') > "$DEPS/logs/javac-spark-local-fs.log" 2>&1; then
+    cat "$DEPS/logs/javac-spark-local-fs.log" >&2
+    fail "compiling jvm/spark-local-fs failed; see $DEPS/logs/javac-spark-local-fs.log"
+  fi
+  mark_current spark-local-fs "$local_fs_stamp"
+fi
+
 # --- tools only the tests use (with --test-tools: `make test` asks for them) ---------------------
 if [ "${1:-}" = "--test-tools" ]; then
   command -v chromium >/dev/null || apt_install "Chromium (for the browser tests)" chromium

@@ -20,6 +20,8 @@ DEPS_DIR = REPO_ROOT / ".deps"
 KAFKA_JARS_DIR = DEPS_DIR / "jars" / "kafka"
 SPARK_KAFKA_JARS_DIR = DEPS_DIR / "jars" / "spark-kafka"
 METASTORE_CLASSES_DIR = DEPS_DIR / "classes" / "metastore"
+SPARK_LOCAL_FS_CLASSES_DIR = DEPS_DIR / "classes" / "spark-local-fs"  # jvm/spark-local-fs, compiled
+SPARK_LOCAL_FS_CLASS = "clickstream.hadoop.ForklessLocalFileSystem"
 METASTORE_DB_JARS_DIR = DEPS_DIR / "jars" / "metastore-db"  # JDBC drivers besides Derby
 MINIMUM_JAVA = 17
 
@@ -70,6 +72,13 @@ def jars_in(folder: Path) -> list[Path]:
 def spark_kafka_jars() -> list[Path]:
     """The jars that give Spark its Kafka source and sink (not bundled with pyspark)."""
     return jars_in(SPARK_KAFKA_JARS_DIR)
+
+
+def spark_local_fs_classes() -> Path | None:
+    """The compiled `jvm/spark-local-fs` (Hadoop's local file system without a `chmod` process per
+    file), or None before `make setup` compiled it."""
+    compiled = SPARK_LOCAL_FS_CLASSES_DIR / Path(*SPARK_LOCAL_FS_CLASS.split(".")).with_suffix(".class")
+    return SPARK_LOCAL_FS_CLASSES_DIR if compiled.exists() else None
 
 
 def postgres_bin(program: str) -> Path:

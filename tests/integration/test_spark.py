@@ -122,3 +122,28 @@ def test_three_hundred_hours_are_picked_from_the_metastore(
     found = {(row.dt, row.hour) for row in raw.where(hours_filter(picked)).select("dt", "hour").collect()}
     assert found == set(picked)
     assert raw.where(hours_filter([])).count() == 0
+
+
+def test_local_spark_writes_files_without_a_chmod_process_and_with_the_usual_permissions(
+    spark: SparkSession, tmp_path: Path
+) -> None:
+    """On a local master Spark's `file:` paths go through jvm/spark-local-fs, which sets permissions
+    through Java instead of starting a `chmod` process per file and folder; the files and folders
+    get the modes Hadoop's own file system gives them (its default umask, 022)."""
+    from app.runtime import deps
+
+    jvm = spark._jvm
+    assert jvm is not None
+    file_system = jvm.org.apache.hadoop.fs.FileSystem.get(
+        jvm.java.net.URI("file:///"), spark.sparkContext._jsc.hadoopConfiguration()
+    )
+    assert file_system.getClass().getName() == deps.SPARK_LOCAL_FS_CLASS
+    out = tmp_path / "written"
+    rows = [{"value": n, "dt": f"2017-10-0{n % 3 + 1}", "hour": n % 5} for n in range(60)]
+    spark.createDataFrame(rows).write.partitionBy("dt", "hour").parquet(str(out))
+    data_files = list(out.glob("dt=*/hour=*/*.parquet"))
+    folders = [path for path in out.rglob("*") if path.is_dir()]
+    assert len(data_files) >= 15 and len(folders) == 3 + 15
+    assert {path.stat().st_mode & 0o777 for path in data_files} == {0o644}
+    assert {path.stat().st_mode & 0o777 for path in folders} == {0o755}
+    assert all(path.with_name(f".{path.name}.crc").exists() for path in data_files)  # checksums as before

@@ -107,3 +107,17 @@ def test_printing_masks_the_password() -> None:
     shown = dict(settings.public_items())
     assert shown["AIRFLOW_ADMIN_PASSWORD"] == "***"
     assert "s3cret" not in repr(shown)
+
+
+def test_only_a_local_master_writes_through_the_forkless_local_file_system(tmp_path: Path) -> None:
+    """A cluster's executors run elsewhere, without the class: only a local master gets it."""
+    from app.runtime import deps
+    from app.spark_session import local_file_system_conf
+    from tests.conftest import isolated_settings
+
+    local = local_file_system_conf(isolated_settings(tmp_path, {"SPARK_MASTER_URL": "local[2]"}))
+    assert local == {
+        "spark.driver.extraClassPath": str(deps.SPARK_LOCAL_FS_CLASSES_DIR),
+        "spark.hadoop.fs.file.impl": deps.SPARK_LOCAL_FS_CLASS,
+    }
+    assert local_file_system_conf(isolated_settings(tmp_path, {"SPARK_MASTER_URL": "spark://127.0.0.1:7077"})) == {}
