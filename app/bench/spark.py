@@ -228,11 +228,11 @@ def profile_lines(ours: list[DrainRun], bare: list[DrainRun]) -> list[str]:
                 if run.files is not None and bare_run.files is not None
                 else ""
             )
-            + ". A file costs more than its rows here: on a local disk, Hadoop's file system starts a "
-            "`chmod` process for every file and folder it creates (without Hadoop's native library, "
-            "which no Maven artifact ships); JVM stack samples of a write of 207 small partitions spend "
-            "most of their time there. On HDFS or an object store that cost goes. The table above "
-            "shows which of the rest costs most.",
+            + ". Writing many small files is dear on a local disk: Hadoop's local file system, without its "
+            "native library, started a `chmod` process for every file and folder it created, most of the "
+            "time of such a write (JVM stack samples); a local Spark now writes through "
+            "`jvm/spark-local-fs`, which sets the same permissions without one. The table above shows "
+            "which of the rest costs most.",
             "",
         ]
     for name, profile in (("streaming job", run.profile), ("bare query", bare_run.profile)):
