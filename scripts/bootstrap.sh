@@ -99,34 +99,32 @@ resolve_jars kafka
 resolve_jars spark-kafka
 resolve_jars metastore-db
 
-# --- the Hive Metastore launcher (binds the thrift port to one address) ----------------------
+# --- small Java classes of our own, compiled against pyspark's jars ------------------------------
 pyspark_jars="$("$VENV/bin/python" -c 'import pyspark, os; print(os.path.join(os.path.dirname(pyspark.__file__), "jars"))')"
-launcher_src="$REPO/jvm/metastore/src"
-launcher_stamp="$(find "$launcher_src" -name '*.java' -print0 | sort -z | xargs -0 cat | sha256sum | cut -c1-64)-$(stamp_of "$lock")"
-if ! is_current metastore-launcher "$launcher_stamp"; then
-  say "compiling the metastore launcher"
-  rm -rf "$DEPS/classes/metastore" && mkdir -p "$DEPS/classes/metastore"
-  if ! javac -nowarn -d "$DEPS/classes/metastore" -cp "$pyspark_jars/*" \
-        $(find "$launcher_src" -name '*.java') > "$DEPS/logs/javac-metastore.log" 2>&1; then
-    cat "$DEPS/logs/javac-metastore.log" >&2
-    fail "compiling jvm/metastore failed; see $DEPS/logs/javac-metastore.log"
-  fi
-  mark_current metastore-launcher "$launcher_stamp"
-fi
 
-# --- Hadoop's local file system without a chmod process per file (Spark on a local master) -------
-local_fs_src="$REPO/jvm/spark-local-fs/src"
-local_fs_stamp="$(find "$local_fs_src" -name '*.java' -print0 | sort -z | xargs -0 cat | sha256sum | cut -c1-64)-$(stamp_of "$lock")"
-if ! is_current spark-local-fs "$local_fs_stamp"; then
-  say "compiling Spark's local file system"
-  rm -rf "$DEPS/classes/spark-local-fs" && mkdir -p "$DEPS/classes/spark-local-fs"
-  if ! javac -nowarn -d "$DEPS/classes/spark-local-fs" -cp "$pyspark_jars/*" \
-        $(find "$local_fs_src" -name '*.java') > "$DEPS/logs/javac-spark-local-fs.log" 2>&1; then
-    cat "$DEPS/logs/javac-spark-local-fs.log" >&2
-    fail "compiling jvm/spark-local-fs failed; see $DEPS/logs/javac-spark-local-fs.log"
+# compile_java STAMP FOLDER WHAT: jvm/FOLDER/src into .deps/classes/FOLDER, again only when its
+# sources or the lock changed
+compile_java() {
+  local stamp_name="$1" folder="$2" what="$3"
+  local src="$REPO/jvm/$folder/src" classes="$DEPS/classes/$folder" javac_log="$DEPS/logs/javac-$folder.log"
+  local stamp
+  stamp="$(find "$src" -name '*.java' -print0 | sort -z | xargs -0 cat | sha256sum | cut -c1-64)-$(stamp_of "$lock")"
+  if is_current "$stamp_name" "$stamp"; then
+    return 0
   fi
-  mark_current spark-local-fs "$local_fs_stamp"
-fi
+  say "compiling $what"
+  rm -rf "$classes" && mkdir -p "$classes"
+  if ! javac -nowarn -d "$classes" -cp "$pyspark_jars/*" $(find "$src" -name '*.java') > "$javac_log" 2>&1; then
+    cat "$javac_log" >&2
+    fail "compiling jvm/$folder failed; see $javac_log"
+  fi
+  mark_current "$stamp_name" "$stamp"
+}
+
+# the Hive Metastore launcher (binds the thrift port to one address)
+compile_java metastore-launcher metastore "the metastore launcher"
+# Hadoop's local file system without a chmod process per file (Spark on a local master)
+compile_java spark-local-fs spark-local-fs "Spark's local file system"
 
 # --- tools only the tests use (with --test-tools: `make test` asks for them) ---------------------
 if [ "${1:-}" = "--test-tools" ]; then
