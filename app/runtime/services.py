@@ -898,10 +898,8 @@ class SparkThriftServer(Service):
 
 
 SPARK_POOL = "clickstream_spark"
-# Airflow's SQLite database is shared by the scheduler, the api-server, the tasks and CLI commands
-# such as `airflow backfill create`: wait up to a minute for a write lock instead of failing with
-# "database is locked" after pysqlite's default 5 seconds
-AIRFLOW_SQLITE_CONNECT_ARGS = {"timeout": 60}
+# imported by every Airflow process, not by ours (it registers a SQLAlchemy listener)
+AIRFLOW_SQLITE_CONNECT_ARGS = "app.runtime.airflow_sqlite.CONNECT_ARGS"
 PUBLISH_POOL = "clickstream_publish"
 SIMPLE_AUTH_MANAGER = "airflow.api_fastapi.auth.managers.simple.simple_auth_manager.SimpleAuthManager"
 
@@ -965,7 +963,8 @@ class Airflow(Service):
             "AIRFLOW__CORE__EXECUTION_API_SERVER_URL": f"{s.airflow_url}/execution/",
             "AIRFLOW__CORE__FERNET_KEY": self.fernet_key(),
             "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": f"sqlite:///{self.home / 'airflow.db'}",
-            "AIRFLOW__DATABASE__SQL_ALCHEMY_CONNECT_ARGS": f"{__name__}.AIRFLOW_SQLITE_CONNECT_ARGS",
+            # the busy timeout, and savepoints that take the write lock (see the module)
+            "AIRFLOW__DATABASE__SQL_ALCHEMY_CONNECT_ARGS": AIRFLOW_SQLITE_CONNECT_ARGS,
             "AIRFLOW__API__HOST": s.bind_host,
             "AIRFLOW__API__PORT": str(s.airflow_api_port),
             "AIRFLOW__API__WORKERS": "1",
