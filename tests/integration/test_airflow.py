@@ -1,10 +1,13 @@
-"""The local Airflow 3: healthy, loads this repo's DAG folder, and refuses anonymous access."""
+"""The local Airflow 3: healthy, refuses anonymous access, and creates backfills while others write."""
 
 from __future__ import annotations
 
 import os
+import sqlite3
 import subprocess
 import sys
+import threading
+from contextlib import closing
 from pathlib import Path
 
 import pytest
@@ -12,27 +15,7 @@ import pytest
 from app.airflow_client import AirflowClient
 from app.runtime.services import Airflow, Service
 from app.settings import Settings
-
-# run by Airflow's own Python with the environment `make up` gives every Airflow process: inside a
-# savepoint that has only read (as `airflow backfill create` looks a run up before inserting it),
-# another writer is already refused, so no commit can slip in between and fail the insert
-SAVEPOINT_PROBE = """
-import sqlite3
-from sqlalchemy import text
-from airflow import settings
-with settings.Session() as session:
-    with session.begin_nested():
-        session.execute(text("SELECT count(*) FROM dag_run")).scalar_one()
-        other = sqlite3.connect(settings.engine.url.database, timeout=0)
-        try:
-            other.execute("BEGIN IMMEDIATE")
-            print("another writer got the lock")
-        except sqlite3.OperationalError as error:
-            print(f"another writer: {error}")
-        finally:
-            other.close()
-    session.rollback()
-"""
+from tests.conftest import isolated_settings
 
 
 def anonymous(settings: Settings) -> AirflowClient:
@@ -60,10 +43,41 @@ def test_listens_on_loopback_only(airflow: Service, settings: Settings) -> None:
     assert f"00000000:{port_hex}" not in local_addresses
 
 
-def test_its_processes_hold_the_write_lock_from_a_savepoint_on(airflow: Service, settings: Settings) -> None:
-    env = {**os.environ, **Airflow(settings).environment()}
-    probe = subprocess.run(
-        [sys.executable, "-c", SAVEPOINT_PROBE], env=env, capture_output=True, text=True, timeout=120, check=False
-    )
-    assert probe.returncode == 0, probe.stderr[-3000:]
-    assert probe.stdout.strip() == "another writer: database is locked"
+def test_a_backfill_is_created_while_another_process_commits_all_the_time(tmp_path: Path) -> None:
+    """The CI failure of `airflow backfill create` ("database is locked" when the scheduler committed
+    between a run's look-up and its insert), made certain: a writer commits every 2 ms throughout.
+    A private Airflow home, migrated but not started, so that no scheduler runs the backfill."""
+    airflow = Airflow(isolated_settings(tmp_path / "state"))
+    airflow.prepare()  # migrates, as `make up` does
+    env = {**os.environ, **airflow.environment()}
+    cli = str(Path(sys.executable).parent / "airflow")
+    serialized = subprocess.run([cli, "dags", "reserialize"], env=env, capture_output=True, text=True, check=False)
+    assert serialized.returncode == 0, serialized.stderr[-3000:]
+
+    stop = threading.Event()
+    commits = []
+
+    def commit_all_the_time() -> None:
+        with closing(sqlite3.connect(airflow.home / "airflow.db", timeout=60)) as connection:
+            connection.execute("CREATE TABLE IF NOT EXISTS test_writer (n INTEGER)")
+            while not stop.wait(0.002):
+                connection.execute("INSERT INTO test_writer VALUES (1)")
+                connection.commit()
+                commits.append(1)
+
+    writer = threading.Thread(target=commit_all_the_time)
+    writer.start()
+    try:
+        created = subprocess.run(
+            [cli, "backfill", "create", "--dag-id", "clickstream_hourly", "--from-date", "2017-10-01T00:00:00",
+             "--to-date", "2017-10-01T23:00:00", "--reprocess-behavior", "completed"],
+            env=env, capture_output=True, text=True, timeout=300, check=False,
+        )  # fmt: skip
+    finally:
+        stop.set()
+        writer.join()
+    assert created.returncode == 0, created.stderr[-3000:]
+    assert len(commits) > 100  # the writer did commit throughout
+    with closing(sqlite3.connect(airflow.home / "airflow.db")) as connection:
+        runs = connection.execute("SELECT count(*) FROM dag_run WHERE run_type = 'backfill'").fetchone()[0]
+    assert runs == 24
