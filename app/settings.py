@@ -13,8 +13,9 @@ from __future__ import annotations
 
 import os
 import sys
+import uuid
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, fields
+from dataclasses import dataclass, fields, replace
 from pathlib import Path
 from typing import Any
 
@@ -551,6 +552,24 @@ def load_settings(environ: Mapping[str, str] | None = None, env_file: Path | Non
         parser = _PARSERS.get(spec.field, _text)
         values[spec.field] = parser(variable, raw)
     return Settings(**values)
+
+
+def with_own_names(settings: Settings, folder: Path, label: str) -> Settings:
+    """`settings` with Kafka topics, a transactional id, a Hive database, a lake and a checkpoint
+    nobody used yet (`label` and a random tag in each name; the folders under `folder`), for a run
+    that shares the services with others: a benchmark run, a test."""
+    tag = uuid.uuid4().hex[:8]
+    return replace(
+        settings,
+        kafka_topic=f"{label}-clicks-{tag}",
+        kafka_metadata_topic=f"{label}-articles-{tag}",
+        kafka_ledger_topic=f"{label}-ledger-{tag}",
+        kafka_rejects_topic=f"{label}-rejects-{tag}",
+        producer_transactional_id=f"{label}-producer-{tag}",
+        hive_database=f"{label}_{tag}",
+        parquet_destination_path=folder / tag / "lake",
+        check_point_location=folder / tag / "checkpoints",
+    )
 
 
 def markdown_table() -> str:

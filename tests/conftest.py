@@ -5,12 +5,11 @@ from __future__ import annotations
 import os
 import socket
 import tempfile
-import uuid
 from collections.abc import Mapping
 from dataclasses import replace
 from pathlib import Path
 
-from app.settings import Settings, load_settings
+from app.settings import Settings, load_settings, with_own_names
 
 # Airflow imported by a test (DAG parsing) keeps its home in a temporary folder, not in ~/airflow
 os.environ.setdefault("AIRFLOW_HOME", tempfile.mkdtemp(prefix="clickstream-airflow-home-"))
@@ -51,18 +50,9 @@ def isolated_settings(state_dir: Path, extra: Mapping[str, str] | None = None) -
 def own_pipeline(settings: Settings, folder: Path) -> Settings:
     """`settings` with topics, transactional id, database, lake, checkpoint and data folder of one
     test alone (under `folder`), so tests sharing the session's services never see each other's data."""
-    tag = uuid.uuid4().hex[:8]
     (folder / "data").mkdir(parents=True, exist_ok=True)
     return replace(
-        settings,
-        kafka_topic=f"clicks-{tag}",
-        kafka_metadata_topic=f"articles-{tag}",
-        kafka_ledger_topic=f"ledger-{tag}",
-        kafka_rejects_topic=f"rejects-{tag}",
-        producer_transactional_id=f"producer-{tag}",
+        with_own_names(settings, folder, "test"),
         producer_data_root_directory=folder / "data",
         producer_file_stable_seconds=0.0,
-        hive_database=f"cs_{tag}",
-        parquet_destination_path=folder / "lake",
-        check_point_location=folder / "checkpoints",
     )

@@ -33,12 +33,12 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from app.bench.airflow_run import AirflowRun, run_through_airflow
-from app.bench.common import flat_data_folder, free_port, fresh_pipeline, listing, machine, median_of
+from app.bench.common import flat_data_folder, free_port, listing, machine, median_of
 from app.bench.latency import latency_runs, latency_section
 from app.bench.producer import producer_runs, producer_section
 from app.bench.spark import bare_run, spark_section
 from app.runtime.services import HiveMetastore, KafkaBroker
-from app.settings import REPO_ROOT, Settings, load_settings
+from app.settings import REPO_ROOT, Settings, load_settings, with_own_names
 
 log = logging.getLogger("app.bench")
 
@@ -146,13 +146,18 @@ def main(argv: list[str] | None = None) -> int:
             producer_lines, producer_memory, ceiling_seconds = producer_section(settings, data, ours)
             airflow_runs, bare = [], []
             for number in range(1, args.runs + 1):
-                run_settings = fresh_pipeline(settings, scratch / "airflow")
+                run_settings = with_own_names(settings, scratch / "airflow", "bench")
                 airflow_runs.append(run_through_airflow(run_settings, data))
                 log.info("run %s: clickstream_hourly %s", number, airflow_runs[-1])
                 bare.append(bare_run(run_settings, scratch / "bare" / str(number)))
             spark_lines, spark_memory = spark_section([run.drain for run in airflow_runs], bare, int(facts["cores"]))
             latency = latency_runs(
-                fresh_pipeline(settings, scratch / "latency"), data, scratch, args.runs, LATENCY_INTERVAL, 100.0
+                with_own_names(settings, scratch / "latency", "bench"),
+                data,
+                scratch,
+                args.runs,
+                LATENCY_INTERVAL,
+                100.0,
             )
         finally:
             for service in reversed(services):

@@ -10,13 +10,11 @@ import socket
 import subprocess
 import threading
 import time
-import uuid
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from app.runtime import deps
-from app.settings import Settings
 
 
 def free_port() -> int:
@@ -39,23 +37,6 @@ def flat_data_folder(source: Path, target: Path) -> int:
         except OSError:
             shutil.copy2(path, target / path.name)
     return len(files)
-
-
-def fresh_pipeline(settings: Settings, folder: Path) -> Settings:
-    """`settings` with topics, transactional id, database, lake and checkpoint nobody used yet, so
-    every run starts from empty topics and tables."""
-    tag = uuid.uuid4().hex[:8]
-    return replace(
-        settings,
-        kafka_topic=f"bench-clicks-{tag}",
-        kafka_metadata_topic=f"bench-articles-{tag}",
-        kafka_ledger_topic=f"bench-ledger-{tag}",
-        kafka_rejects_topic=f"bench-rejects-{tag}",
-        producer_transactional_id=f"bench-producer-{tag}",
-        hive_database=f"bench_{tag}",
-        parquet_destination_path=folder / tag / "lake",
-        check_point_location=folder / tag / "checkpoints",
-    )
 
 
 @dataclass

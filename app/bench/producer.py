@@ -16,10 +16,10 @@ import uuid
 from dataclasses import dataclass
 from pathlib import Path
 
-from app.bench.common import fresh_pipeline, listing, median_of, timed
+from app.bench.common import listing, median_of, timed
 from app.runtime import deps
 from app.runtime.services import settings_environment
-from app.settings import REPO_ROOT, Settings
+from app.settings import REPO_ROOT, Settings, with_own_names
 
 log = logging.getLogger(__name__)
 
@@ -165,7 +165,7 @@ def run_original(settings: Settings, data_dir: Path) -> Rate:
 def producer_runs(settings: Settings, data_dir: Path, scratch: Path, runs: int) -> list[ProducerRun]:
     ours = []
     for number in range(1, runs + 1):
-        result = run_producer(fresh_pipeline(settings, scratch))
+        result = run_producer(with_own_names(settings, scratch, "bench"))
         ours.append(result)
         log.info(
             "run %s: our producer %s records in %.1f s (%.0f records/s, peak %.0f MiB, mean value %.0f B)",

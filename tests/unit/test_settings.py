@@ -6,7 +6,16 @@ from pathlib import Path
 
 import pytest
 
-from app.settings import REPO_ROOT, SPECS, SettingsError, load_settings, markdown_table, read_env_file
+from app.settings import (
+    REPO_ROOT,
+    SPECS,
+    SettingsError,
+    load_settings,
+    markdown_table,
+    read_env_file,
+    with_own_names,
+)
+from tests.conftest import isolated_settings
 
 
 def test_defaults_without_environment_or_file() -> None:
@@ -113,7 +122,6 @@ def test_only_a_local_master_writes_through_the_forkless_local_file_system(tmp_p
     """A cluster's executors run elsewhere, without the class: only a local master gets it."""
     from app.runtime import deps
     from app.spark_session import local_file_system_conf
-    from tests.conftest import isolated_settings
 
     local = local_file_system_conf(isolated_settings(tmp_path, {"SPARK_MASTER_URL": "local[2]"}))
     assert local == {
@@ -121,3 +129,16 @@ def test_only_a_local_master_writes_through_the_forkless_local_file_system(tmp_p
         "spark.hadoop.fs.file.impl": deps.SPARK_LOCAL_FS_CLASS,
     }
     assert local_file_system_conf(isolated_settings(tmp_path, {"SPARK_MASTER_URL": "spark://127.0.0.1:7077"})) == {}
+
+
+def test_runs_with_own_names_share_no_topic_database_or_folder(tmp_path: Path) -> None:
+    settings = isolated_settings(tmp_path / "state")
+    first, second = (with_own_names(settings, tmp_path / "runs", "bench") for _ in range(2))
+    names = ("kafka_topic", "kafka_metadata_topic", "kafka_ledger_topic", "kafka_rejects_topic")
+    owned = (*names, "producer_transactional_id", "hive_database", "parquet_destination_path", "check_point_location")
+    for name in owned:
+        assert getattr(first, name) != getattr(second, name) != getattr(settings, name)
+    assert first.kafka_topic.startswith("bench-clicks-") and first.hive_database.isidentifier()
+    assert first.parquet_destination_path.is_relative_to(tmp_path / "runs")
+    assert first.check_point_location.is_relative_to(tmp_path / "runs")
+    assert first.kafka_servers == settings.kafka_servers  # the services stay shared
