@@ -10,6 +10,11 @@
   recomputed yet: a drain recomputes every hour it touched once, after its last micro-batch, instead
   of after each one. A job that starts finds the list left by one that died and recomputes those
   hours first; the hourly DAG's drain task starts Spark while the list is not empty.
+- The unsettled-partitions file (`CHECK_POINT_LOCATION/streaming.unsettled-partitions.json`)
+  lists, per raw table, the partitions the job appended to that may still need their files merged
+  (compaction): the job looks at those only, never at a whole table.
+- `stream_query_id()` is the id Spark gave the query when the checkpoint was made; the raw tables'
+  file names carry it with the batch id, so a replayed batch rewrites its own files.
 - `committed_offsets()` reads the Kafka offsets of the last completed micro-batch from Spark's
   checkpoint files, so Airflow tasks and views can tell how far the stream got without Spark.
 
@@ -116,11 +121,44 @@ def clear_pending_hours(settings: Settings, done: list[tuple[str, int]]) -> None
 
 
 def _write_hours(settings: Settings, hours: list[tuple[str, int]]) -> None:
-    path = _pending_hours_file(settings)
+    _write_json(_pending_hours_file(settings), hours)
+
+
+def _write_json(path: Path, content: Any) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     temporary = path.with_suffix(f".{os.getpid()}.tmp")
-    temporary.write_text(json.dumps(hours))
-    temporary.replace(path)  # a reader sees the old list or the new one, never half of one
+    temporary.write_text(json.dumps(content))
+    temporary.replace(path)  # a reader sees the old content or the new one, never half of it
+
+
+def _unsettled_file(settings: Settings) -> Path:
+    return settings.check_point_location / "streaming.unsettled-partitions.json"
+
+
+def unsettled_partitions(settings: Settings) -> dict[str, list[str]]:
+    """Per raw table, the partitions appended to that may still need their files merged."""
+    path = _unsettled_file(settings)
+    if not path.exists():
+        return {}
+    return {str(table): sorted(str(p) for p in names) for table, names in json.loads(path.read_text()).items()}
+
+
+def add_unsettled_partitions(settings: Settings, appended: dict[str, list[str]]) -> None:
+    found = unsettled_partitions(settings)
+    merged = {table: sorted(set(found.get(table, [])) | set(appended.get(table, []))) for table in {*found, *appended}}
+    _write_json(_unsettled_file(settings), {table: names for table, names in merged.items() if names})
+
+
+def settle_partitions(settings: Settings, settled: dict[str, list[str]]) -> None:
+    found = unsettled_partitions(settings)
+    left = {table: sorted(set(names) - set(settled.get(table, []))) for table, names in found.items()}
+    _write_json(_unsettled_file(settings), {table: names for table, names in left.items() if names})
+
+
+def stream_query_id(settings: Settings) -> str:
+    """The id of the streaming query of the checkpoint (Spark writes it when the query first starts)."""
+    metadata = checkpoint_folder(settings) / "metadata"
+    return str(json.loads(metadata.read_text().splitlines()[0])["id"])
 
 
 def _lock_file(settings: Settings) -> Path:

@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from app.settings import Settings
-from app.summary import TABLES  # every table of the pipeline, in the order the page lists them
+from app.table_catalog import TABLE_NAMES  # every table of the pipeline, in the order the page lists them
 
 log = logging.getLogger(__name__)
 
@@ -198,42 +198,11 @@ class HiveCatalog:
         return self._locations
 
     def _read_locations(self) -> dict[str, dict[str, str]]:
-        from thrift.protocol import TBinaryProtocol
-        from thrift.transport import TSocket, TTransport
-        from thrift_files.libraries.thrift_hive_metastore_client.ThriftHiveMetastore import Client
+        from app.metastore import Metastore
 
-        host, port = self.settings.hive_metastore_uri.removeprefix("thrift://").rsplit(":", 1)
-        raw_socket = TSocket.TSocket(host, int(port))
-        raw_socket.setTimeout(SERVICE_TIMEOUT * 1000)
-        transport = TTransport.TBufferedTransport(raw_socket)
-        client = Client(TBinaryProtocol.TBinaryProtocol(transport))
-        try:
-            transport.open()
-        except TTransport.TTransportException as error:
-            raise ConnectionError(str(error) or "connection refused") from None
-        try:
-            database = self.settings.hive_database
-            existing = set(client.get_all_tables(database)) if database in client.get_all_databases() else set()
-            found: dict[str, dict[str, str]] = {}
-            for name in TABLES:
-                if name not in existing:
-                    continue
-                table = client.get_table(database, name)
-                keys = [key.name for key in table.partitionKeys or []]
-                if not keys:
-                    found[name] = {"": table.sd.location}
-                    continue
-                found[name] = {
-                    "/".join(f"{key}={value}" for key, value in zip(keys, partition.values, strict=True)): (
-                        partition.sd.location
-                    )
-                    for partition in client.get_partitions(database, name, -1)
-                }
-            return found
-        except (TimeoutError, TTransport.TTransportException) as error:
-            raise ConnectionError(f"no answer within {SERVICE_TIMEOUT:.0f} s ({error})") from None
-        finally:
-            transport.close()
+        metastore = Metastore(self.settings.hive_metastore_uri, self.settings.hive_database, SERVICE_TIMEOUT)
+        existing = metastore.tables()
+        return {name: metastore.partition_locations(name) for name in TABLE_NAMES if name in existing}
 
 
 def _folder(location: str) -> Path:

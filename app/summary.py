@@ -7,20 +7,10 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from app.settings import Settings
+from app.table_catalog import TABLE_NAMES
 
 if TYPE_CHECKING:
     from pyspark.sql import SparkSession
-
-TABLES = (
-    "raw_clicks",
-    "raw_articles",
-    "quarantine",
-    "articles",
-    "article_hourly",
-    "category_hourly",
-    "context_hourly",
-    "sessions",
-)
 
 
 @dataclass
@@ -37,7 +27,7 @@ def summarise_tables(spark: SparkSession, settings: Settings, top: int = 5) -> T
 
     database = f"`{settings.hive_database}`"
     summary = TablesSummary()
-    for table in TABLES:
+    for table in TABLE_NAMES:
         spark.sql(f"REFRESH TABLE {database}.`{table}`")
         summary.row_counts[table] = spark.table(f"{database}.`{table}`").count()
     hourly = spark.table(f"{database}.category_hourly")

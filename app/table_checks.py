@@ -27,13 +27,14 @@ from datetime import datetime, timedelta
 from app.orchestration import HOUR_LAYOUT
 from app.producer.ledger import LedgerEntry
 from app.settings import Settings
+from app.table_catalog import aggregates_adding_up_to_raw_clicks, raw_table_of_ledger_kind
 
 log = logging.getLogger(__name__)
 
 Hour = tuple[str, int]
 Offsets = dict[str, dict[int, int]]
-AGGREGATES = ("article_hourly", "category_hourly", "context_hourly")
-RAW_TABLE_OF_KIND = {"clicks": "raw_clicks", "articles": "raw_articles"}
+AGGREGATES = aggregates_adding_up_to_raw_clicks()
+RAW_TABLE_OF_KIND = raw_table_of_ledger_kind()
 
 
 @dataclass(frozen=True)

@@ -1,10 +1,11 @@
 """What both Spark jobs do with data: land a batch of Kafka records, and recompute hours exactly.
 
 `land_batch()` is the streaming job's micro-batch: it parses both topics' records, sets aside
-what does not parse (the quarantine table), merges the good records into the raw tables (whole
-partitions, deduplicated by Kafka coordinates, so a replayed batch adds nothing), refreshes the
-`articles` table when metadata arrived, and recomputes every hour the batch touched, including the
-hours whose clicks point at an article that just changed.
+what does not parse (the quarantine table), appends the good records to the raw tables (new files
+named after the batch, so a replayed batch adds nothing), upserts the articles that arrived into
+`articles`, and recomputes every hour the batch touched, including the hours whose aggregates hold
+clicks of an article that just changed (found in `article_hourly`, not in the raw clicks). Then it
+settles the raw partitions it appended to (their files merged when there are too many).
 
 `recompute_hours()` rebuilds the aggregate partitions of the given hours from the raw clicks and
 the current articles; the batch job calls it for a range of hours. Both go through `TableStore`,
@@ -17,22 +18,34 @@ import logging
 import time
 from collections.abc import Iterable
 from dataclasses import dataclass
-from typing import Any
+from datetime import UTC, datetime, timedelta
+from functools import partial
 
 from pyspark.sql import Column, DataFrame
 from pyspark.sql import functions as F
 
-from app.checkpoint import add_pending_hours, clear_pending_hours, pending_hours
+from app.checkpoint import (
+    add_pending_hours,
+    add_unsettled_partitions,
+    clear_pending_hours,
+    pending_hours,
+    settle_partitions,
+    stream_query_id,
+    unsettled_partitions,
+)
+from app.metastore import partition_values
 from app.schemas import ARTICLES, CLICKS
 from app.settings import Settings
+from app.table_catalog import Source, TableKind, tables_of_kind
 from spark_jobs import transforms as T
-from spark_jobs.tables import TableStore
+from spark_jobs.tables import BatchTag, TableStore
 
 log = logging.getLogger(__name__)
 
 Hour = tuple[str, int]  # (dt, hour), UTC
-RECORD_KEY = ("kafka_partition", "kafka_offset")  # one Kafka record of a raw table's topic
 METASTORE_WAIT_SECONDS = 120.0  # how long a micro-batch waits for a metastore that went away
+FILES_PER_LEVEL = 8  # a raw partition still filling has its files merged 8 at a time (see TableStore.compact)
+CLOSED_AFTER = timedelta(hours=2)  # an hour of clicks is closed once clicks this much later have landed
 
 
 def hours_filter(hours: Iterable[Hour], day: Column | None = None, hour_of_day: Column | None = None) -> Column:
@@ -57,9 +70,14 @@ def _hours(rows: DataFrame) -> list[Hour]:
     return sorted({(row["dt"], int(row["hour"])) for row in rows.select("dt", "hour").distinct().collect()})
 
 
-def _counts(rows: DataFrame, *columns: str) -> dict[tuple[Any, ...], int]:
-    """Rows per value of `columns` (the partitions rows fall in), in one Spark job."""
-    return {tuple(row[c] for c in columns): int(row["count"]) for row in rows.groupBy(*columns).count().collect()}
+def partition_hour(name: str) -> Hour:
+    """`dt=2017-10-01/hour=3` -> ("2017-10-01", 3)."""
+    values = partition_values(name)
+    return values["dt"], int(values["hour"])
+
+
+def hour_partition(hour: Hour) -> str:
+    return f"dt={hour[0]}/hour={hour[1]}"
 
 
 def root_cause(error: BaseException) -> str:
@@ -78,17 +96,24 @@ class BatchResult:
 
 
 class Pipeline:
-    """With `defer_recompute` (an available-now drain) a micro-batch lands raw rows only and adds the
+    """Lands micro-batches and keeps the aggregates exact.
+
+    With `defer_recompute` (an available-now drain) a micro-batch lands raw rows only and adds the
     hours it touched to the checkpoint's pending hours; `recompute_pending()` recomputes them once at
     the end. A drain of a backlog touches most hours in every micro-batch, so recomputing after each
-    one did the same work several times (three micro-batches of the Globo set recomputed 457 hours,
-    of 207). A long-running stream recomputes after each micro-batch, so its aggregates follow it."""
+    one did the same work several times. A long-running stream recomputes after each micro-batch,
+    so its aggregates follow it.
+
+    After each micro-batch (and once at the end of a drain) the raw partitions it appended to are
+    settled: merged into one file once closed (for clicks: clicks two hours later have landed; for
+    the tables by arrival day: the day is over), and merged level by level while they fill."""
 
     def __init__(self, store: TableStore, settings: Settings, defer_recompute: bool = False) -> None:
         self.store = store
         self.settings = settings
         self.defer_recompute = defer_recompute
         self.failure: str | None = None  # why the last micro-batch failed, in words, for the job's exit
+        self.latest_click_hour: datetime | None = None  # the latest hour of clicks this job landed
 
     def process_batch(self, records: DataFrame, batch_id: int) -> None:
         """`foreachBatch` callback of the streaming query. A batch that fails is not committed:
@@ -97,7 +122,7 @@ class Pipeline:
         `METASTORE_WAIT_SECONDS`; landing a batch twice gives the same tables."""
         for attempt in (1, 2):
             try:
-                self.land_batch(records, batch_id)
+                self.land_batch(records, BatchTag(stream_query_id(self.settings), batch_id))
                 return
             except Exception as error:
                 away = self.store.unreachable_metastore()
@@ -114,43 +139,54 @@ class Pipeline:
                 log.error("%s", self.failure)
                 raise
 
-    def land_batch(self, records: DataFrame, batch_id: int) -> BatchResult:
+    def land_batch(self, records: DataFrame, batch: BatchTag) -> BatchResult:
         """Land one micro-batch of Kafka records (both topics) and recompute what it touched."""
         result = BatchResult()
         # each record is read from Kafka once and its JSON parsed once: both topics' parsed rows are
-        # kept for the quarantine, the raw tables and the counts (parsing them again for each was
-        # the largest cost of a batch)
+        # kept for the quarantine, the raw tables and the articles
         records = records.persist()
         clicks_parsed = T.parse_records(records.where(F.col("topic") == self.settings.kafka_topic), CLICKS).persist()
         articles_parsed = T.parse_records(
             records.where(F.col("topic") == self.settings.kafka_metadata_topic), ARTICLES
         ).persist()
         try:
-            result.quarantined = self._land_quarantine(
-                T.quarantined(clicks_parsed).unionByName(T.quarantined(articles_parsed))
-            )
+            rejected = T.quarantined(clicks_parsed).unionByName(T.quarantined(articles_parsed))
+            quarantined = self.store.append("quarantine", rejected, batch)
             records.unpersist()  # both parsed caches are filled now
-            changed_articles = self._land_articles(T.raw_articles(articles_parsed), result)
-            touched = self._land_clicks(T.raw_clicks(clicks_parsed), result)
-            if changed_articles is not None:
-                raw = self.store.table("raw_clicks")
-                if self.defer_recompute:  # hours already to be recomputed need not be looked for
-                    raw = raw.where(~hours_filter([*pending_hours(self.settings), *touched]))
-                hit = raw.join(changed_articles, raw.click_article_id == changed_articles.article_id, "left_semi")
-                touched = sorted(set(touched) | set(_hours(hit)))
+            articles = self.store.append("raw_articles", T.raw_articles(articles_parsed), batch)
+            clicks = self.store.append("raw_clicks", T.raw_clicks(clicks_parsed), batch)
+            add_unsettled_partitions(
+                self.settings, {"quarantine": [*quarantined], "raw_articles": [*articles], "raw_clicks": [*clicks]}
+            )
+            result.quarantined, result.articles, result.clicks = (
+                sum(quarantined.values()), sum(articles.values()), sum(clicks.values())
+            )  # fmt: skip
+            if result.quarantined:
+                log.warning(
+                    "%s record(s) quarantined (see table %s.quarantine)",
+                    result.quarantined,
+                    self.settings.hive_database,
+                )
+            touched = sorted(partition_hour(name) for name in clicks)
+            self._note_click_hours(touched)
+            if articles:
+                # the hours whose aggregates read a changed article are written down before the
+                # articles change: a batch that dies after the change still recomputes them
+                touched = sorted({*touched, *self._upsert_articles(T.raw_articles(articles_parsed), touched)})
             result.hours = len(touched)
             if self.defer_recompute:
                 add_pending_hours(self.settings, touched)  # before Spark commits the micro-batch
             else:
                 self.recompute_hours(touched)
-                self.remove_unused_versions()  # a drain removes them once, after recomputing
+                clear_pending_hours(self.settings, touched)
+            self.settle(uncommitted=batch)
         finally:
             records.unpersist()
             clicks_parsed.unpersist()
             articles_parsed.unpersist()
         log.info(
             "batch %s: %s clicks, %s articles, %s quarantined, %s hour(s) %s",
-            batch_id,
+            batch.batch_id,
             result.clicks,
             result.articles,
             result.quarantined,
@@ -158,6 +194,49 @@ class Pipeline:
             "to recompute after the drain" if self.defer_recompute else "recomputed",
         )
         return result
+
+    def _upsert_articles(self, incoming_records: DataFrame, landed_hours: list[Hour]) -> list[Hour]:
+        """Upsert the batch's articles into the buckets of `articles` they fall in; returns the hours
+        to recompute for them: those whose aggregates hold a click of an article that is new or
+        whose category, publisher or length changed (`article_hourly` knows them: no raw clicks are
+        read). Those hours are added to the pending hours before the articles change."""
+        incoming = T.latest_articles(incoming_records).localCheckpoint()
+        buckets = sorted(int(row["bucket"]) for row in incoming.select("bucket").distinct().collect())
+        current = self.store.table("articles").where(F.col("bucket").isin(buckets))
+        changed = T.changed_articles(incoming, current)
+        known = [*pending_hours(self.settings), *landed_hours]  # recomputed anyway
+        aggregates = self.store.table("article_hourly").where(~hours_filter(known))
+        hit = aggregates.join(F.broadcast(changed), "article_id", "left_semi")
+        hours = _hours(hit)
+        add_pending_hours(self.settings, hours)
+        self.store.replace_partitions("articles", T.upserted(current, incoming))
+        return hours
+
+    def _note_click_hours(self, hours: list[Hour]) -> None:
+        if hours:
+            latest = max(datetime.strptime(f"{dt}T{hour:02d}", "%Y-%m-%dT%H").replace(tzinfo=UTC) for dt, hour in hours)
+            self.latest_click_hour = max(latest, self.latest_click_hour or latest)
+
+    def closed(self, table: str, partition: str) -> bool:
+        """Whether a raw partition is expected to take no more rows in the normal course."""
+        values = partition_values(partition)
+        if "hour" in values:
+            start = datetime.strptime(f"{values['dt']}T{int(values['hour']):02d}", "%Y-%m-%dT%H").replace(tzinfo=UTC)
+            return self.latest_click_hour is not None and start + CLOSED_AFTER <= self.latest_click_hour
+        day_end = datetime.strptime(values["dt"], "%Y-%m-%d").replace(tzinfo=UTC) + timedelta(days=1)
+        return day_end + timedelta(hours=1) <= datetime.now(UTC)
+
+    def settle(self, uncommitted: BatchTag | None = None) -> int:
+        """Merge the files of the raw partitions this checkpoint appended to that have too many (see
+        `TableStore.compact`); a partition closed with one file is settled for good. Then delete
+        the folders partitions stopped pointing at past the grace period. Returns partitions settled."""
+        settled: dict[str, list[str]] = {}
+        for table, partitions in unsettled_partitions(self.settings).items():
+            after = self.store.compact(table, partitions, partial(self.closed, table), FILES_PER_LEVEL, uncommitted)
+            settled[table] = [p for p in partitions if after.get(p, 0) <= 1 and self.closed(table, p)]
+        settle_partitions(self.settings, settled)
+        self.store.remove_retired()
+        return sum(len(names) for names in settled.values())
 
     def recompute_pending(self) -> int:
         """Recompute the hours landed but not recomputed yet (by this drain, or one that died)."""
@@ -167,42 +246,9 @@ class Pipeline:
             log.info("recomputing %s hour(s) landed by the drain", len(hours))
             self.recompute_hours(hours)
             clear_pending_hours(self.settings, hours)
-            self.remove_unused_versions()
+            self.store.remove_retired()
             log.info("recomputed %s hour(s) landed by the drain in %.1f s", len(hours), time.monotonic() - started)
         return len(hours)
-
-    # `new` below is read from the batch's parsed caches, so it is cheap to read twice; its
-    # count and partitions come from one job
-    def _land_quarantine(self, rejected: DataFrame) -> int:
-        days = _counts(rejected, "dt")
-        count = sum(days.values())
-        if count:
-            existing = self.store.table("quarantine").where(F.col("dt").isin([dt for (dt,) in days]))
-            self.store.replace_partitions(
-                "quarantine", existing.unionByName(rejected), unique_by=("kafka_topic", *RECORD_KEY)
-            )
-            log.warning("%s record(s) quarantined (see table %s.quarantine)", count, self.settings.hive_database)
-        return count
-
-    def _land_articles(self, new: DataFrame, result: BatchResult) -> DataFrame | None:
-        days = _counts(new, "dt")
-        result.articles = sum(days.values())
-        if not result.articles:
-            return None
-        existing = self.store.table("raw_articles").where(F.col("dt").isin([dt for (dt,) in days]))
-        self.store.replace_partitions("raw_articles", existing.unionByName(new), unique_by=RECORD_KEY)
-        self.store.replace_table("articles", T.latest_articles(self.store.table("raw_articles")))
-        return new.select("article_id").distinct().localCheckpoint()
-
-    def _land_clicks(self, new: DataFrame, result: BatchResult) -> list[Hour]:
-        hours = _counts(new, "dt", "hour")
-        result.clicks = sum(hours.values())
-        if not result.clicks:
-            return []
-        touched = sorted((dt, int(hour)) for dt, hour in hours)
-        existing = self.store.table("raw_clicks").where(hours_filter(touched))
-        self.store.replace_partitions("raw_clicks", existing.unionByName(new), unique_by=RECORD_KEY)
-        return touched
 
     def recompute_hours(self, hours: Iterable[Hour], attempts: int = 5) -> int:
         """Rebuild every aggregate partition of these click hours (and their sessions) from raw data.
@@ -226,22 +272,23 @@ class Pipeline:
             pending = changed
         raise RuntimeError(f"the raw data of hours {pending} kept changing over {attempts} recomputations")
 
-    def _inputs(self, hours: list[Hour]) -> dict[Hour, tuple[str | None, str | None]]:
-        """The versions an hour's aggregates are computed from: its raw partition and the articles."""
-        raw = self.store.snapshot("raw_clicks")
-        articles = self.store.snapshot("articles").get("")
-        return {(dt, hour): (raw.get(f"dt={dt}/hour={hour}"), articles) for dt, hour in hours}
+    def _inputs(self, hours: list[Hour]) -> dict[Hour, tuple[object, ...]]:
+        """What an hour's aggregates are computed from: its raw partition's files and the articles'
+        buckets (an append adds a file; a compaction or an upsert moves a folder)."""
+        raw = self.store.partition_files("raw_clicks", [hour_partition(hour) for hour in hours])
+        articles = tuple(sorted(self.store.metastore.partition_locations("articles").values()))
+        return {hour: (tuple(raw.get(hour_partition(hour), [])), articles) for hour in hours}
 
     def _recompute(self, hours: list[Hour]) -> None:
         raw = self.store.table("raw_clicks")
         articles = self.store.table("articles")
         clicks = raw.where(hours_filter(hours))
-        # read once for the three hourly aggregates, without the Kafka coordinates none of them reads
+        # read once for the hourly aggregates, without the Kafka coordinates none of them reads
         enriched = T.enrich_clicks(T.click_facts(clicks), articles).persist()
         try:
-            self.store.replace_partitions("article_hourly", T.article_hourly(enriched))
-            self.store.replace_partitions("category_hourly", T.category_hourly(enriched))
-            self.store.replace_partitions("context_hourly", T.context_hourly(enriched))
+            for table in tables_of_kind(TableKind.AGGREGATE):
+                if table.source is Source.ENRICHED_CLICKS:
+                    self.store.replace_partitions(table.name, T.TABLE_TRANSFORMS[table.transform](enriched))
             session_hours = _hours(T.session_start_hours(enriched))
         finally:
             enriched.unpersist()
@@ -250,9 +297,7 @@ class Pipeline:
             session_clicks = raw.where(F.col("dt") >= session_hours[0][0]).where(
                 hours_filter(session_hours, *T.session_start_partition())
             )
-            summary = T.session_summary(T.enrich_clicks(T.click_facts(session_clicks), articles))
-            self.store.replace_partitions("sessions", summary)
-
-    def remove_unused_versions(self) -> None:
-        for table in self.store.tables:
-            self.store.remove_unused_versions(table)
+            enriched_sessions = T.enrich_clicks(T.click_facts(session_clicks), articles)
+            for table in tables_of_kind(TableKind.AGGREGATE):
+                if table.source is Source.SESSION_CLICKS:
+                    self.store.replace_partitions(table.name, T.TABLE_TRANSFORMS[table.transform](enriched_sessions))

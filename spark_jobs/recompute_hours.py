@@ -64,7 +64,7 @@ def main(argv: list[str] | None = None) -> int:
         store.ensure_tables()
         pipeline = Pipeline(store, settings)
         pipeline.recompute_hours(hours)
-        pipeline.remove_unused_versions()
+        store.remove_retired()
         log.info("recomputed %s hour(s) from %s to %s", len(hours), hours[0], hours[-1])
     finally:
         spark.stop()

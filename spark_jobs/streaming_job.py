@@ -5,7 +5,7 @@ Usage (through spark-submit, which `SparkSubmitOperator` and `python -m spark_jo
 
 Reads `KAFKA_TOPIC` and `KAFKA_METADATA_TOPIC` with `read_committed` isolation from
 `KAFKA_STARTING_OFFSETS` (for a new checkpoint), at most `SPARK_MAX_OFFSETS_PER_TRIGGER` records
-a micro-batch, and hands each micro-batch to `Pipeline.land_batch`. The checkpoint lives in
+a micro-batch, and hands each micro-batch to `Pipeline.land_batch` (`spark_jobs/pipeline.py`). The checkpoint lives in
 `CHECK_POINT_LOCATION/streaming`; a checkpoint written for other topics or another version of
 this query stops the job with a clear message instead of reprocessing silently (exit code 3), and
 so does a second job on a checkpoint another job runs on (exit code 4; see `app/checkpoint.py`).
@@ -141,6 +141,7 @@ def main(argv: list[str] | None = None) -> int:
                 return 5
             try:
                 pipeline.recompute_pending()  # the drain's hours, once, after its last micro-batch
+                pipeline.settle()  # every batch is committed now: merge what the last ones appended
             except Exception as error:  # noqa: BLE001 - whatever failed, the hours stay pending; exit 5
                 log.error(
                     "recomputing the drained hours failed (they stay pending; the next run recomputes them): %s",

@@ -1,33 +1,44 @@
-"""The Hive tables of clickstream and the one way they are written: whole partitions, swapped atomically.
+"""How the Spark jobs write the tables of the catalogue (`app/table_catalog.py`): three write paths,
+each costing what it writes, never what a table holds.
 
-Every write goes to a new, uniquely named version folder (`<table>/versions/<write id>/...`; not
-`_versions`, since Spark skips every path with a component that starts with `_` or `.`) and
-then the metastore is pointed at it (`ALTER TABLE ... PARTITION ... SET LOCATION`, or `SET
-LOCATION` for an unpartitioned table). A reader that goes through the metastore (Hive, Spark SQL,
-the Thrift server) therefore sees a partition before or after a write, never half of one, and a
-replayed micro-batch that rewrites a partition gives the same rows. Two applications writing at
-once never share a folder, so Hadoop's committer cannot collide. Versions that no partition uses
-any more are deleted after a grace period, so queries already reading them can finish.
+- **Append** (raw tables). A micro-batch's rows are written by Spark into a hidden staging folder
+  (`<table>/_staging/<batch>`), one file per partition, then each file is renamed into its
+  partition's folder under a name made of the streaming query's id and the batch id
+  (`batch-<query>-<batch>-000.parquet`), and the partitions that are new are registered in one
+  metastore call. A replayed micro-batch (after a crash, Spark runs the same offsets with the same
+  batch id) renames the same files onto the same names: it adds nothing. Nothing already in a
+  table is read or rewritten.
+- **Replace** (aggregate partitions, the buckets of `articles`). New rows go to a new version
+  folder (`<table>/versions/<write id>/...`; not `_versions`, since Spark skips paths that start
+  with `_` or `.`), and the metastore is pointed at it in one call for all partitions of the write
+  (`alter_partitions`), so a reader through the metastore sees a partition before or after a
+  write, never half of one. Two applications writing at once never share a folder.
+- **Compact** (raw tables). The files of a partition are merged into one in a new version folder,
+  with the files that must stay apart (a batch not committed yet) linked beside it, and the
+  partition is pointed at it: readers see the old files or the new ones. `Pipeline` decides when.
 
-Table schemas are derived from the transforms (applied to an empty input), so they are defined
-once. Locations are on the local file system (the state folder, or a shared mount on a cluster).
+A folder that a partition no longer points at is retired (a marker in `<table>/_retired/`) and
+deleted after `VERSION_GRACE_SECONDS`, so queries already reading it can finish; deleting looks at
+the markers only, never at the whole table. Partition changes go through the metastore's thrift
+API (`app/metastore.py`); schemas come from the catalogue's transforms applied to an empty input.
+Locations are on the local file system (the state folder, or a shared mount on a cluster).
 """
 
 from __future__ import annotations
 
 import logging
 import os
+import re
 import shutil
-import socket
 import time
 import uuid
-from collections.abc import Sequence
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 from pyspark.errors import AnalysisException
 from pyspark.sql import DataFrame, SparkSession
+from pyspark.sql import functions as F
 from pyspark.sql.types import (
     ArrayType,
     BinaryType,
@@ -39,13 +50,20 @@ from pyspark.sql.types import (
     TimestampType,
 )
 
+from app.metastore import Metastore, MetastoreUnreachable, partition_values
 from app.schemas import ARTICLES, CLICKS
 from app.settings import Settings
+from app.table_catalog import TABLES, Home, Source, Table
 from spark_jobs import transforms as T
 
 log = logging.getLogger(__name__)
 
 VERSION_GRACE_SECONDS = 300.0
+STAGING = "_staging"  # hidden from readers: Spark skips folders whose names start with `_`
+RETIRED = "_retired"
+BATCH_FILE = re.compile(r"^batch-(?P<query>[0-9a-f-]+)-(?P<batch>\d{10})-\d{3}\.parquet$")
+COMPACTED_FILE = re.compile(r"^compacted-(?P<level>\d)-[0-9a-f]{32}\.parquet$")
+FINAL_LEVEL = 9  # the one file a closed partition is merged into
 
 KAFKA_SOURCE_SCHEMA = StructType(
     [
@@ -66,10 +84,17 @@ KAFKA_SOURCE_SCHEMA = StructType(
 
 @dataclass(frozen=True)
 class TableSpec:
-    name: str
+    table: Table
     root: Path
     schema: StructType  # data columns then partition columns
-    partition_columns: tuple[str, ...]
+
+    @property
+    def name(self) -> str:
+        return self.table.name
+
+    @property
+    def partition_columns(self) -> tuple[str, ...]:
+        return self.table.partition_columns
 
     @property
     def data_fields(self) -> list[StructField]:
@@ -80,60 +105,102 @@ class TableSpec:
         return [self.schema[name] for name in self.partition_columns]
 
 
-def table_specs(spark: SparkSession, settings: Settings) -> dict[str, TableSpec]:
-    """Every table: raw clicks, raw articles and quarantine in the lake; the rest in the warehouse."""
+@dataclass(frozen=True)
+class BatchTag:
+    """One micro-batch of one streaming query: what names the files it appends."""
+
+    query_id: str
+    batch_id: int
+
+    @property
+    def prefix(self) -> str:
+        return f"batch-{self.query_id}-{self.batch_id:010d}"
+
+    def is_not_before(self, file_name: str) -> bool:
+        """Whether a file was appended by this batch or a later one of the same query (not committed yet)."""
+        found = BATCH_FILE.match(file_name)
+        return bool(found and found["query"] == self.query_id and int(found["batch"]) >= self.batch_id)
+
+
+def empty_inputs(spark: SparkSession) -> dict[Source, DataFrame]:
+    """An empty DataFrame of every kind of input a table's transform takes."""
     empty_kafka = spark.createDataFrame([], KAFKA_SOURCE_SCHEMA)
-    clicks_parsed = T.parse_records(empty_kafka, CLICKS)
-    articles_parsed = T.parse_records(empty_kafka, ARTICLES)
-    raw_clicks = T.raw_clicks(clicks_parsed)
-    raw_articles = T.raw_articles(articles_parsed)
-    articles = T.latest_articles(raw_articles)
-    enriched = T.enrich_clicks(raw_clicks, articles)
-    lake = settings.parquet_destination_path
-    warehouse = settings.hive_warehouse_dir / f"{settings.hive_database}.db"
-    hourly = ("dt", "hour")
-    definitions = [
-        ("raw_clicks", lake, raw_clicks, hourly),
-        ("raw_articles", lake, raw_articles, ("dt",)),
-        ("quarantine", lake, T.quarantined(clicks_parsed), ("dt",)),
-        ("articles", warehouse, articles, ()),
-        ("article_hourly", warehouse, T.article_hourly(enriched), hourly),
-        ("category_hourly", warehouse, T.category_hourly(enriched), hourly),
-        ("context_hourly", warehouse, T.context_hourly(raw_clicks), hourly),
-        ("sessions", warehouse, T.session_summary(enriched), hourly),
-    ]
+    click_records = T.parse_records(empty_kafka, CLICKS)
+    article_records = T.parse_records(empty_kafka, ARTICLES)
+    raw_articles = T.raw_articles(article_records)
+    enriched = T.enrich_clicks(T.click_facts(T.raw_clicks(click_records)), T.latest_articles(raw_articles))
     return {
-        name: TableSpec(name, folder / name, frame.schema, partitions)
-        for name, folder, frame, partitions in definitions
+        Source.CLICK_RECORDS: click_records,
+        Source.ANY_RECORDS: click_records,
+        Source.ARTICLE_RECORDS: article_records,
+        Source.RAW_ARTICLES: raw_articles,
+        Source.ENRICHED_CLICKS: enriched,
+        Source.SESSION_CLICKS: enriched,
     }
 
 
+def table_specs(spark: SparkSession, settings: Settings) -> dict[str, TableSpec]:
+    """Every table of the catalogue with its folder and schema (its transform applied to an empty input)."""
+    inputs = empty_inputs(spark)
+    homes = {
+        Home.LAKE: settings.parquet_destination_path,
+        Home.WAREHOUSE: settings.hive_warehouse_dir / f"{settings.hive_database}.db",
+    }
+    specs = {}
+    for table in TABLES:
+        rows = T.TABLE_TRANSFORMS[table.transform](inputs[table.source])
+        specs[table.name] = TableSpec(table, homes[table.home] / table.name, rows.schema)
+    return specs
+
+
+def data_files(folder: Path) -> list[Path]:
+    """The Parquet files of a partition folder (hidden files such as checksums left out)."""
+    if not folder.is_dir():
+        return []
+    return sorted(p for p in folder.iterdir() if p.is_file() and not p.name.startswith(("_", ".")))
+
+
+def parquet_rows(files: Iterable[Path]) -> int:
+    import pyarrow.parquet as pq
+
+    return sum(pq.ParquetFile(path).metadata.num_rows for path in files)
+
+
 class TableStore:
-    """Creates the tables once and replaces their partitions atomically."""
+    """Creates the tables once and writes them: appends, partition replacements, compactions."""
 
     def __init__(self, spark: SparkSession, settings: Settings) -> None:
         self.spark = spark
         self.settings = settings
         self.database = settings.hive_database
         self.tables = table_specs(spark, settings)
+        self.metastore = Metastore(settings.hive_metastore_uri, settings.hive_database)
 
     def qualified(self, name: str) -> str:
         return f"`{self.database}`.`{name}`"
 
     def ensure_tables(self) -> None:
-        """Create the database and every missing table (a concurrent creator is tolerated)."""
+        """Create the database and every missing table (a concurrent creator is tolerated); a table
+        that exists with other partition columns stops the job, naming it."""
         self.spark.sql(f"CREATE DATABASE IF NOT EXISTS `{self.database}`")
+        existing = self.metastore.tables()
         for spec in self.tables.values():
+            if spec.name in existing:
+                found = tuple(self.metastore.partition_keys(spec.name))
+                if found != spec.partition_columns:
+                    raise RuntimeError(
+                        f"table {self.database}.{spec.name} is partitioned by {found or 'nothing'}, this version "
+                        f"writes it partitioned by {spec.partition_columns}: drop it (it is rebuilt from the raw "
+                        "tables by recompute_hours) or set HIVE_DATABASE to a new database"
+                    )
+                continue
             columns = ", ".join(f"`{f.name}` {f.dataType.simpleString()}" for f in spec.data_fields)
-            partitioned = ""
-            if spec.partition_columns:
-                parts = ", ".join(f"`{f.name}` {f.dataType.simpleString()}" for f in spec.partition_fields)
-                partitioned = f" PARTITIONED BY ({parts})"
+            parts = ", ".join(f"`{f.name}` {f.dataType.simpleString()}" for f in spec.partition_fields)
             spec.root.mkdir(parents=True, exist_ok=True)
             try:
                 self.spark.sql(
-                    f"CREATE EXTERNAL TABLE IF NOT EXISTS {self.qualified(spec.name)} ({columns}){partitioned} "
-                    f"STORED AS PARQUET LOCATION '{_location(spec.root)}'"
+                    f"CREATE EXTERNAL TABLE IF NOT EXISTS {self.qualified(spec.name)} ({columns}) "
+                    f"PARTITIONED BY ({parts}) STORED AS PARQUET LOCATION '{_location(spec.root)}'"
                 )
             except AnalysisException as error:
                 if "already exists" not in str(error).lower():
@@ -141,6 +208,155 @@ class TableStore:
 
     def table(self, name: str) -> DataFrame:
         return self.spark.table(self.qualified(name))
+
+    def refresh(self, name: str) -> None:
+        """Drop Spark's cached file listing of a table whose partitions changed outside Spark."""
+        self.spark.catalog.refreshTable(self.qualified(name))
+
+    # --- append: raw tables ----------------------------------------------------------------------
+
+    def append(self, name: str, rows: DataFrame, batch: BatchTag) -> dict[str, int]:
+        """Add `rows` to their partitions as files named after `batch`; returns the rows per partition.
+
+        Only the new rows are written. A replay of the same batch writes the same files under the
+        same names, so it adds nothing."""
+        started = time.monotonic()
+        spec = self.tables[name]
+        staging = spec.root / STAGING / batch.prefix
+        shutil.rmtree(staging, ignore_errors=True)  # what a crashed run of the same batch left
+        written = self._write(spec, rows, staging)
+        if not written:
+            shutil.rmtree(staging, ignore_errors=True)
+            return {}
+        counts = {partition: parquet_rows(files) for partition, files in written.items()}
+        current = self.metastore.partition_locations(name, list(written))
+        new = {}
+        for partition, files in written.items():
+            folder = Path(current[partition]) if partition in current else spec.root / partition
+            folder.mkdir(parents=True, exist_ok=True)
+            for number, file in enumerate(files):
+                file.replace(folder / f"{batch.prefix}-{number:03d}.parquet")
+            if partition not in current:
+                new[partition] = str(folder)
+        self.metastore.add_partitions(name, new)  # after the files are in place
+        shutil.rmtree(staging, ignore_errors=True)
+        self.refresh(name)
+        log.info(
+            "%s: appended %s row(s) to %s partition(s) (%s new) in %.1f s",
+            name, sum(counts.values()), len(written), len(new), time.monotonic() - started,
+        )  # fmt: skip
+        return counts
+
+    # --- replace: aggregates and dimension buckets ---------------------------------------------
+
+    def replace_partitions(self, name: str, rows: DataFrame) -> list[str]:
+        """Write `rows` as whole new versions of the partitions they fall in; returns those partitions."""
+        started = time.monotonic()
+        spec = self.tables[name]
+        target = self._new_version_folder(spec)
+        written = self._write(spec, rows, target)
+        if not written:
+            shutil.rmtree(target, ignore_errors=True)
+            return []
+        self._point_at({partition: target / partition for partition in written}, spec)
+        log.info(
+            "%s: replaced %s partition(s) with version %s in %.1f s",
+            name, len(written), target.name, time.monotonic() - started,
+        )  # fmt: skip
+        return sorted(written)
+
+    # --- compact: raw tables ----------------------------------------------------------------------
+
+    def partition_files(self, name: str, partitions: list[str]) -> dict[str, list[Path]]:
+        """The data files of those partitions that exist, by partition name."""
+        locations = self.metastore.partition_locations(name, partitions)
+        return {partition: data_files(Path(location)) for partition, location in locations.items()}
+
+    def compact(
+        self,
+        name: str,
+        partitions: list[str],
+        closed: Callable[[str], bool],
+        files_per_level: int,
+        uncommitted: BatchTag | None = None,
+    ) -> dict[str, int]:
+        """Merge the files of those partitions that have too many; returns the files each has after.
+
+        A closed partition (no more rows expected in the normal course) is merged into one file.
+        One still filling is merged level by level: `files_per_level` files of one level become one
+        file of the next, so a row is rewritten about once per level, not once per micro-batch.
+        Files of `uncommitted` and later batches are never merged (a replay of that batch renames
+        its file again): they are linked beside the merged file."""
+        spec = self.tables[name]
+        files = self.partition_files(name, partitions)
+        plans: dict[str, tuple[list[Path], int]] = {}
+        for partition, present in files.items():
+            mergeable = [f for f in present if uncommitted is None or not uncommitted.is_not_before(f.name)]
+            if closed(partition):
+                if len(mergeable) > 1 or (mergeable and _level(mergeable[0]) != FINAL_LEVEL):
+                    plans[partition] = (mergeable, FINAL_LEVEL)
+                continue
+            for level in range(FINAL_LEVEL):
+                same_level = [f for f in mergeable if _level(f) == level]
+                if len(same_level) >= files_per_level:
+                    plans[partition] = (same_level, level + 1)
+                    break
+        after = {partition: len(present) for partition, present in files.items()}
+        if not plans:
+            return after
+        started = time.monotonic()
+        target = self._new_version_folder(spec)
+        reads = []
+        for partition, (merged, _) in plans.items():
+            values = partition_values(partition)
+            frame = self.spark.read.schema(StructType(spec.data_fields)).parquet(*[str(f) for f in merged])
+            for field in spec.partition_fields:
+                frame = frame.withColumn(field.name, F.lit(values[field.name]).cast(field.dataType))
+            reads.append(frame)
+        union = reads[0]
+        for frame in reads[1:]:
+            union = union.unionByName(frame)
+        written = self._write(spec, union, target)
+        folders = {}
+        for partition, (merged, level) in plans.items():
+            folder = target / partition
+            folder.mkdir(parents=True, exist_ok=True)
+            for file in written.get(partition, []):
+                file.replace(folder / f"compacted-{level}-{uuid.uuid4().hex}.parquet")
+            for kept in sorted(set(files[partition]) - set(merged)):
+                _link_or_copy(kept, folder / kept.name)
+            folders[partition] = folder
+            after[partition] = len(data_files(folder))
+        self._point_at(folders, spec)
+        log.info(
+            "%s: compacted %s partition(s) (%s file(s) merged) in %.1f s",
+            name, len(plans), sum(len(merged) for merged, _ in plans.values()), time.monotonic() - started,
+        )  # fmt: skip
+        return after
+
+    # --- retired folders ------------------------------------------------------------------------
+
+    def remove_retired(self, grace_seconds: float = VERSION_GRACE_SECONDS) -> int:
+        """Delete the folders that partitions stopped pointing at more than `grace_seconds` ago."""
+        removed = 0
+        cutoff = time.time() - grace_seconds
+        for spec in self.tables.values():
+            markers = spec.root / RETIRED
+            if not markers.is_dir():
+                continue
+            for marker in sorted(markers.iterdir()):
+                retired_at = int(marker.name.split("-", 1)[0]) / 1e9 if marker.name[:1].isdigit() else 0.0
+                if retired_at > cutoff:
+                    continue
+                folder = Path(marker.read_text().strip())
+                if folder.is_dir() and spec.root in folder.parents:
+                    shutil.rmtree(folder, ignore_errors=True)
+                    _remove_empty_parents(folder, spec.root)
+                    removed += 1
+                marker.unlink(missing_ok=True)
+        return removed
+
+    # --- health -----------------------------------------------------------------------------------
 
     def unwritable_folders(self) -> list[str]:
         """Why each table folder that cannot take a new file right now cannot, naming its setting.
@@ -154,25 +370,21 @@ class TableStore:
             if folder in probed:
                 continue
             probed.add(folder)
-            if problem := _write_probe(spec.root / "versions"):
-                lake = folder == self.settings.parquet_destination_path
+            if problem := _write_probe(spec.root / STAGING):
+                lake = spec.table.home is Home.LAKE
                 problems.append(f"{'PARQUET_DESTINATION_PATH' if lake else 'HIVE_WAREHOUSE_DIR'}={folder}: {problem}")
         return problems
 
     def unreachable_metastore(self) -> list[str]:
-        """A sentence naming the metastore and its settings when it does not accept connections now."""
-        host, _, port = self.settings.hive_metastore_uri.removeprefix("thrift://").rpartition(":")
+        """A sentence naming the metastore and its settings when it does not answer now."""
         try:
-            socket.create_connection((host, int(port)), timeout=5).close()
-        except OSError as error:
-            return [
-                f"the Hive Metastore at {self.settings.hive_metastore_uri} (HIVE_METASTORE_HOST, HIVE_METASTORE_PORT) "
-                f"does not accept connections ({error.strerror or error})"
-            ]
+            self.metastore.tables()
+        except (MetastoreUnreachable, OSError) as error:
+            return [f"{error} (HIVE_METASTORE_HOST, HIVE_METASTORE_PORT)"]
         return []
 
     def wait_for_metastore(self, timeout: float) -> bool:
-        """Whether the metastore accepts connections again within `timeout` seconds."""
+        """Whether the metastore answers again within `timeout` seconds."""
         deadline = time.monotonic() + timeout
         while self.unreachable_metastore():
             if time.monotonic() > deadline:
@@ -180,148 +392,53 @@ class TableStore:
             time.sleep(2)
         return True
 
-    def replace_partitions(self, name: str, rows: DataFrame, unique_by: Sequence[str] = ()) -> int:
-        """Write `rows` as whole new versions of the partitions they fall in; return how many.
+    # --- helpers ----------------------------------------------------------------------------------
 
-        With `unique_by`, one row per partition and key is kept (the raw tables: one per Kafka
-        record, so a replayed batch adds nothing). A row's partition follows from its record, so
-        that is one row per record, found in the shuffle that groups the rows by partition anyway
-        (a separate one for the deduplication took a quarter of a raw table's write)."""
-        spec = self.tables[name]
-        if not spec.partition_columns:
-            raise ValueError(f"{name} is not partitioned: use replace_table")
-        started = time.monotonic()
-        target = self._new_version_folder(spec)
-        # one file per partition (every task wrote a file into every partition it met, four small
-        # files per hour and table, which made writing and every later read slower), written by
-        # as many tasks as a shuffle has: left to adaptive execution, the few rows of an
-        # aggregate went to a single task, which wrote 200 files while the other cores idled
+    def _write(self, spec: TableSpec, rows: DataFrame, folder: Path) -> dict[str, list[Path]]:
+        """Spark writes `rows` under `folder` partitioned like the table, one file per partition
+        (every task wrote a file into every partition it met, four small files per hour and table),
+        by as many tasks as a shuffle has; returns the files written per partition name."""
         tasks = int(self.spark.conf.get("spark.sql.shuffle.partitions") or "4")
         ordered = rows.select(*[f.name for f in spec.schema.fields]).repartition(tasks, *spec.partition_columns)
-        if unique_by:
-            ordered = ordered.dropDuplicates([*spec.partition_columns, *unique_by])
-        ordered.write.mode("errorifexists").partitionBy(*spec.partition_columns).parquet(str(target))
-        written = sorted(target.glob("/".join(f"{column}=*" for column in spec.partition_columns)))
-        if not written:
-            shutil.rmtree(target, ignore_errors=True)
-            return 0
-        existing = self._partitions(name)
-        moved, new_partitions = [], []
-        for folder in written:
-            relative = folder.relative_to(target).as_posix()  # e.g. dt=2017-10-01/hour=3
-            if relative in existing:
-                moved.append(self._with_location(existing[relative], folder))
-            else:
-                clause = _partition_clause(spec, relative)
-                new_partitions.append(f"PARTITION ({clause}) LOCATION '{_location(folder)}'")
-        if moved:
-            # one metastore call for all of them: an `ALTER TABLE ... PARTITION ... SET LOCATION` per
-            # partition took a tenth of a second each, a third of a micro-batch touching 200 hours
-            jvm = self.spark._jvm
-            catalog = self.spark._jsparkSession.sharedState().externalCatalog()
-            partitions = jvm.java.util.ArrayList()  # type: ignore[union-attr]
-            for partition in moved:
-                partitions.add(partition)
-            seq = jvm.scala.jdk.javaapi.CollectionConverters.asScala(partitions).toSeq()  # type: ignore[union-attr]
-            catalog.alterPartitions(self.database, name, seq)
-            self.spark.catalog.refreshTable(self.qualified(name))
-        if new_partitions:
-            self.spark.sql(f"ALTER TABLE {self.qualified(name)} ADD IF NOT EXISTS {' '.join(new_partitions)}")
-        log.info(
-            "%s: replaced %s partition(s) with version %s in %.1f s",
-            name, len(written), target.name, time.monotonic() - started,
-        )  # fmt: skip
-        return len(written)
-
-    def replace_table(self, name: str, rows: DataFrame) -> None:
-        """Write `rows` as a whole new version of an unpartitioned table."""
-        started = time.monotonic()
-        spec = self.tables[name]
-        target = self._new_version_folder(spec)
-        rows.select(*[f.name for f in spec.schema.fields]).write.mode("errorifexists").parquet(str(target))
-        self.spark.sql(f"ALTER TABLE {self.qualified(name)} SET LOCATION '{_location(target)}'")
-        log.info("%s: replaced with version %s in %.1f s", name, target.name, time.monotonic() - started)
-
-    def remove_unused_versions(self, name: str, grace_seconds: float = VERSION_GRACE_SECONDS) -> int:
-        """Delete version folders that no partition points at and that are older than the grace period."""
-        spec = self.tables[name]
-        versions = spec.root / "versions"
-        if not versions.is_dir():
-            return 0
-        in_use = {Path(location).resolve() for location in self._locations(name)}
-        cutoff = time.time() - grace_seconds
-        depth = "/".join("*" for _ in spec.partition_columns)
-        removed = 0
-        for version in versions.iterdir():
-            candidates = sorted(version.glob(depth)) if depth else [version]
-            for folder in candidates:
-                if folder.resolve() in in_use or folder.stat().st_mtime > cutoff:
-                    continue
-                shutil.rmtree(folder, ignore_errors=True)
-                removed += 1
-            if spec.partition_columns:
-                _remove_empty_folders(version)
-        return removed
-
-    def snapshot(self, name: str) -> dict[str, str]:
-        """Where each partition of a table lives now ("dt=.../hour=..." -> folder; "" for an
-        unpartitioned table): a new location means a new version of that partition."""
-        spec = self.tables[name]
-        depth = len(spec.partition_columns)
+        ordered.write.mode("errorifexists").partitionBy(*spec.partition_columns).parquet(str(folder))
+        pattern = "/".join(f"{column}=*" for column in spec.partition_columns)
         return {
-            "/".join(Path(location).parts[-depth:]) if depth else "": location for location in self._locations(name)
+            found.relative_to(folder).as_posix(): data_files(found)
+            for found in sorted(folder.glob(pattern))
+            if data_files(found)
         }
 
-    def _locations(self, name: str) -> list[str]:
-        """Where the metastore says the table's partitions (or the table) live, as local paths."""
-        jvm = self.spark._jvm
-        catalog = self.spark._jsparkSession.sharedState().externalCatalog()
-        if not self.tables[name].partition_columns:
-            uri = catalog.getTable(self.database, name).location()
-            return [jvm.java.nio.file.Paths.get(uri).toString()]  # type: ignore[union-attr]
-        partitions = catalog.listPartitions(self.database, name, jvm.scala.Option.empty())  # type: ignore[union-attr]
-        found = []
-        iterator = partitions.iterator()
-        while iterator.hasNext():
-            uri = iterator.next().location()
-            found.append(jvm.java.nio.file.Paths.get(uri).toString())  # type: ignore[union-attr]
-        return found
-
-    def _partitions(self, name: str) -> dict[str, Any]:
-        """The metastore's partitions of a table (Java objects) by name, e.g. "dt=2017-10-01/hour=3"."""
-        jvm = self.spark._jvm
-        catalog = self.spark._jsparkSession.sharedState().externalCatalog()
-        spec = self.tables[name]
-        found = {}
-        iterator = catalog.listPartitions(self.database, name, jvm.scala.Option.empty()).iterator()  # type: ignore[union-attr]
-        while iterator.hasNext():
-            partition = iterator.next()
-            values = partition.spec()
-            found["/".join(f"{column}={values.apply(column)}" for column in spec.partition_columns)] = partition
-        return found
-
-    def _with_location(self, partition: Any, folder: Path) -> Any:
-        """A copy of a metastore partition (Java) that points at `folder`."""
-        jvm = self.spark._jvm
-        storage = partition.storage()
-        # CatalogStorageFormat has 7 fields in Spark 4.2 (pinned); all but the location stay
-        kept = [getattr(storage, f"copy$default${number}")() for number in range(2, 8)]
-        uri = jvm.java.net.URI(_location(folder))  # type: ignore[union-attr]
-        moved = storage.copy(jvm.scala.Some(uri), *kept)  # type: ignore[union-attr]
-        return partition.copy(
-            partition.spec(),
-            moved,
-            partition.parameters(),
-            partition.createTime(),
-            partition.lastAccessTime(),
-            partition.stats(),
-        )
+    def _point_at(self, folders: dict[str, Path], spec: TableSpec) -> None:
+        """Point partitions at new folders (existing ones in one call, new ones in another) and retire
+        the folders they pointed at."""
+        current = self.metastore.partition_locations(spec.name, list(folders))
+        previous = self.metastore.move_partitions(spec.name, {p: str(folders[p]) for p in folders if p in current})
+        self.metastore.add_partitions(spec.name, {p: str(folders[p]) for p in folders if p not in current})
+        self.refresh(spec.name)
+        markers = spec.root / RETIRED
+        markers.mkdir(parents=True, exist_ok=True)
+        for folder in previous.values():
+            (markers / f"{time.time_ns()}-{uuid.uuid4().hex[:8]}").write_text(folder)
 
     def _new_version_folder(self, spec: TableSpec) -> Path:
         write_id = f"{time.strftime('%Y%m%dT%H%M%S')}-{uuid.uuid4().hex[:8]}"
         folder = spec.root / "versions" / write_id
         folder.parent.mkdir(parents=True, exist_ok=True)
         return folder
+
+
+def _level(file: Path) -> int:
+    found = COMPACTED_FILE.match(file.name)
+    return int(found["level"]) if found else 0
+
+
+def _link_or_copy(source: Path, target: Path) -> None:
+    """A hard link where the file system has them (no bytes copied), else a copy."""
+    target.unlink(missing_ok=True)
+    try:
+        os.link(source, target)
+    except OSError:
+        shutil.copy2(source, target)
 
 
 def _write_probe(folder: Path) -> str | None:
@@ -343,25 +460,15 @@ def _write_probe(folder: Path) -> str | None:
 
 
 def _location(folder: Path) -> str:
-    """A folder as a metastore location. Not `Path.as_uri()`: it escapes the `=` of `dt=...`, and
-    the metastore would then point at a folder that does not exist."""
+    """A folder as a metastore location (not `Path.as_uri()`, which escapes the `=` of `dt=...`)."""
     return f"file://{folder.resolve()}"
 
 
-def _partition_clause(spec: TableSpec, relative: str) -> str:
-    values = dict(part.split("=", 1) for part in relative.split("/"))
-    clauses = []
-    for field in spec.partition_fields:
-        value = values[field.name]
-        clauses.append(
-            f"`{field.name}`='{value}'" if isinstance(field.dataType, StringType) else f"`{field.name}`={int(value)}"
-        )
-    return ", ".join(clauses)
-
-
-def _remove_empty_folders(folder: Path) -> None:
-    for child in sorted(folder.rglob("*"), key=lambda p: len(p.parts), reverse=True):
-        if child.is_dir() and not any(child.iterdir()):
-            child.rmdir()
-    if folder.is_dir() and not any(folder.iterdir()):
-        folder.rmdir()
+def _remove_empty_parents(folder: Path, root: Path) -> None:
+    parent = folder.parent
+    while parent != root and root in parent.parents:
+        try:
+            parent.rmdir()
+        except OSError:
+            return
+        parent = parent.parent

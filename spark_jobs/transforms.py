@@ -8,14 +8,26 @@ and `hour` (UTC hour, 0..23) and always come last.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from pyspark.sql import Column, DataFrame, Window
 from pyspark.sql import functions as F
 from pyspark.sql.types import LongType, StructField, StructType
 
 from app.schemas import ARTICLES, CLICKS, HEADER_FILE_VERSION, HEADER_SOURCE_FILE, HEADER_SOURCE_LINE, RecordSchema
+from app.table_catalog import ARTICLE_BUCKETS
 
 UNKNOWN_CATEGORY = -1
 PARTITION_COLUMNS = ("dt", "hour")
+
+TableTransform = Callable[[DataFrame], DataFrame]
+TABLE_TRANSFORMS: dict[str, TableTransform] = {}  # every transform that builds a table of the catalogue
+
+
+def table_transform(function: TableTransform) -> TableTransform:
+    """Marks a transform as the builder of a table of `app/table_catalog.py` (named there by its name)."""
+    TABLE_TRANSFORMS[function.__name__] = function
+    return function
 
 
 def table_column(field_name: str) -> str:
@@ -74,6 +86,7 @@ def parse_records(kafka_rows: DataFrame, schema: RecordSchema) -> DataFrame:
     return parsed.withColumn("parse_error", error)
 
 
+@table_transform
 def quarantined(parsed: DataFrame) -> DataFrame:
     """Records that did not parse, with topic, partition, offset, raw value and reason."""
     return parsed.where(F.col("parse_error").isNotNull()).select(
@@ -95,6 +108,7 @@ def _coordinates() -> list[str]:
     return ["kafka_partition", "kafka_offset", "kafka_timestamp", "source_file", "source_line", "file_version"]
 
 
+@table_transform
 def raw_clicks(parsed: DataFrame) -> DataFrame:
     """Good click records as rows of the raw clicks table, partitioned by the click's UTC hour."""
     click_time = F.timestamp_millis(F.col("record.click_timestamp"))
@@ -106,6 +120,7 @@ def raw_clicks(parsed: DataFrame) -> DataFrame:
     )
 
 
+@table_transform
 def raw_articles(parsed: DataFrame) -> DataFrame:
     """Good article records as rows of the raw articles table, partitioned by the day they arrived."""
     return parsed.where(F.col("parse_error").isNull()).select(
@@ -115,15 +130,37 @@ def raw_articles(parsed: DataFrame) -> DataFrame:
     )
 
 
+@table_transform
 def latest_articles(raw: DataFrame) -> DataFrame:
-    """The latest record of every article (a key's records share a partition, so offset orders them)."""
+    """The latest record of every article (a key's records share a partition, so offset orders them),
+    with the bucket of the `articles` table it belongs in."""
     newest_first = Window.partitionBy("article_id").orderBy(F.col("kafka_offset").desc())
     columns = [table_column(field.name) for field in ARTICLES.fields]
     return (
         raw.withColumn("_rank", F.row_number().over(newest_first))
         .where("_rank = 1")
-        .select(*columns, F.col("kafka_timestamp").alias("updated_at"))
+        .select(*columns, F.col("kafka_timestamp").alias("updated_at"), article_bucket("article_id").alias("bucket"))
     )
+
+
+def article_bucket(article_id: str) -> Column:
+    """The partition of `articles` an article is kept in: an upsert rewrites only the buckets of its keys."""
+    return F.pmod(F.col(article_id), F.lit(ARTICLE_BUCKETS)).cast("int")
+
+
+ARTICLE_ATTRIBUTES = ("category_id", "publisher_id", "words_count")  # what the aggregates read of an article
+
+
+def changed_articles(incoming: DataFrame, current: DataFrame) -> DataFrame:
+    """The ids of the incoming articles that are new, or whose attributes the aggregates read differ
+    from the current ones: the articles whose clicked hours must be recomputed."""
+    key = ["article_id", *ARTICLE_ATTRIBUTES]
+    return incoming.select(*key).join(current.select(*key), key, "left_anti").select("article_id")
+
+
+def upserted(current: DataFrame, incoming: DataFrame) -> DataFrame:
+    """`current` rows with those of the same keys replaced by `incoming` (newer: later in the topic)."""
+    return current.join(incoming.select("article_id"), "article_id", "left_anti").unionByName(incoming)
 
 
 def click_facts(raw: DataFrame) -> DataFrame:
@@ -149,6 +186,7 @@ def enrich_clicks(clicks: DataFrame, articles: DataFrame) -> DataFrame:
     )
 
 
+@table_transform
 def article_hourly(enriched: DataFrame) -> DataFrame:
     """Per article and hour: clicks, distinct users, distinct sessions, category and publisher."""
     return (
@@ -164,6 +202,7 @@ def article_hourly(enriched: DataFrame) -> DataFrame:
     )
 
 
+@table_transform
 def category_hourly(enriched: DataFrame) -> DataFrame:
     """Per category and hour: clicks, distinct users, sessions and articles, and the mean word
     count of the distinct articles clicked (null where no clicked article of the category is known)."""
@@ -194,6 +233,7 @@ CONTEXT_COLUMNS = (
 )
 
 
+@table_transform
 def context_hourly(clicks: DataFrame) -> DataFrame:
     """Per context (environment, device group, OS, country, region, referrer type) and hour."""
     return (
@@ -219,6 +259,7 @@ def session_start_hours(clicks: DataFrame) -> DataFrame:
     return clicks.select(day.alias("dt"), hour_of_day.alias("hour")).distinct()
 
 
+@table_transform
 def session_summary(enriched: DataFrame) -> DataFrame:
     """Per session: user, start, declared size, clicks seen, first and last click, duration,
     distinct articles and categories; partitioned by the UTC hour the session started."""

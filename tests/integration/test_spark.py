@@ -103,7 +103,7 @@ def test_three_hundred_hours_are_picked_from_the_metastore(
     from datetime import UTC, datetime, timedelta
 
     from spark_jobs.pipeline import hours_filter
-    from spark_jobs.tables import TableStore
+    from spark_jobs.tables import BatchTag, TableStore
     from tests.conftest import own_pipeline
 
     store = TableStore(spark, own_pipeline(settings, tmp_path))
@@ -115,7 +115,8 @@ def test_three_hundred_hours_are_picked_from_the_metastore(
         {**dict.fromkeys(spec.schema.fieldNames()), "user_id": n, "dt": dt, "hour": hour}
         for n, (dt, hour) in enumerate(hours)
     ]
-    assert store.replace_partitions("raw_clicks", spark.createDataFrame(rows, spec.schema)) == 300
+    appended = store.append("raw_clicks", spark.createDataFrame(rows, spec.schema), BatchTag(str(uuid.uuid4()), 0))
+    assert len(appended) == 300
     raw = store.table("raw_clicks")
     assert raw.where(hours_filter(hours)).count() == 300
     picked = hours[3:297:2]

@@ -1,0 +1,167 @@
+"""The table catalogue: every Hive table of clickstream, declared once.
+
+Each entry says what a table is (its name, how it is written, where it lives, its partitions),
+which transform of `spark_jobs/transforms.py` builds its rows and from what input. Everything
+else derives from this list: the Spark jobs create and write the tables from it (schemas come
+from applying the transform to an empty input), the Airflow assets, the summary, the pipeline
+view and `check_tables` list the tables from it. A test fails when a table transform has no
+entry here or an entry names no table transform.
+
+Adding an hourly aggregate is one transform decorated with `@table_transform` that takes the
+enriched clicks of some hours and returns rows with `dt` and `hour` last, plus one `Table` entry
+of kind `AGGREGATE` with source `ENRICHED_CLICKS`: the recomputation writes it for every hour it
+recomputes, and when it has a `clicks` column that adds up to the hour's raw clicks
+(`adds_up_to_raw_clicks`), `check_tables` checks it.
+
+This module imports nothing heavy: the Airflow DAG files and the pipeline view read it at parse time.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from enum import Enum
+
+
+class TableKind(Enum):
+    RAW = "raw"  # append-only: one row per Kafka record, never rewritten (compaction only merges files)
+    DIMENSION = "dimension"  # one row per key, upserted: a batch rewrites only the buckets of its keys
+    AGGREGATE = "aggregate"  # recomputed per hour from the raw clicks, each partition replaced whole
+
+
+class Source(Enum):
+    """What a table's transform takes as input."""
+
+    CLICK_RECORDS = "parsed records of the clicks topic"
+    ANY_RECORDS = "parsed records of either topic"
+    ARTICLE_RECORDS = "parsed records of the metadata topic"
+    RAW_ARTICLES = "rows of raw_articles"
+    ENRICHED_CLICKS = "clicks of the recomputed hours with their articles"
+    SESSION_CLICKS = "clicks of the sessions that started in the recomputed hours, with their articles"
+
+
+class Home(Enum):
+    LAKE = "lake"  # PARQUET_DESTINATION_PATH: what came from Kafka
+    WAREHOUSE = "warehouse"  # HIVE_WAREHOUSE_DIR/<database>.db: what the pipeline derives
+
+
+HOURLY = ("dt", "hour")
+ARTICLE_BUCKETS = 16  # partitions of `articles` (article_id mod 16): an upsert rewrites the buckets of its keys
+
+
+@dataclass(frozen=True)
+class Table:
+    name: str
+    kind: TableKind
+    transform: str  # the function of spark_jobs.transforms that builds its rows
+    source: Source
+    home: Home
+    partition_columns: tuple[str, ...]
+    one_row_per: str
+    ledger_kind: str | None = None  # raw tables: the producer's file kind whose rows it holds
+    adds_up_to_raw_clicks: bool = False  # aggregates: its `clicks` of an hour sum to the hour's raw clicks
+
+    @property
+    def hourly(self) -> bool:
+        return self.partition_columns == HOURLY
+
+
+TABLES: tuple[Table, ...] = (
+    Table(
+        "raw_clicks",
+        TableKind.RAW,
+        "raw_clicks",
+        Source.CLICK_RECORDS,
+        Home.LAKE,
+        HOURLY,
+        "click, with its Kafka coordinates and source file/line; partitioned by the click's UTC hour",
+        ledger_kind="clicks",
+    ),
+    Table(
+        "raw_articles",
+        TableKind.RAW,
+        "raw_articles",
+        Source.ARTICLE_RECORDS,
+        Home.LAKE,
+        ("dt",),
+        "article record as published (every version); partitioned by the day it arrived",
+        ledger_kind="articles",
+    ),
+    Table(
+        "quarantine",
+        TableKind.RAW,
+        "quarantined",
+        Source.ANY_RECORDS,
+        Home.LAKE,
+        ("dt",),
+        "record that did not parse, with the reason; partitioned by the day it arrived",
+    ),
+    Table(
+        "articles",
+        TableKind.DIMENSION,
+        "latest_articles",
+        Source.RAW_ARTICLES,
+        Home.WAREHOUSE,
+        ("bucket",),
+        f"article: its latest metadata; partitioned by `bucket` (article_id mod {ARTICLE_BUCKETS})",
+    ),
+    Table(
+        "article_hourly",
+        TableKind.AGGREGATE,
+        "article_hourly",
+        Source.ENRICHED_CLICKS,
+        Home.WAREHOUSE,
+        HOURLY,
+        "article and hour: clicks, distinct users and sessions, category, publisher",
+        adds_up_to_raw_clicks=True,
+    ),
+    Table(
+        "category_hourly",
+        TableKind.AGGREGATE,
+        "category_hourly",
+        Source.ENRICHED_CLICKS,
+        Home.WAREHOUSE,
+        HOURLY,
+        "category and hour: clicks, distinct users, sessions, articles; mean word count of the distinct clicked "
+        "articles",
+        adds_up_to_raw_clicks=True,
+    ),
+    Table(
+        "context_hourly",
+        TableKind.AGGREGATE,
+        "context_hourly",
+        Source.ENRICHED_CLICKS,
+        Home.WAREHOUSE,
+        HOURLY,
+        "environment, device group, OS, country, region, referrer type and hour: clicks, distinct users and sessions",
+        adds_up_to_raw_clicks=True,
+    ),
+    Table(
+        "sessions",
+        TableKind.AGGREGATE,
+        "session_summary",
+        Source.SESSION_CLICKS,
+        Home.WAREHOUSE,
+        HOURLY,
+        "session: user, start, declared size, clicks seen, first and last click, duration, distinct articles and "
+        "categories; partitioned by the UTC hour the session started",
+    ),
+)
+
+TABLE_NAMES: tuple[str, ...] = tuple(table.name for table in TABLES)
+BY_NAME: dict[str, Table] = {table.name: table for table in TABLES}
+
+
+def tables_of_kind(kind: TableKind) -> tuple[Table, ...]:
+    return tuple(table for table in TABLES if table.kind is kind)
+
+
+def raw_table_of_ledger_kind() -> dict[str, str]:
+    """The producer's file kinds ("clicks", "articles") and the raw table that holds their rows."""
+    return {table.ledger_kind: table.name for table in TABLES if table.ledger_kind}
+
+
+def aggregates_adding_up_to_raw_clicks() -> tuple[str, ...]:
+    return tuple(table.name for table in TABLES if table.adds_up_to_raw_clicks)
+
+
+assert len(BY_NAME) == len(TABLES), "two catalogue entries share a name"
