@@ -201,6 +201,13 @@ SPECS: tuple[SettingSpec, ...] = (
         "30 seconds",
         "Micro-batch interval of the long-running streaming job.",
     ),
+    SettingSpec(
+        "raw_compaction_interval_seconds",
+        "RAW_COMPACTION_INTERVAL_SECONDS",
+        "600",
+        "Seconds between two merges, by a long-running stream, of the closed partitions of the raw tables into one "
+        "file each (a drain merges them when it ends; files of partitions still filling are merged 8 at a time).",
+    ),
     SettingSpec("hive_database", "HIVE_DATABASE", "clickstream", "Hive database of the raw and aggregate tables."),
     SettingSpec("spark_ui_port", "SPARK_UI_PORT", "4040", "Port of the Spark application UI."),
     SettingSpec("spark_driver_memory", "SPARK_DRIVER_MEMORY", "1g", "Memory of each Spark driver."),
@@ -400,6 +407,7 @@ _PARSERS: dict[str, Callable[[str, str], Any]] = {
     "spark_max_offsets_per_trigger": _positive_int,
     "kafka_starting_offsets": _starting_offsets,
     "producer_item_wait_time": _non_negative_float,
+    "raw_compaction_interval_seconds": _non_negative_float,
     "producer_file_stable_seconds": _non_negative_float,
     "kafka_topic_partitions": _positive_int,
     "kafka_replication_factor": _positive_int,
@@ -445,6 +453,7 @@ class Settings:
     kafka_starting_offsets: str
     spark_max_offsets_per_trigger: int
     spark_trigger_interval: str
+    raw_compaction_interval_seconds: float
     hive_database: str
     spark_ui_port: int
     spark_cluster_workers: int

@@ -104,9 +104,12 @@ class Pipeline:
     one did the same work several times. A long-running stream recomputes after each micro-batch,
     so its aggregates follow it.
 
-    After each micro-batch (and once at the end of a drain) the raw partitions it appended to are
-    settled: merged into one file once closed (for clicks: clicks two hours later have landed; for
-    the tables by arrival day: the day is over), and merged level by level while they fill."""
+    After each micro-batch the files of the raw partitions it appended to are merged level by level
+    (eight files of a level into one of the next). A closed partition (for clicks: clicks two hours
+    later have landed; for the tables by arrival day: the day is over) is merged into one file at
+    the end of a drain, and by a long-running stream every `RAW_COMPACTION_INTERVAL_SECONDS`: straggling
+    clicks reach old hours in most micro-batches, and merging those hours each time would rewrite
+    them each time."""
 
     def __init__(self, store: TableStore, settings: Settings, defer_recompute: bool = False) -> None:
         self.store = store
@@ -114,6 +117,7 @@ class Pipeline:
         self.defer_recompute = defer_recompute
         self.failure: str | None = None  # why the last micro-batch failed, in words, for the job's exit
         self.latest_click_hour: datetime | None = None  # the latest hour of clicks this job landed
+        self.last_final_merge = time.monotonic()
 
     def process_batch(self, records: DataFrame, batch_id: int) -> None:
         """`foreachBatch` callback of the streaming query. A batch that fails is not committed:
@@ -179,7 +183,9 @@ class Pipeline:
             else:
                 self.recompute_hours(touched)
                 clear_pending_hours(self.settings, touched)
-            self.settle(uncommitted=batch)
+            since_final_merge = time.monotonic() - self.last_final_merge
+            final = not self.defer_recompute and since_final_merge >= self.settings.raw_compaction_interval_seconds
+            self.settle(uncommitted=batch, final=final)
         finally:
             records.unpersist()
             clicks_parsed.unpersist()
@@ -226,15 +232,19 @@ class Pipeline:
         day_end = datetime.strptime(values["dt"], "%Y-%m-%d").replace(tzinfo=UTC) + timedelta(days=1)
         return day_end + timedelta(hours=1) <= datetime.now(UTC)
 
-    def settle(self, uncommitted: BatchTag | None = None) -> int:
+    def settle(self, uncommitted: BatchTag | None = None, final: bool = True) -> int:
         """Merge the files of the raw partitions this checkpoint appended to that have too many (see
-        `TableStore.compact`); a partition closed with one file is settled for good. Then delete
-        the folders partitions stopped pointing at past the grace period. Returns partitions settled."""
+        `TableStore.compact`; `final`: closed ones into one file); a partition closed with one file
+        is settled for good. Then delete the folders partitions stopped pointing at past the grace
+        period. Returns how many partitions were settled."""
         settled: dict[str, list[str]] = {}
         for table, partitions in unsettled_partitions(self.settings).items():
-            after = self.store.compact(table, partitions, partial(self.closed, table), FILES_PER_LEVEL, uncommitted)
-            settled[table] = [p for p in partitions if after.get(p, 0) <= 1 and self.closed(table, p)]
+            closed = partial(self.closed, table)
+            after = self.store.compact(table, partitions, closed, FILES_PER_LEVEL, uncommitted, final)
+            settled[table] = [p for p in partitions if after.get(p, 0) <= 1 and closed(p)]
         settle_partitions(self.settings, settled)
+        if final:
+            self.last_final_merge = time.monotonic()
         self.store.remove_retired()
         return sum(len(names) for names in settled.values())
 

@@ -279,21 +279,22 @@ class TableStore:
         closed: Callable[[str], bool],
         files_per_level: int,
         uncommitted: BatchTag | None = None,
+        final: bool = False,
     ) -> dict[str, int]:
         """Merge the files of those partitions that have too many; returns the files each has after.
 
-        A closed partition (no more rows expected in the normal course) is merged into one file.
-        One still filling is merged level by level: `files_per_level` files of one level become one
-        file of the next, so a row is rewritten about once per level, not once per micro-batch.
-        Files of `uncommitted` and later batches are never merged (a replay of that batch renames
-        its file again): they are linked beside the merged file."""
+        Level by level: `files_per_level` files of one level become one file of the next, so a row
+        is rewritten about once per level, not once per micro-batch. With `final`, a closed
+        partition (no more rows expected in the normal course) is merged into one file. Files of
+        `uncommitted` and later batches are never merged (a replay of that batch renames its file
+        again): they are linked beside the merged file."""
         spec = self.tables[name]
         files = self.partition_files(name, partitions)
         plans: dict[str, tuple[list[Path], int]] = {}
         for partition, present in files.items():
             mergeable = [f for f in present if uncommitted is None or not uncommitted.is_not_before(f.name)]
-            if closed(partition):
-                if len(mergeable) > 1 or (mergeable and _level(mergeable[0]) != FINAL_LEVEL):
+            if final and closed(partition):
+                if len(mergeable) > 1:
                     plans[partition] = (mergeable, FINAL_LEVEL)
                 continue
             for level in range(FINAL_LEVEL):
