@@ -45,6 +45,7 @@ log = logging.getLogger(__name__)
 Hour = tuple[str, int]  # (dt, hour), UTC
 METASTORE_WAIT_SECONDS = 120.0  # how long a micro-batch waits for a metastore that went away
 FILES_PER_LEVEL = 8  # a raw partition still filling has its files merged 8 at a time (see TableStore.compact)
+CLOSED_MAX_FILES = 4  # a closed raw partition with more files is merged into one
 CLOSED_AFTER = timedelta(hours=2)  # an hour of clicks is closed once clicks this much later have landed
 
 
@@ -106,7 +107,8 @@ class Pipeline:
 
     After each micro-batch the files of the raw partitions it appended to are merged level by level
     (eight files of a level into one of the next). A closed partition (for clicks: clicks two hours
-    later have landed; for the tables by arrival day: the day is over) is merged into one file at
+    later have landed; for the tables by arrival day: the day is over) with more than
+    `CLOSED_MAX_FILES` files (micro-batches and hourly runs each add one) is merged into one file at
     the end of a drain, and by a long-running stream every `RAW_COMPACTION_INTERVAL_SECONDS`: straggling
     clicks reach old hours in most micro-batches, and merging those hours each time would rewrite
     them each time."""
@@ -118,6 +120,7 @@ class Pipeline:
         self.failure: str | None = None  # why the last micro-batch failed, in words, for the job's exit
         self.latest_click_hour: datetime | None = None  # the latest hour of clicks this job landed
         self.last_final_merge = time.monotonic()
+        self.closed_max_files = CLOSED_MAX_FILES
 
     def process_batch(self, records: DataFrame, batch_id: int) -> None:
         """`foreachBatch` callback of the streaming query. A batch that fails is not committed:
@@ -240,8 +243,10 @@ class Pipeline:
         settled: dict[str, list[str]] = {}
         for table, partitions in unsettled_partitions(self.settings).items():
             closed = partial(self.closed, table)
-            after = self.store.compact(table, partitions, closed, FILES_PER_LEVEL, uncommitted, final)
-            settled[table] = [p for p in partitions if after.get(p, 0) <= 1 and closed(p)]
+            after = self.store.compact(
+                table, partitions, closed, FILES_PER_LEVEL, uncommitted, final, self.closed_max_files
+            )
+            settled[table] = [p for p in partitions if after.get(p, 0) <= self.closed_max_files and closed(p)]
         settle_partitions(self.settings, settled)
         if final:
             self.last_final_merge = time.monotonic()

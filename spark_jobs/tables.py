@@ -280,12 +280,14 @@ class TableStore:
         files_per_level: int,
         uncommitted: BatchTag | None = None,
         final: bool = False,
+        closed_max_files: int = 1,
     ) -> dict[str, int]:
         """Merge the files of those partitions that have too many; returns the files each has after.
 
         Level by level: `files_per_level` files of one level become one file of the next, so a row
         is rewritten about once per level, not once per micro-batch. With `final`, a closed
-        partition (no more rows expected in the normal course) is merged into one file. Files of
+        partition (no more rows expected in the normal course) with more than `closed_max_files`
+        files is merged into one file. Files of
         `uncommitted` and later batches are never merged (a replay of that batch renames its file
         again): they are linked beside the merged file."""
         spec = self.tables[name]
@@ -294,7 +296,7 @@ class TableStore:
         for partition, present in files.items():
             mergeable = [f for f in present if uncommitted is None or not uncommitted.is_not_before(f.name)]
             if final and closed(partition):
-                if len(mergeable) > 1:
+                if len(mergeable) > 1 and len(present) > closed_max_files:
                     plans[partition] = (mergeable, FINAL_LEVEL)
                 continue
             for level in range(FINAL_LEVEL):

@@ -12,7 +12,9 @@ the same invocation, so the ratios hold on a noisy shared machine. The report is
 4. one `clickstream_hourly` Airflow run over the whole folder against the sum of the two ceilings,
    and where its time goes (`app/bench/airflow_run.py`);
 5. the streaming job's latency under a replay at a fixed rate (`app/bench/latency.py`);
-6. the peak resident memory of the producer and of the Spark driver in those runs.
+6. the peak resident memory of the producer and of the Spark driver in those runs;
+7. a small update after the whole folder is in: 100 new clicks and one changed article through
+   Airflow (`app/bench/airflow_run.py`).
 
 The benchmark starts its own broker, metastore and Airflow (a fresh state folder, free loopback
 ports), so every run begins with empty topics and tables and the user's state is left alone;
@@ -32,11 +34,11 @@ from dataclasses import replace
 from datetime import UTC, datetime
 from pathlib import Path
 
-from app.bench.airflow_run import AirflowRun, run_through_airflow
+from app.bench.airflow_run import AirflowRun, run_through_airflow, update_section
 from app.bench.common import flat_data_folder, free_port, listing, machine, median_of
 from app.bench.latency import latency_runs, latency_section
 from app.bench.producer import producer_runs, producer_section
-from app.bench.spark import bare_run, spark_section
+from app.bench.spark import spark_section
 from app.runtime.services import HiveMetastore, KafkaBroker
 from app.settings import REPO_ROOT, Settings, load_settings, with_own_names
 
@@ -144,12 +146,12 @@ def main(argv: list[str] | None = None) -> int:
                 service.start()
             ours = producer_runs(settings, data, scratch / "runs", args.runs)
             producer_lines, producer_memory, ceiling_seconds = producer_section(settings, data, ours)
-            airflow_runs, bare = [], []
+            airflow_runs = []
             for number in range(1, args.runs + 1):
                 run_settings = with_own_names(settings, scratch / "airflow", "bench")
-                airflow_runs.append(run_through_airflow(run_settings, data))
+                airflow_runs.append(run_through_airflow(run_settings, data, scratch / "runs" / str(number)))
                 log.info("run %s: clickstream_hourly %s", number, airflow_runs[-1])
-                bare.append(bare_run(run_settings, scratch / "bare" / str(number)))
+            bare = [run.bare for run in airflow_runs]
             spark_lines, spark_memory = spark_section([run.drain for run in airflow_runs], bare, int(facts["cores"]))
             latency = latency_runs(
                 with_own_names(settings, scratch / "latency", "bench"),
@@ -168,6 +170,7 @@ def main(argv: list[str] | None = None) -> int:
         *spark_lines,
         *airflow_section(airflow_runs, ceiling_seconds, median_of(run.wall_seconds for run in bare)),
         *latency_section(latency, LATENCY_INTERVAL),
+        *update_section(airflow_runs),
         "## 6. Memory",
         "",
         "Peak resident memory (VmHWM), median of the runs above:",

@@ -139,6 +139,7 @@ def test_a_replay_after_a_compaction_adds_nothing_and_closed_hours_end_in_one_fi
     from spark_jobs.tables import BatchTag, data_files
 
     settings = pipeline.settings
+    pipeline.closed_max_files = 1  # a closed partition is settled with one file (by default it may keep four)
     records = Records(settings, {})
     query = str(uuid.uuid4())
     clicks = read_csv(CLICK_FILE)
@@ -155,6 +156,13 @@ def test_a_replay_after_a_compaction_adds_nothing_and_closed_hours_end_in_one_fi
         assert batch_file == f"{BatchTag(query, 8).prefix}-000.parquet" and merged.startswith("compacted-1-")
     assert all(len(found) <= 8 for found in names.values()), names
 
+    pipeline.land_batch(frames[8], BatchTag(query, 8))  # replayed after the merge that left it apart
+    assert (
+        len(set(raw_coordinates(spark, settings)))
+        == len(raw_coordinates(spark, settings))
+        == sum(len(part) for part in parts[:9])
+    )
+
     # every hour closed (as if later clicks had landed), a final merge while the last batch is
     # not committed: its own file stays apart, and its replay adds nothing
     pipeline.latest_click_hour = datetime(2030, 1, 1, tzinfo=UTC)
@@ -166,7 +174,8 @@ def test_a_replay_after_a_compaction_adds_nothing_and_closed_hours_end_in_one_fi
     assert len(coordinates) == len(set(coordinates)) == len(clicks)
     pipeline.settle()  # every batch committed (the end of a drain)
     folders = partition_folders(pipeline, "raw_clicks")
-    assert all(len(data_files(Path(folder))) == 1 for folder in folders.values())
+    names = {p: [f.name for f in data_files(Path(folder))] for p, folder in folders.items()}
+    assert all(len(found) == 1 for found in names.values()), names
     assert sorted(raw_coordinates(spark, settings)) == sorted(coordinates)
     assert unsettled_partitions(settings).get("raw_clicks") is None
     assert aggregates(spark, settings) == expected_tables([CLICK_FILE], None)

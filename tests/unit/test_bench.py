@@ -32,14 +32,14 @@ def test_a_folder_without_click_files_is_named(tmp_path: Path) -> None:
 
 STREAMING_JOB_LOG = """\
 2026-11-28 07:04:46,359 INFO spark_jobs.streaming_job: query 5d8f started
-2026-11-28 07:05:29,000 INFO spark_jobs.tables: raw_clicks: replaced 149 partition(s) with version a
+2026-11-28 07:05:29,000 INFO spark_jobs.tables: raw_clicks: appended 325 row(s) to 149 partition(s) (149 new) in 2.0 s
 2026-11-28 07:05:44,500 INFO spark_jobs.tables: article_hourly: replaced 149 partition(s) with version b
 2026-11-28 07:06:10,000 INFO spark_jobs.pipeline: batch 0: 325 clicks, 1 articles, 0 quarantined, 149 hour(s) recomputed
 2026-11-28 07:06:10,616 INFO spark_jobs.streaming_job: batch 0: 499874 rows, 5956 rows/s, 83923 ms, offsets behind: 1
-2026-11-28 07:06:40,000 INFO spark_jobs.tables: raw_clicks: replaced 3 partition(s) with version c
+2026-11-28 07:06:40,000 INFO spark_jobs.tables: raw_clicks: appended 100 row(s) to 3 partition(s) (0 new) in 0.2 s
 2026-11-28 07:06:50,000 INFO spark_jobs.pipeline: batch 1: 100 clicks, 0 articles, 0 quarantined, 3 hour(s) recomputed
 2026-11-28 07:06:50,100 INFO spark_jobs.streaming_job: batch 1: 126 rows, 3 rows/s, 39000 ms, offsets behind: 0
-2026-11-28 07:07:10,000 INFO spark_jobs.tables: raw_clicks: replaced 3 partition(s) with version d
+2026-11-28 07:07:10,000 INFO spark_jobs.tables: raw_clicks: appended 10 row(s) to 3 partition(s) (1 new) in 0.1 s
 2026-11-28 07:07:12,000 INFO spark_jobs.pipeline: batch 2: 10 clicks, 0 articles, 0 quarantined, 3 hour(s) to \
 recompute after the drain
 2026-11-28 07:07:12,100 INFO spark_jobs.streaming_job: batch 2: 10 rows, 3 rows/s, 3000 ms, offsets behind: 0
@@ -76,9 +76,9 @@ def test_percentiles_pick_a_measured_value() -> None:
 
 def test_files_and_seconds_of_each_table_come_from_the_write_lines() -> None:
     log_text = """\
-2026-11-28 10:17:05,360 INFO spark_jobs.tables: raw_clicks: replaced 149 partition(s) with version v1 in 11.6 s
-2026-11-28 10:17:07,697 INFO spark_jobs.tables: articles: replaced with version v2 in 2.8 s
-2026-11-28 10:17:32,474 INFO spark_jobs.tables: raw_clicks: replaced 138 partition(s) with version v3 in 8.9 s
+2026-11-28 10:17:05,360 INFO spark_jobs.tables: raw_clicks: appended 3252 row(s) to 149 partition(s) (149 new) in 11.6 s
+2026-11-28 10:17:07,697 INFO spark_jobs.tables: articles: replaced 16 partition(s) with version v2 in 2.8 s
+2026-11-28 10:17:32,474 INFO spark_jobs.tables: raw_clicks: appended 3253 row(s) to 138 partition(s) (55 new) in 8.9 s
 """
-    assert files_written(log_text) == 149 + 1 + 138
+    assert files_written(log_text) == 149 + 16 + 138
     assert table_seconds(log_text) == pytest.approx({"raw_clicks": 20.5, "articles": 2.8})

@@ -6,7 +6,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from app import lineage, summary, table_checks
-from app.table_catalog import BY_NAME, TABLE_NAMES, TABLES, Source, TableKind
+from app.table_catalog import BY_NAME, TABLES, Source, TableKind
 from spark_jobs import transforms
 
 
