@@ -6,7 +6,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from app import lineage, summary, table_checks
-from app.table_catalog import BY_NAME, TABLES, Source, TableKind
+from app.table_catalog import BY_NAME, TABLE_NAMES, TABLES, Source, TableKind
 from spark_jobs import transforms
 
 
@@ -30,3 +30,10 @@ def test_every_aggregate_is_hourly_and_recomputed_from_clicks() -> None:
             assert table.hourly, table.name
             assert table.source in (Source.ENRICHED_CLICKS, Source.SESSION_CLICKS), table.name
     assert BY_NAME["raw_clicks"].ledger_kind == "clicks" and BY_NAME["raw_articles"].ledger_kind == "articles"
+
+
+def test_the_readme_lists_every_table_of_the_catalogue() -> None:
+    readme = (Path(__file__).resolve().parents[2] / "README.md").read_text()
+    table = readme[readme.index("| table (database `HIVE_DATABASE`) |") :].split("\n\n", 1)[0]
+    listed = [line.split("`")[1] for line in table.splitlines()[2:]]
+    assert listed == list(TABLE_NAMES)
