@@ -146,7 +146,7 @@ def run_through_airflow(settings: Settings, data_dir: Path, scratch: Path) -> Ai
         batches=len(PROGRESS.findall(drain_log)),
         query_seconds=in_batches,
         wall_seconds=busy.get("drain_topics", 0.0),
-        driver_jvm_mib=memory.peak_mib("java"),
+        driver_java_mib=memory.peak_mib("java"),
         driver_python_mib=memory.peak_mib("python"),
         table_seconds=table_seconds(drain_log),
         files=files_written(drain_log),

@@ -33,7 +33,7 @@ class DrainRun:
     batches: int
     query_seconds: float  # the micro-batches' durations, and the drain's recomputation after them
     wall_seconds: float  # spark-submit from start to exit, JVM start-up included
-    driver_jvm_mib: float
+    driver_java_mib: float
     driver_python_mib: float
     table_seconds: dict[str, float] | None = None  # each table's writes (computing its rows included)
     files: int | None = None  # Parquet files written (one per partition, or per unpartitioned table)
@@ -125,9 +125,9 @@ def spark_section(ours: list[DrainRun], bare: list[DrainRun], cores: int) -> tup
     ]
     memory = [
         f"- Spark driver of the streaming job, JVM (local mode: the executors' threads live in it): median "
-        f"{median_of(run.driver_jvm_mib for run in ours):.0f} MiB (runs: {listing(run.driver_jvm_mib for run in ours)}"
+        f"{median_of(run.driver_java_mib for run in ours):.0f} MiB (runs: {listing(run.driver_java_mib for run in ours)}"
         f" MiB); its Python process: median {median_of(run.driver_python_mib for run in ours):.0f} MiB",
-        f"- Spark driver of the bare query, JVM: median {median_of(run.driver_jvm_mib for run in bare):.0f} MiB",
+        f"- Spark driver of the bare query, JVM: median {median_of(run.driver_java_mib for run in bare):.0f} MiB",
     ]
     return lines, memory
 
