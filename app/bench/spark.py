@@ -125,7 +125,8 @@ def spark_section(ours: list[DrainRun], bare: list[DrainRun], cores: int) -> tup
     ]
     memory = [
         f"- Spark driver of the streaming job, JVM (local mode: the executors' threads live in it): median "
-        f"{median_of(run.driver_java_mib for run in ours):.0f} MiB (runs: {listing(run.driver_java_mib for run in ours)}"
+        f"{median_of(run.driver_java_mib for run in ours):.0f} MiB "
+        f"(runs: {listing(run.driver_java_mib for run in ours)}"
         f" MiB); its Python process: median {median_of(run.driver_python_mib for run in ours):.0f} MiB",
         f"- Spark driver of the bare query, JVM: median {median_of(run.driver_java_mib for run in bare):.0f} MiB",
     ]
