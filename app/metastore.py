@@ -31,6 +31,13 @@ def partition_values(name: str) -> dict[str, str]:
     return dict(part.split("=", 1) for part in name.split("/") if part)
 
 
+def partition_hour(name: str) -> tuple[str, int]:
+    """The (dt, hour) of an hourly partition's name, `dt=2017-10-01/hour=3` -> ("2017-10-01", 3);
+    ("", 0) for a partition without them (so any table's partitions sort by it)."""
+    values = partition_values(name)
+    return values.get("dt", ""), int(values.get("hour", 0))
+
+
 def partition_name(keys: list[str], values: list[str]) -> str:
     return "/".join(f"{key}={value}" for key, value in zip(keys, values, strict=True))
 

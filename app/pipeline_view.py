@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar
 
+from app.metastore import partition_hour
 from app.settings import Settings
 from app.table_catalog import TABLE_NAMES  # every table of the pipeline, in the order the page lists them
 
@@ -261,11 +262,6 @@ def read_tables(metastore: HiveCatalog) -> list[TableState]:
             )
         )
     return tables
-
-
-def partition_hour(name: str) -> tuple[str, int]:
-    values = dict(part.split("=", 1) for part in name.split("/"))
-    return values.get("dt", ""), int(values.get("hour", 0))
 
 
 def _hour_key(name: str) -> str:

@@ -115,7 +115,8 @@ def check_tables(settings: Settings, hours: list[Hour] | None = None) -> CheckRe
 
     from app.checkpoint import committed_offsets
     from app.kafka_io import end_offsets
-    from app.pipeline_view import HiveCatalog, in_parallel, parquet_files, parquet_rows, partition_hour, read_columns
+    from app.metastore import partition_hour
+    from app.pipeline_view import HiveCatalog, in_parallel, parquet_files, parquet_rows, read_columns
     from app.producer.ledger import read_ledger
 
     checkpoint = committed_offsets(settings)

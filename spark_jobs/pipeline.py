@@ -33,7 +33,7 @@ from app.checkpoint import (
     stream_query_id,
     unsettled_partitions,
 )
-from app.metastore import partition_values
+from app.metastore import partition_hour, partition_values
 from app.schemas import ARTICLES, CLICKS
 from app.settings import Settings
 from app.table_catalog import Source, TableKind, tables_of_kind
@@ -69,12 +69,6 @@ def hours_filter(hours: Iterable[Hour], day: Column | None = None, hour_of_day: 
 
 def _hours(rows: DataFrame) -> list[Hour]:
     return sorted({(row["dt"], int(row["hour"])) for row in rows.select("dt", "hour").distinct().collect()})
-
-
-def partition_hour(name: str) -> Hour:
-    """`dt=2017-10-01/hour=3` -> ("2017-10-01", 3)."""
-    values = partition_values(name)
-    return values["dt"], int(values["hour"])
 
 
 def hour_partition(hour: Hour) -> str:

@@ -289,8 +289,3 @@ def session_summary(enriched: DataFrame) -> DataFrame:
             hour_of_day.alias("hour"),
         )
     )
-
-
-def in_hours(rows: DataFrame, hours: DataFrame) -> DataFrame:
-    """The rows whose (dt, hour) is one of `hours` (a small DataFrame of dt, hour)."""
-    return rows.join(F.broadcast(hours.select("dt", "hour").distinct()), ["dt", "hour"], "left_semi")
