@@ -205,10 +205,10 @@ class Pipeline:
         read). Those hours are added to the pending hours before the articles change."""
         incoming = T.latest_articles(incoming_records).localCheckpoint()
         buckets = sorted(int(row["bucket"]) for row in incoming.select("bucket").distinct().collect())
-        current = self.store.table("articles").where(F.col("bucket").isin(buckets))
+        current = self.store.read_partitions("articles", [f"bucket={bucket}" for bucket in buckets])
         changed = T.changed_articles(incoming, current)
         known = [*pending_hours(self.settings), *landed_hours]  # recomputed anyway
-        aggregates = self.store.table("article_hourly").where(~hours_filter(known))
+        aggregates = self.store.read_partitions("article_hourly", skip=[hour_partition(hour) for hour in known])
         hit = aggregates.join(F.broadcast(changed), "article_id", "left_semi")
         hours = _hours(hit)
         add_pending_hours(self.settings, hours)
