@@ -38,6 +38,11 @@ def partition_hour(name: str) -> tuple[str, int]:
     return values.get("dt", ""), int(values.get("hour", 0))
 
 
+def hour_partition(hour: tuple[str, int]) -> str:
+    """The name of an hourly partition: ("2017-10-01", 3) -> `dt=2017-10-01/hour=3`."""
+    return f"dt={hour[0]}/hour={hour[1]}"
+
+
 def partition_name(keys: list[str], values: list[str]) -> str:
     return "/".join(f"{key}={value}" for key, value in zip(keys, values, strict=True))
 

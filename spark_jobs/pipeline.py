@@ -33,7 +33,7 @@ from app.checkpoint import (
     stream_query_id,
     unsettled_partitions,
 )
-from app.metastore import partition_hour, partition_values
+from app.metastore import hour_partition, partition_hour, partition_values
 from app.schemas import ARTICLES, CLICKS
 from app.settings import Settings
 from app.table_catalog import Source, TableKind, tables_of_kind
@@ -71,8 +71,9 @@ def _hours(rows: DataFrame) -> list[Hour]:
     return sorted({(row["dt"], int(row["hour"])) for row in rows.select("dt", "hour").distinct().collect()})
 
 
-def hour_partition(hour: Hour) -> str:
-    return f"dt={hour[0]}/hour={hour[1]}"
+def hour_start(hour: Hour) -> datetime:
+    """When a UTC hour (dt, hour) begins."""
+    return datetime.strptime(f"{hour[0]}T{hour[1]:02d}", "%Y-%m-%dT%H").replace(tzinfo=UTC)
 
 
 def root_cause(error: BaseException) -> str:
@@ -217,14 +218,14 @@ class Pipeline:
 
     def _note_click_hours(self, hours: list[Hour]) -> None:
         if hours:
-            latest = max(datetime.strptime(f"{dt}T{hour:02d}", "%Y-%m-%dT%H").replace(tzinfo=UTC) for dt, hour in hours)
+            latest = max(hour_start(hour) for hour in hours)
             self.latest_click_hour = max(latest, self.latest_click_hour or latest)
 
     def closed(self, table: str, partition: str) -> bool:
         """Whether a raw partition is expected to take no more rows in the normal course."""
         values = partition_values(partition)
         if "hour" in values:
-            start = datetime.strptime(f"{values['dt']}T{int(values['hour']):02d}", "%Y-%m-%dT%H").replace(tzinfo=UTC)
+            start = hour_start(partition_hour(partition))
             return self.latest_click_hour is not None and start + CLOSED_AFTER <= self.latest_click_hour
         day_end = datetime.strptime(values["dt"], "%Y-%m-%d").replace(tzinfo=UTC) + timedelta(days=1)
         return day_end + timedelta(hours=1) <= datetime.now(UTC)

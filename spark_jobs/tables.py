@@ -51,6 +51,7 @@ from pyspark.sql.types import (
 )
 
 from app.metastore import Metastore, MetastoreUnreachable, partition_values
+from app.pipeline_view import parquet_files, parquet_rows
 from app.schemas import ARTICLES, CLICKS
 from app.settings import Settings
 from app.table_catalog import TABLES, Home, Source, Table
@@ -153,19 +154,6 @@ def table_specs(spark: SparkSession, settings: Settings) -> dict[str, TableSpec]
     return specs
 
 
-def data_files(folder: Path) -> list[Path]:
-    """The Parquet files of a partition folder (hidden files such as checksums left out)."""
-    if not folder.is_dir():
-        return []
-    return sorted(p for p in folder.iterdir() if p.is_file() and not p.name.startswith(("_", ".")))
-
-
-def parquet_rows(files: Iterable[Path]) -> int:
-    import pyarrow.parquet as pq
-
-    return sum(pq.ParquetFile(path).metadata.num_rows for path in files)
-
-
 class TableStore:
     """Creates the tables once and writes them: appends, partition replacements, compactions."""
 
@@ -250,7 +238,7 @@ class TableStore:
         if not written:
             shutil.rmtree(staging, ignore_errors=True)
             return {}
-        counts = {partition: parquet_rows(files) for partition, files in written.items()}
+        counts = {partition: parquet_rows(str(staging / partition)) for partition in written}
         current = self.metastore.partition_locations(name, list(written))
         new = {}
         for partition, files in written.items():
@@ -292,7 +280,7 @@ class TableStore:
     def partition_files(self, name: str, partitions: list[str]) -> dict[str, list[Path]]:
         """The data files of those partitions that exist, by partition name."""
         locations = self.metastore.partition_locations(name, partitions)
-        return {partition: data_files(Path(location)) for partition, location in locations.items()}
+        return {partition: parquet_files(location) for partition, location in locations.items()}
 
     def compact(
         self,
@@ -351,7 +339,7 @@ class TableStore:
             for kept in sorted(set(files[partition]) - set(merged)):
                 _link_or_copy(kept, folder / kept.name)
             folders[partition] = folder
-            after[partition] = len(data_files(folder))
+            after[partition] = len(parquet_files(str(folder)))
         self._point_at(folders, spec)
         log.info(
             "%s: compacted %s partition(s) (%s file(s) merged) in %.1f s",
@@ -427,11 +415,8 @@ class TableStore:
         ordered = rows.select(*[f.name for f in spec.schema.fields]).repartition(tasks, *spec.partition_columns)
         ordered.write.mode("errorifexists").partitionBy(*spec.partition_columns).parquet(str(folder))
         pattern = "/".join(f"{column}=*" for column in spec.partition_columns)
-        return {
-            found.relative_to(folder).as_posix(): data_files(found)
-            for found in sorted(folder.glob(pattern))
-            if data_files(found)
-        }
+        written = {found.relative_to(folder).as_posix(): parquet_files(str(found)) for found in folder.glob(pattern)}
+        return {partition: files for partition, files in sorted(written.items()) if files}
 
     def _point_at(self, folders: dict[str, Path], spec: TableSpec) -> None:
         """Point partitions at new folders (existing ones in one call, new ones in another) and retire

@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Any
 import pytest
 
 from app.checkpoint import unsettled_partitions
+from app.pipeline_view import parquet_files
 from app.runtime.services import Service
 from app.schemas import ARTICLES, CLICKS, HEADER_FILE_VERSION, HEADER_SOURCE_FILE, HEADER_SOURCE_LINE
 from app.settings import Settings
@@ -110,7 +111,7 @@ def partition_folders(pipeline: Pipeline, table: str) -> dict[str, str]:
 
 
 def test_a_replayed_micro_batch_adds_nothing(pipeline: Pipeline, spark: SparkSession) -> None:
-    from spark_jobs.tables import BatchTag, data_files
+    from spark_jobs.tables import BatchTag
 
     settings = pipeline.settings
     records = Records(settings, {})
@@ -119,7 +120,7 @@ def test_a_replayed_micro_batch_adds_nothing(pipeline: Pipeline, spark: SparkSes
     pipeline.land_batch(batch, tag)
     first = sorted(raw_coordinates(spark, settings))
     files = {
-        p: [f.name for f in data_files(Path(folder))] for p, folder in partition_folders(pipeline, "raw_clicks").items()
+        p: [f.name for f in parquet_files(folder)] for p, folder in partition_folders(pipeline, "raw_clicks").items()
     }
     assert len(first) == len(set(first)) == 1883
     assert all(names == [f"{tag.prefix}-000.parquet"] for names in files.values()), files
@@ -136,7 +137,7 @@ def test_a_replay_after_a_compaction_adds_nothing_and_closed_hours_end_in_one_fi
 ) -> None:
     """Files of the batch being landed are never merged: the job may die before Spark commits it,
     and its replay renames its file again; a compaction that had merged it would count it twice."""
-    from spark_jobs.tables import BatchTag, data_files
+    from spark_jobs.tables import BatchTag
 
     settings = pipeline.settings
     pipeline.closed_max_files = 1  # a closed partition is settled with one file (by default it may keep four)
@@ -150,7 +151,7 @@ def test_a_replay_after_a_compaction_adds_nothing_and_closed_hours_end_in_one_fi
     # in the hours every batch touched, eight files of level 0 were merged into one (the batch
     # landing them kept its own file apart)
     folders = partition_folders(pipeline, "raw_clicks")
-    names = {p: sorted(f.name for f in data_files(Path(folder))) for p, folder in folders.items()}
+    names = {p: sorted(f.name for f in parquet_files(folder)) for p, folder in folders.items()}
     for busy in ("dt=2017-10-01/hour=3", "dt=2017-10-01/hour=4"):
         batch_file, merged = names[busy]  # sorted: batch-... before compacted-...
         assert batch_file == f"{BatchTag(query, 8).prefix}-000.parquet" and merged.startswith("compacted-1-")
@@ -174,7 +175,7 @@ def test_a_replay_after_a_compaction_adds_nothing_and_closed_hours_end_in_one_fi
     assert len(coordinates) == len(set(coordinates)) == len(clicks)
     pipeline.settle()  # every batch committed (the end of a drain)
     folders = partition_folders(pipeline, "raw_clicks")
-    names = {p: [f.name for f in data_files(Path(folder))] for p, folder in folders.items()}
+    names = {p: [f.name for f in parquet_files(folder)] for p, folder in folders.items()}
     assert all(len(found) == 1 for found in names.values()), names
     assert sorted(raw_coordinates(spark, settings)) == sorted(coordinates)
     assert unsettled_partitions(settings).get("raw_clicks") is None
@@ -252,7 +253,6 @@ def test_compaction_beside_a_running_stream_loses_and_duplicates_nothing(
     from app.metastore import Metastore
     from app.producer.publisher import publish
     from spark_jobs.pipeline import CLOSED_MAX_FILES
-    from spark_jobs.tables import data_files
     from tests.integration.jobs import start_job
 
     own = replace(own_pipeline(settings, tmp_path / "pipeline"), raw_compaction_interval_seconds=20.0)
@@ -271,7 +271,7 @@ def test_compaction_beside_a_running_stream_loses_and_duplicates_nothing(
                     if "raw_clicks" in metastore_client.tables()
                     else {}
                 )
-                files = [f for folder in locations.values() for f in data_files(Path(folder))]
+                files = [f for folder in locations.values() for f in parquet_files(folder)]
                 columns = [pq.read_table(f, columns=["kafka_partition", "kafka_offset"]).to_pylist() for f in files]
             except FileNotFoundError:
                 continue  # a file renamed away between the listing and the read: read again
@@ -317,7 +317,7 @@ def test_compaction_beside_a_running_stream_loses_and_duplicates_nothing(
     log = (tmp_path / "stream.log").read_text()
     assert "raw_clicks: compacted" in log
     folders = metastore_client.partition_locations("raw_clicks")
-    files = {name: data_files(Path(folder)) for name, folder in folders.items()}
+    files = {name: parquet_files(folder) for name, folder in folders.items()}
     assert all(len(found) <= 8 for found in files.values()), files
     # the busy hours took a file from each of the ten batches and are closed (clicks days later
     # landed): merged down to a few files (a closed partition with more than four is merged into one)
