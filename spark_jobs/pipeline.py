@@ -71,6 +71,13 @@ def _hours(rows: DataFrame) -> list[Hour]:
     return sorted({(row["dt"], int(row["hour"])) for row in rows.select("dt", "hour").distinct().collect()})
 
 
+def _good_and_bad(parsed: DataFrame) -> tuple[dict[str, int], int]:
+    """How many records of a parsed micro-batch are good, by topic, and how many are not."""
+    counts = parsed.groupBy("kafka_topic", F.col("parse_error").isNull().alias("good")).count().collect()
+    good = {row["kafka_topic"]: int(row["count"]) for row in counts if row["good"]}
+    return good, sum(int(row["count"]) for row in counts if not row["good"])
+
+
 def hour_start(hour: Hour) -> datetime:
     """When a UTC hour (dt, hour) begins."""
     return datetime.strptime(f"{hour[0]}T{hour[1]:02d}", "%Y-%m-%dT%H").replace(tzinfo=UTC)
@@ -144,19 +151,26 @@ class Pipeline:
     def land_batch(self, records: DataFrame, batch: BatchTag) -> BatchResult:
         """Land one micro-batch of Kafka records (both topics) and recompute what it touched."""
         result = BatchResult()
-        # each record is read from Kafka once and its JSON parsed once: both topics' parsed rows are
-        # kept for the quarantine, the raw tables and the articles
-        records = records.persist()
-        clicks_parsed = T.parse_records(records.where(F.col("topic") == self.settings.kafka_topic), CLICKS).persist()
-        articles_parsed = T.parse_records(
-            records.where(F.col("topic") == self.settings.kafka_metadata_topic), ARTICLES
-        ).persist()
+        # each record is read from Kafka once and its JSON parsed once, whatever its topic; the parsed
+        # rows are cached for the quarantine, the raw tables and the articles
+        topics = {self.settings.kafka_topic: CLICKS, self.settings.kafka_metadata_topic: ARTICLES}
+        parsed = T.parse_records(records, topics).persist()
+        clicks_parsed = parsed.where(F.col("kafka_topic") == self.settings.kafka_topic)
+        articles_parsed = parsed.where(F.col("kafka_topic") == self.settings.kafka_metadata_topic)
         try:
-            rejected = T.quarantined(clicks_parsed).unionByName(T.quarantined(articles_parsed))
-            quarantined = self.store.append("quarantine", rejected, batch)
-            records.unpersist()  # both parsed caches are filled now
-            articles = self.store.append("raw_articles", T.raw_articles(articles_parsed), batch)
-            clicks = self.store.append("raw_clicks", T.raw_clicks(clicks_parsed), batch)
+            # one pass fills the cache and says which tables get rows: a table without any is not written
+            good, bad = _good_and_bad(parsed)
+            quarantined = self.store.append("quarantine", T.quarantined(parsed), batch) if bad else {}
+            articles = (
+                self.store.append("raw_articles", T.raw_articles(articles_parsed), batch)
+                if good.get(self.settings.kafka_metadata_topic)
+                else {}
+            )
+            clicks = (
+                self.store.append("raw_clicks", T.raw_clicks(clicks_parsed), batch)
+                if good.get(self.settings.kafka_topic)
+                else {}
+            )
             add_unsettled_partitions(
                 self.settings, {"quarantine": [*quarantined], "raw_articles": [*articles], "raw_clicks": [*clicks]}
             )
@@ -185,9 +199,7 @@ class Pipeline:
             final = not self.defer_recompute and since_final_merge >= self.settings.raw_compaction_interval_seconds
             self.settle(uncommitted=batch, final=final)
         finally:
-            records.unpersist()
-            clicks_parsed.unpersist()
-            articles_parsed.unpersist()
+            parsed.unpersist()
         log.info(
             "batch %s: %s clicks, %s articles, %s quarantined, %s hour(s) %s",
             batch.batch_id,
@@ -204,14 +216,20 @@ class Pipeline:
         to recompute for them: those whose aggregates hold a click of an article that is new or
         whose category, publisher or length changed (`article_hourly` knows them: no raw clicks are
         read). Those hours are added to the pending hours before the articles change."""
-        incoming = T.latest_articles(incoming_records).localCheckpoint()
-        buckets = sorted(int(row["bucket"]) for row in incoming.select("bucket").distinct().collect())
+        incoming = T.latest_articles(incoming_records).persist()
+        try:
+            return self._upsert(incoming, landed_hours)
+        finally:
+            incoming.unpersist()
+
+    def _upsert(self, incoming: DataFrame, landed_hours: list[Hour]) -> list[Hour]:
+        buckets = sorted({int(row["bucket"]) for row in incoming.select("bucket").collect()})  # fills the cache
         current = self.store.read_partitions("articles", [f"bucket={bucket}" for bucket in buckets])
         changed = T.changed_articles(incoming, current)
-        known = [*pending_hours(self.settings), *landed_hours]  # recomputed anyway
-        aggregates = self.store.read_partitions("article_hourly", skip=[hour_partition(hour) for hour in known])
-        hit = aggregates.join(F.broadcast(changed), "article_id", "left_semi")
-        hours = _hours(hit)
+        known = {hour_partition(hour) for hour in [*pending_hours(self.settings), *landed_hours]}  # recomputed anyway
+        held = [name for name in self.store.metastore.partition_locations("article_hourly") if name not in known]
+        clicked = self.store.read_partitions("article_hourly", held) if held else None
+        hours = _hours(clicked.join(F.broadcast(changed), "article_id", "left_semi")) if clicked is not None else []
         add_pending_hours(self.settings, hours)
         self.store.replace_partitions("articles", T.upserted(current, incoming))
         return hours
@@ -292,22 +310,23 @@ class Pipeline:
     def _recompute(self, hours: list[Hour]) -> None:
         raw = self.store.table("raw_clicks")
         articles = self.store.table("articles")
-        clicks = raw.where(hours_filter(hours))
-        # read once for the hourly aggregates, without the Kafka coordinates none of them reads
-        enriched = T.enrich_clicks(T.click_facts(clicks), articles).persist()
+        # read once for every aggregate, without the Kafka coordinates none of them reads
+        enriched = T.enrich_clicks(T.click_facts(raw.where(hours_filter(hours))), articles).persist()
         try:
             for table in tables_of_kind(TableKind.AGGREGATE):
                 if table.source is Source.ENRICHED_CLICKS:
                     self.store.replace_partitions(table.name, T.TABLE_TRANSFORMS[table.transform](enriched))
             session_hours = _hours(T.session_start_hours(enriched))
+            if session_hours:
+                # a session belongs to the hour it started in, and its clicks may lie in later hours:
+                # those of the hours recomputed are at hand, the others are read
+                started = hours_filter(session_hours, *T.session_start_partition())
+                elsewhere = raw.where(F.col("dt") >= session_hours[0][0]).where(~hours_filter(hours)).where(started)
+                session_clicks = enriched.where(started).unionByName(
+                    T.enrich_clicks(T.click_facts(elsewhere), articles)
+                )
+                for table in tables_of_kind(TableKind.AGGREGATE):
+                    if table.source is Source.SESSION_CLICKS:
+                        self.store.replace_partitions(table.name, T.TABLE_TRANSFORMS[table.transform](session_clicks))
         finally:
             enriched.unpersist()
-        if session_hours:
-            # a session belongs to the hour it started in, and its clicks may lie in later hours
-            session_clicks = raw.where(F.col("dt") >= session_hours[0][0]).where(
-                hours_filter(session_hours, *T.session_start_partition())
-            )
-            enriched_sessions = T.enrich_clicks(T.click_facts(session_clicks), articles)
-            for table in tables_of_kind(TableKind.AGGREGATE):
-                if table.source is Source.SESSION_CLICKS:
-                    self.store.replace_partitions(table.name, T.TABLE_TRANSFORMS[table.transform](enriched_sessions))

@@ -126,8 +126,8 @@ class BatchTag:
 def empty_inputs(spark: SparkSession) -> dict[Source, DataFrame]:
     """An empty DataFrame of every kind of input a table's transform takes."""
     empty_kafka = spark.createDataFrame([], KAFKA_SOURCE_SCHEMA)
-    click_records = T.parse_records(empty_kafka, CLICKS)
-    article_records = T.parse_records(empty_kafka, ARTICLES)
+    click_records = T.parse_records(empty_kafka, {"clicks": CLICKS})
+    article_records = T.parse_records(empty_kafka, {"articles": ARTICLES})
     raw_articles = T.raw_articles(article_records)
     enriched = T.enrich_clicks(T.click_facts(T.raw_clicks(click_records)), T.latest_articles(raw_articles))
     return {

@@ -8,7 +8,7 @@ and `hour` (UTC hour, 0..23) and always come last.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Mapping
 
 from pyspark.sql import Column, DataFrame, Window
 from pyspark.sql import functions as F
@@ -41,9 +41,11 @@ def table_column(field_name: str) -> str:
     return "".join(out)
 
 
-def spark_struct(schema: RecordSchema) -> StructType:
-    """The Spark type of a message's JSON value, from the one schema definition."""
-    return StructType([StructField(field.name, LongType(), nullable=True) for field in schema.fields])
+def spark_struct(schemas: Iterable[RecordSchema]) -> StructType:
+    """The Spark type of the JSON value of a message of any of these kinds, from the one schema
+    definition: every field of each, once."""
+    names = dict.fromkeys(field.name for schema in schemas for field in schema.fields)
+    return StructType([StructField(name, LongType(), nullable=True) for name in names])
 
 
 def _header(name: str) -> Column:
@@ -54,16 +56,20 @@ def _header(name: str) -> Column:
     return F.get(F.col("headers.value"), position - 1).cast("string")
 
 
-def parse_records(kafka_rows: DataFrame, schema: RecordSchema) -> DataFrame:
-    """Kafka rows (with headers) -> the record's fields, its Kafka coordinates, and `parse_error`.
+def parse_records(kafka_rows: DataFrame, schema_of_topic: Mapping[str, RecordSchema]) -> DataFrame:
+    """Kafka rows (with headers) of the topics `schema_of_topic` names -> the record's fields, its
+    Kafka coordinates, and `parse_error`.
 
-    `parse_error` is null for a good record; otherwise it says what is wrong (not JSON, or which
-    fields are missing or not integers). Nothing is dropped here.
+    Every record is parsed once, whatever its topic: `record` holds the fields of every schema, and
+    a record is checked against its own topic's. `parse_error` is null for a good record; otherwise
+    it says what is wrong (not JSON, or which fields are missing or not integers), and `raw_value`
+    holds the record's text (null for a good record, which keeps a cached batch small). Nothing is
+    dropped here.
     """
     text = F.col("value").cast("string")
     parsed = kafka_rows.select(
-        F.from_json(text, spark_struct(schema)).alias("record"),
-        text.alias("raw_value"),
+        F.from_json(text, spark_struct(schema_of_topic.values())).alias("record"),
+        text.alias("_text"),
         F.col("topic").alias("kafka_topic"),
         F.col("partition").alias("kafka_partition"),
         F.col("offset").alias("kafka_offset"),
@@ -72,18 +78,24 @@ def parse_records(kafka_rows: DataFrame, schema: RecordSchema) -> DataFrame:
         _header(HEADER_SOURCE_LINE).cast("int").alias("source_line"),
         _header(HEADER_FILE_VERSION).cast("int").alias("file_version"),
     )
-    not_object = F.json_object_keys(F.col("raw_value")).isNull()
-    missing = [F.when(F.col(f"record.{field.name}").isNull(), F.lit(field.name)) for field in schema.fields]
+    missing_fields = F.lit(None).cast("string")
+    for topic, schema in schema_of_topic.items():
+        missing = [F.when(F.col(f"record.{field.name}").isNull(), F.lit(field.name)) for field in schema.fields]
+        missing_fields = F.when(F.col("kafka_topic") == topic, F.concat_ws(", ", *missing)).otherwise(missing_fields)
     # a record that is not a JSON object has every field missing; only then is it parsed again
     # to tell the two apart
-    missing_fields = F.concat_ws(", ", *missing)
-    error = F.when(
+    not_object = F.json_object_keys(F.col("_text")).isNull()
+    error = F.when(missing_fields.isNull(), F.lit("a record of a topic the job does not read")).when(
         missing_fields != "",
         F.when(not_object, F.lit("not a JSON object")).otherwise(
             F.concat(F.lit("missing or not an integer: "), missing_fields)
         ),
     )
-    return parsed.withColumn("parse_error", error)
+    return (
+        parsed.withColumn("parse_error", error)
+        .withColumn("raw_value", F.when(F.col("parse_error").isNotNull(), F.col("_text")))
+        .drop("_text")
+    )
 
 
 @table_transform
