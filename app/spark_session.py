@@ -67,14 +67,23 @@ def spark_conf(settings: Settings) -> dict[str, str]:
 
 
 def local_file_system_conf(settings: Settings) -> dict[str, str]:
-    """On a local master, `file:` paths go through `jvm/spark-local-fs`: Hadoop's own local file
-    system started a `chmod` process for every file and folder it wrote, most of the time of a
-    write of a couple of hundred hourly partitions. A cluster's executors run elsewhere, without
-    the class, and write to a shared file system anyway."""
-    classes = deps.spark_local_fs_classes()
-    if classes is None or not settings.spark_master.startswith("local"):
+    """On a local master, folders are listed by the driver, and `file:` paths go through
+    `jvm/spark-local-fs`: Hadoop's own local file system started a `chmod` process for every file
+    and folder it wrote, most of the time of a write of a couple of hundred hourly partitions. A
+    cluster's executors run elsewhere, without the class, and write to a shared file system anyway."""
+    if not settings.spark_master.startswith("local"):
         return {}
-    return {"spark.driver.extraClassPath": str(classes), "spark.hadoop.fs.file.impl": deps.SPARK_LOCAL_FS_CLASS}
+    # a table of more than 32 partitions was listed by a Spark job of a task per folder (a second
+    # for a couple of hundred hours); one process lists a local disk's folders in milliseconds
+    listing = {"spark.sql.sources.parallelPartitionDiscovery.threshold": "100000"}
+    classes = deps.spark_local_fs_classes()
+    if classes is None:
+        return listing
+    return {
+        **listing,
+        "spark.driver.extraClassPath": str(classes),
+        "spark.hadoop.fs.file.impl": deps.SPARK_LOCAL_FS_CLASS,
+    }
 
 
 def driver_host(settings: Settings) -> str:

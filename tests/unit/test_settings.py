@@ -119,12 +119,14 @@ def test_printing_masks_the_password() -> None:
 
 
 def test_only_a_local_master_writes_through_the_forkless_local_file_system(tmp_path: Path) -> None:
-    """A cluster's executors run elsewhere, without the class: only a local master gets it."""
+    """A cluster's executors run elsewhere, without the class, and list a shared file system's
+    folders in parallel: only a local master gets the class and lists folders on its driver."""
     from app.runtime import deps
     from app.spark_session import local_file_system_conf
 
     local = local_file_system_conf(isolated_settings(tmp_path, {"SPARK_MASTER_URL": "local[2]"}))
     assert local == {
+        "spark.sql.sources.parallelPartitionDiscovery.threshold": "100000",
         "spark.driver.extraClassPath": str(deps.SPARK_LOCAL_FS_CLASSES_DIR),
         "spark.hadoop.fs.file.impl": deps.SPARK_LOCAL_FS_CLASS,
     }
