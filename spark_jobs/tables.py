@@ -268,10 +268,11 @@ class TableStore:
         if not written:
             shutil.rmtree(target, ignore_errors=True)
             return []
+        pointing = time.monotonic()
         self._point_at({partition: target / partition for partition in written}, spec)
         log.info(
-            "%s: replaced %s partition(s) with version %s in %.1f s",
-            name, len(written), target.name, time.monotonic() - started,
+            "%s: replaced %s partition(s) with version %s in %.1f s (of which %.1f s in the metastore)",
+            name, len(written), target.name, time.monotonic() - started, time.monotonic() - pointing,
         )  # fmt: skip
         return sorted(written)
 
