@@ -41,6 +41,14 @@ class LedgerEntry:
     offsets: dict[str, list[int]] = field(default_factory=dict)  # partition -> [first, last]
     published_at: str = ""
     schema_version: int = 1
+    mtime_ns: int = 0  # the file's modification time when it was read for publishing (0: not recorded)
+
+    def unchanged_on_disk(self, size: int, mtime_ns: int) -> bool:
+        """Whether a published file still has the size and modification time it was published with:
+        then it is taken as unchanged without reading and hashing it again (as `make` and `rsync`
+        do). A file rewritten in place with its old size and modification time put back is not
+        noticed; publish it with `--new-version`, which always reads the file."""
+        return self.status == PUBLISHED and self.mtime_ns != 0 and (self.size, self.mtime_ns) == (size, mtime_ns)
 
     def to_json(self) -> bytes:
         return json.dumps(asdict(self), separators=(",", ":"), sort_keys=True).encode()

@@ -163,7 +163,17 @@ class Publisher:
     def _publish_file(self, file: DataFile, entry: LedgerEntry | None, options: PublishOptions) -> FileReport:
         started = time.monotonic()
         report = FileReport(file.name, file.kind.value, file.topic, status.REFUSED)
-        age = time.time() - file.path.stat().st_mtime
+        on_disk = file.path.stat()
+        if (
+            entry is not None
+            and file.name not in options.new_versions
+            and entry.unchanged_on_disk(on_disk.st_size, on_disk.st_mtime_ns)
+        ):
+            # a poll of a folder of published files reads none of them
+            return self._already_published(
+                report, entry, f"published as version {entry.version}; size and time unchanged"
+            )
+        age = time.time() - on_disk.st_mtime
         if age < self.settings.producer_file_stable_seconds:
             report.status = status.SKIPPED_UNSTABLE
             report.message = f"modified {age:.1f} s ago; still being written? (PRODUCER_FILE_STABLE_SECONDS)"
@@ -184,10 +194,7 @@ class Publisher:
         report.version = decision.version
         if decision.action is Action.SKIP_PUBLISHED:
             assert entry is not None
-            report.status, report.message = status.ALREADY_PUBLISHED, decision.reason
-            report.rows, report.rejected, report.offsets = entry.rows, entry.rejected, entry.offsets
-            log.info("already published: %s (%s)", file.name, decision.reason)
-            return report
+            return self._already_published(report, entry, decision.reason)
         if decision.action in (Action.REFUSE_CHANGED, Action.REFUSE_DUPLICATE):
             report.message = decision.reason
             log.error("refused: %s", decision.reason)
@@ -211,6 +218,13 @@ class Publisher:
             report.seconds,
         )
         self.progress.file_finished(report)
+        return report
+
+    @staticmethod
+    def _already_published(report: FileReport, entry: LedgerEntry, reason: str) -> FileReport:
+        report.version, report.status, report.message = entry.version, status.ALREADY_PUBLISHED, reason
+        report.rows, report.rejected, report.offsets = entry.rows, entry.rejected, entry.offsets
+        log.info("already published: %s (%s)", report.file, reason)
         return report
 
     def _send_file(
@@ -331,6 +345,7 @@ class Publisher:
             offsets=run.offsets,
             published_at=datetime.now(UTC).isoformat(timespec="seconds"),
             schema_version=SCHEMA_VERSION,
+            mtime_ns=content.mtime_ns,
         )
         self._produce(self.settings.kafka_ledger_topic, run.file.name.encode(), entry.to_json(), [], run.delivered)
         self.producer.commit_transaction(120)

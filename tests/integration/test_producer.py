@@ -138,6 +138,39 @@ def test_changed_file_is_refused_unless_published_as_new_version(kafka: Service,
     assert len(read_all(settings, settings.kafka_topic)) == 2 * csv_rows(SAMPLE / "clicks_hour_001.csv") + 1
 
 
+def test_a_poll_of_published_files_reads_none_of_them_until_one_changes(
+    kafka: Service, own_topics: Settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The sensor's dry run: a file whose size and modification time are those it was published
+    with is not read (nor hashed) again; a new modification time gets it read, and a changed
+    content refused."""
+    import app.producer.publisher as publisher
+    from app.producer.parsing import FileContent, read_file
+
+    settings = own_topics
+    folder = settings.producer_data_root_directory
+    for name in ("clicks_hour_001.csv", "clicks_hour_002.csv"):
+        shutil.copy(SAMPLE / name, folder / name)
+    publish(settings)
+    reads: list[str] = []
+
+    def counted_read(path: Path) -> FileContent:
+        reads.append(path.name)
+        return read_file(path)
+
+    monkeypatch.setattr(publisher, "read_file", counted_read)
+    polled = publish(settings, PublishOptions(dry_run=True))
+    assert [f.status for f in polled.files] == [ALREADY_PUBLISHED] * 2 and reads == []
+    path = folder / "clicks_hour_002.csv"
+    touched = path.stat()
+    text = path.read_text()
+    path.write_text(text[:-2] + ("7\n" if text[-2] != "7" else "8\n"))  # same size, other content
+    os.utime(path, ns=(touched.st_atime_ns, touched.st_mtime_ns + 1_000_000_000))
+    polled = publish(settings, PublishOptions(dry_run=True))
+    assert [f.status for f in polled.files] == [ALREADY_PUBLISHED, REFUSED] and reads == ["clicks_hour_002.csv"]
+    assert "changed after it was published" in polled.files[1].message
+
+
 def test_the_same_content_under_a_second_name_is_refused(kafka: Service, own_topics: Settings) -> None:
     settings = own_topics
     folder = settings.producer_data_root_directory

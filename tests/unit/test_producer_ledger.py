@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 from app.producer.ledger import IN_PROGRESS, PUBLISHED, Action, LedgerEntry, decide
 
 
@@ -66,3 +68,13 @@ def test_a_copy_of_a_published_file_under_another_name_is_refused() -> None:
     assert decide(None, 100, "a" * 64, "clicks_hour_051.csv", True, original).action is Action.PUBLISH
     header_only = LedgerEntry(**{**original.__dict__, "rows": 0})
     assert decide(None, 100, "a" * 64, "clicks_hour_051.csv", False, header_only).action is Action.PUBLISH
+
+
+def test_a_published_file_with_its_size_and_time_is_taken_as_unchanged_without_reading_it() -> None:
+    published = replace(entry(), mtime_ns=1_700_000_000_000_000_000)
+    assert published.unchanged_on_disk(100, 1_700_000_000_000_000_000)
+    assert not published.unchanged_on_disk(101, 1_700_000_000_000_000_000)  # grew
+    assert not published.unchanged_on_disk(100, 1_700_000_000_000_000_001)  # touched: read and hashed
+    assert not entry().unchanged_on_disk(100, 0)  # an entry of an older producer has no time: always read
+    in_progress = replace(entry(status=IN_PROGRESS), mtime_ns=5)
+    assert not in_progress.unchanged_on_disk(100, 5)  # a paced file part-way: read to resume it
