@@ -6,7 +6,7 @@ SHELL := /bin/bash
 PY := .venv/bin/python
 PYTEST_ARGS ?=
 
-.PHONY: help setup up down status test test-unit lint lock demo publish sql bench
+.PHONY: help setup up down status test test-unit lint lock demo publish sql bench airflow
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/' | column -t -s $$'\t'
@@ -28,6 +28,9 @@ sql: setup  ## SQL shell on the Hive tables (beeline on the Spark Thrift server)
 
 up: setup  ## start Kafka, the Hive Metastore and Airflow on 127.0.0.1 (twice is harmless)
 	@$(PY) -m app.runtime up
+
+airflow: setup  ## the Airflow CLI with the environment make up gives Airflow: make airflow ARGS="dags list"
+	@$(PY) -m app.runtime airflow $(ARGS)
 
 down:  ## stop every service this checkout started
 	@if [ -x $(PY) ]; then $(PY) -m app.runtime down; else echo "nothing to stop: no .venv"; fi

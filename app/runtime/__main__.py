@@ -1,15 +1,19 @@
 """Command line of the local runtime: `python -m app.runtime up|down|status [SERVICE ...]`.
 
 `make up`, `make down` and `make status` call it. `run SERVICE` runs one service in the
-foreground instead (the containers of `docker-compose.airflow.yml` do). Errors print one clear
-line and exit 1.
+foreground instead (the containers of `docker-compose.airflow.yml` do). `airflow ARG ...` runs the
+real `airflow` command with the environment `make up` gives Airflow (`make airflow ARGS="..."`).
+Errors print one clear line and exit 1.
 """
 
 from __future__ import annotations
 
 import argparse
 import logging
+import os
+import subprocess
 import sys
+from pathlib import Path
 
 from app.runtime.process import RuntimeErrorWithHint
 from app.runtime.services import Airflow, LocalRuntime, ServiceStatus
@@ -42,13 +46,27 @@ def airflow_login_hint(settings: Settings) -> str:
     return f"\nAirflow UI: {settings.airflow_url}  user: {settings.airflow_admin_user}  password: see {source}"
 
 
+def airflow_cli(settings: Settings, arguments: list[str]) -> int:
+    """The `airflow` command of this checkout's environment, run with the environment `make up`
+    gives Airflow (its home, database, DAGs folder and connections); returns its exit code."""
+    command = [str(Path(sys.executable).parent / "airflow"), *arguments]
+    return subprocess.call(command, env={**os.environ, **Airflow(settings).environment()})
+
+
 def main(argv: list[str] | None = None) -> int:
+    arguments = sys.argv[1:] if argv is None else argv
+    if arguments[:1] == ["airflow"]:  # everything after it is Airflow's
+        try:
+            return airflow_cli(load_settings(), arguments[1:])
+        except SettingsError as error:
+            print(f"error: {error}", file=sys.stderr)
+            return 1
     parser = argparse.ArgumentParser(prog="python -m app.runtime", description=__doc__)
     parser.add_argument("command", choices=("up", "down", "status", "run"))
     parser.add_argument(
         "services", nargs="*", help="kafka, metastore, spark-history, airflow, sql (default: all but sql)"
     )
-    args = parser.parse_args(argv)
+    args = parser.parse_args(arguments)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     try:
         settings = load_settings()

@@ -5,10 +5,10 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import signal
 import subprocess
-import sys
 import time
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -18,7 +18,7 @@ import pandas as pd
 from app.airflow_client import AirflowClient
 from app.checkpoint import running_stream
 from app.runtime.process import process_group_alive
-from app.runtime.services import Airflow, Service
+from app.runtime.services import Airflow, Service, settings_environment
 from app.settings import REPO_ROOT, Settings
 from tests.integration.expected import expected_tables
 from tests.integration.jobs import aggregates, shifted_copy, table_rows
@@ -73,29 +73,21 @@ def partition_location(spark: SparkSession, settings: Settings, table: str, dt: 
     return next(str(row.data_type) for row in rows if row.col_name == "Location")
 
 
-def backfill(settings: Settings, airflow_client: AirflowClient, first: str, last: str) -> None:
-    """`airflow backfill create` over [first, last] (inclusive), waited for until it completes."""
-    env = {**os.environ, **Airflow(settings).environment()}
-    airflow = str(Path(sys.executable).parent / "airflow")
+def readme_backfill_command() -> str:
+    """The backfill command the README prints, as printed (a `make airflow` line)."""
+    block = re.search(r"\*\*Backfills, per hour\.\*\*.*?```sh\n(.*?)```", (REPO_ROOT / "README.md").read_text(), re.S)
+    assert block, "the README has no backfill command under 'Backfills, per hour'"
+    command = block.group(1).strip()
+    assert command.startswith('make airflow ARGS="backfill create --dag-id clickstream_hourly'), command
+    return command
+
+
+def backfill(settings: Settings, airflow_client: AirflowClient, command: str) -> None:
+    """A backfill created by `command` (a shell line run in the checkout with the run's settings),
+    waited for until it completes."""
+    env = {**os.environ, **settings_environment(settings)}
     created = subprocess.run(
-        [
-            airflow,
-            "backfill",
-            "create",
-            "--dag-id",
-            "clickstream_hourly",
-            "--from-date",
-            first,
-            "--to-date",
-            last,
-            "--reprocess-behavior",
-            "completed",
-        ],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=300,
-        check=False,
+        ["bash", "-c", command], cwd=REPO_ROOT, env=env, capture_output=True, text=True, timeout=300, check=False
     )
     assert created.returncode == 0, created.stdout[-2000:] + created.stderr[-3000:]
     deadline = time.monotonic() + 900
@@ -113,10 +105,12 @@ def test_backfill_of_two_hours_run_twice_gives_identical_partitions_and_publishe
     hours = {("2017-10-01", 2), ("2017-10-01", 3)}
     before = partition_location(spark, settings, "article_hourly", "2017-10-01", 3)
 
-    backfill(settings, airflow_client, "2017-10-01T02:00:00+00:00", "2017-10-01T03:00:00+00:00")
+    command = readme_backfill_command()  # the README's command as printed: hours 02 and 03 of the sample
+    assert "--from-date 2017-10-01T02:00:00 --to-date 2017-10-01T03:00:00" in command
+    backfill(settings, airflow_client, command)
     first_location = partition_location(spark, settings, "article_hourly", "2017-10-01", 3)
     once = aggregates(spark, settings, hours)
-    backfill(settings, airflow_client, "2017-10-01T02:00:00+00:00", "2017-10-01T03:00:00+00:00")
+    backfill(settings, airflow_client, command)
     twice = aggregates(spark, settings, hours)
 
     assert before != first_location  # the backfill really rewrote the hour
