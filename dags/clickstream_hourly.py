@@ -30,8 +30,10 @@ HOUR_PATTERN = r"^\d{4}-\d{2}-\d{2}T\d{2}$"
     max_active_runs=3,  # a run waiting for files must not hold back a backfill or a UI trigger
     # every task can run again safely (publishing skips what the ledger has, draining resumes from
     # the checkpoint, recomputing replaces partitions): a task lost with its worker or scheduler
-    # is retried
-    default_args={"retries": 2, "retry_delay": timedelta(seconds=20)},
+    # is retried. No task outlasts its timeout, whatever hangs (a Spark job, a broker that stopped
+    # answering). 30 minutes by default: a hundred times the Globo set (100 M records) publishes in
+    # about ten at the producer's measured rate (docs/benchmarks.md)
+    default_args={"retries": 2, "retry_delay": timedelta(seconds=20), "execution_timeout": timedelta(minutes=30)},
     tags=["clickstream"],
     params={  # optional (null or text), so the UI's Trigger form can be sent empty
         "data_dir": Param(
@@ -58,7 +60,14 @@ HOUR_PATTERN = r"^\d{4}-\d{2}-\d{2}T\d{2}$"
     doc_md=__doc__,
 )
 def clickstream_hourly() -> None:
-    @task.sensor(task_id="wait_for_new_files", poke_interval=30, timeout=10 * 60, mode="reschedule", soft_fail=True)
+    @task.sensor(
+        task_id="wait_for_new_files",
+        poke_interval=30,
+        timeout=10 * 60,
+        mode="reschedule",
+        soft_fail=True,
+        execution_timeout=timedelta(minutes=5),  # one poke
+    )
     def wait_for_new_files() -> PokeReturnValue:
         from app.orchestration import pending_files, run_settings
 
@@ -93,6 +102,8 @@ def clickstream_hourly() -> None:
     drain = DrainTopicsOperator(
         task_id="drain_topics",
         pool=SPARK_POOL,  # one Spark job at a time: one checkpoint, and a 2-core laptop
+        # up to an hour waiting for a running stream to pass the topics' end, then a backlog's drain
+        execution_timeout=timedelta(hours=3),
         inlets=[CLICKS_TOPIC, ARTICLES_TOPIC],
         outlets=HOURLY_TABLES,
     )
@@ -103,6 +114,7 @@ def clickstream_hourly() -> None:
         application_args=hours,
         skip_without_arguments=True,
         pool=SPARK_POOL,
+        execution_timeout=timedelta(hours=1),
         outlets=HOURLY_TABLES,
     )
 

@@ -34,6 +34,7 @@ def clickstream_streaming() -> None:
         application_args=["--trigger", "processing-time"],
         retries=3,
         retry_delay=timedelta(seconds=30),
+        execution_timeout=None,  # runs until stopped from the UI; a failed stream is retried
         inlets=[CLICKS_TOPIC, ARTICLES_TOPIC],
         outlets=HOURLY_TABLES,
     )

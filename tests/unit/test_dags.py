@@ -56,6 +56,15 @@ def test_streaming_dag_runs_one_processing_time_stream_and_retries(dagbag) -> No
     assert task.application_args == ["--trigger", "processing-time"] and task.retries >= 1
 
 
+def test_every_task_has_a_timeout_but_the_stream_that_runs_until_stopped(dagbag) -> None:  # type: ignore[no-untyped-def]
+    hourly = dagbag.dags["clickstream_hourly"]
+    timeouts = {task.task_id: task.execution_timeout for task in hourly.tasks}
+    assert all(timeout is not None and timeout.total_seconds() > 0 for timeout in timeouts.values()), timeouts
+    # the drain may wait an hour for a running stream before it drains
+    assert timeouts["drain_topics"].total_seconds() > 3600
+    assert dagbag.dags["clickstream_streaming"].get_task("run_stream").execution_timeout is None
+
+
 def test_parsing_the_dags_imports_no_spark_and_no_kafka_client() -> None:
     probe = (
         "import sys; from airflow.dag_processing.dagbag import DagBag; "
