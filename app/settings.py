@@ -1,9 +1,11 @@
 """The one reader of the environment: every setting of clickstream, its default and its meaning.
 
 Values come, in order of precedence, from the process environment, then from the repository's
-`.env` file, then from the defaults below. Old names of the original project keep working as
-aliases (for example `SPARK_SERVER_HOST=spark` still selects `spark://spark:7077`). A bad value
-fails early with a `SettingsError` that names the variable and quotes the value.
+git-ignored `.env.local` (the place for secrets on a workstation), then from its tracked `.env`
+(no secrets: a secret found there is refused), then from the defaults below. Old names of the
+original project keep working as aliases (for example `SPARK_SERVER_HOST=spark` still selects
+`spark://spark:7077`). A bad value fails early with a `SettingsError` that names the variable and
+quotes the value.
 
 `python -m app.settings` prints the resolved settings; `--markdown` prints the table the README
 carries and `--update-readme` rewrites it there.
@@ -540,10 +542,29 @@ def read_env_file(path: Path) -> dict[str, str]:
     return values
 
 
+def local_env_file(env_file: Path) -> Path:
+    """The git-ignored file beside `env_file` whose values win over it: `.env.local`."""
+    return env_file.with_name(env_file.name + ".local")
+
+
+def read_env_files(env_file: Path) -> dict[str, str]:
+    """The values of `env_file` (tracked by git: no secrets) overlaid by those of its `.local` twin.
+    A secret set in the tracked file is refused, naming the file and the place it belongs."""
+    tracked = read_env_file(env_file)
+    secrets = [name for spec in SPECS if spec.secret for name in (spec.variable, *spec.aliases) if tracked.get(name)]
+    if secrets:
+        raise SettingsError(
+            f"{env_file} sets {', '.join(secrets)}: it is tracked by git and holds no secrets; move "
+            f"{'it' if len(secrets) == 1 else 'them'} to {local_env_file(env_file)} (git-ignored) or the environment"
+        )
+    return {**tracked, **read_env_file(local_env_file(env_file))}
+
+
 def load_settings(environ: Mapping[str, str] | None = None, env_file: Path | None = REPO_ROOT / ".env") -> Settings:
-    """Resolve every setting from `environ` (default: the process environment) over `env_file`."""
+    """Resolve every setting from `environ` (default: the process environment) over `env_file` and
+    its `.local` twin."""
     environment = dict(os.environ if environ is None else environ)
-    file_values = read_env_file(env_file) if env_file is not None else {}
+    file_values = read_env_files(env_file) if env_file is not None else {}
     values: dict[str, Any] = {}
     for spec in SPECS:
         variable, raw = spec.variable, None

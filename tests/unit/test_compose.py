@@ -4,16 +4,18 @@ the settings, the Dockerfile and the README."""
 
 from __future__ import annotations
 
+import os
 import re
 import shutil
 import subprocess
+from pathlib import Path
 from typing import Any
 
 import pytest
 import yaml
 
 from app.runtime.services import PUBLISH_POOL, SPARK_POOL
-from app.settings import REPO_ROOT, SPECS, load_settings
+from app.settings import REPO_ROOT, SPECS, SettingsError, load_settings
 
 COMPOSE_FILE = REPO_ROOT / "docker-compose.airflow.yml"
 SERVICES = {
@@ -33,19 +35,34 @@ SERVICES = {
 KNOWN_VARIABLES = {spec.variable for spec in SPECS} | {alias for spec in SPECS for alias in spec.aliases}
 
 
-@pytest.fixture(scope="module")
-def compose() -> dict[str, Any]:
-    binary = shutil.which("docker-compose")
-    if binary is None:
-        pytest.fail("docker-compose is not installed: `make test` installs it (scripts/bootstrap.sh --test-tools)")
-    result = subprocess.run(
+# what a user exports from .env.local before `docker compose up` (see the file's header)
+COMPOSE_SECRETS = {
+    "AIRFLOW_ADMIN_PASSWORD": "a-password",
+    "POSTGRES_PASSWORD": "another-password",
+    "AIRFLOW_JWT_SECRET": "a-jwt-secret",
+    "AIRFLOW_FERNET_KEY": "a-fernet-key",
+}
+
+
+def compose_config(binary: str, secrets: dict[str, str]) -> subprocess.CompletedProcess[str]:
+    environment = {key: value for key, value in os.environ.items() if key not in COMPOSE_SECRETS}
+    return subprocess.run(
         [binary, "-f", str(COMPOSE_FILE), "config"],
         cwd=REPO_ROOT,
+        env={**environment, **secrets},
         capture_output=True,
         text=True,
         timeout=120,
         check=False,
     )
+
+
+@pytest.fixture(scope="module")
+def compose() -> dict[str, Any]:
+    binary = shutil.which("docker-compose")
+    if binary is None:
+        pytest.fail("docker-compose is not installed: `make test` installs it (scripts/bootstrap.sh --test-tools)")
+    result = compose_config(binary, COMPOSE_SECRETS)
     assert result.returncode == 0, result.stderr
     assert "is not set" not in result.stderr, result.stderr  # every ${VARIABLE} has a value or a default
     parsed: dict[str, Any] = yaml.safe_load(result.stdout)
@@ -63,6 +80,30 @@ def dotenv() -> dict[str, str]:
 
 def test_the_compose_file_is_valid_and_has_every_service(compose: dict[str, Any]) -> None:
     assert set(compose["services"]) == SERVICES
+
+
+@pytest.mark.parametrize("secret", sorted(COMPOSE_SECRETS))
+def test_the_compose_file_refuses_to_start_without_each_of_its_secrets(secret: str, compose: dict[str, Any]) -> None:
+    """No default password or signing key: without one, Compose stops and says where it goes."""
+    binary = shutil.which("docker-compose")
+    assert binary is not None
+    refused = compose_config(binary, {key: value for key, value in COMPOSE_SECRETS.items() if key != secret})
+    assert refused.returncode != 0
+    assert f"set {secret} in .env.local" in refused.stderr, refused.stderr
+
+
+def test_dotenv_holds_no_secret_and_a_secret_put_there_is_refused(tmp_path: Path) -> None:
+    secrets = {spec.variable for spec in SPECS if spec.secret} | set(COMPOSE_SECRETS)
+    assert not secrets & set(dotenv()), "a secret in .env, a file tracked by git"
+    tracked = tmp_path / ".env"
+    tracked.write_text("KAFKA_TOPIC=from_tracked\nAIRFLOW_ADMIN_USER=someone\n")
+    (tmp_path / ".env.local").write_text("AIRFLOW_ADMIN_PASSWORD=s3cret\nKAFKA_TOPIC=from_local\n")
+    settings = load_settings(environ={}, env_file=tracked)
+    assert (settings.kafka_topic, settings.airflow_admin_password) == ("from_local", "s3cret")  # .env.local wins
+    tracked.write_text("AIRFLOW_ADMIN_PASSWORD=s3cret\n")
+    with pytest.raises(SettingsError, match=r"\.env sets AIRFLOW_ADMIN_PASSWORD: it is tracked by git .*/\.env\.local "):
+        load_settings(environ={}, env_file=tracked)
+    assert ".env.local" in (REPO_ROOT / ".gitignore").read_text().split()[-1]
 
 
 def test_every_variable_of_dotenv_is_a_setting() -> None:
