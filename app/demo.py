@@ -20,7 +20,7 @@ from rich.console import Console
 from app.airflow_client import AirflowApiError, AirflowClient
 from app.kafka_io import KafkaSetupError
 from app.producer.ledger import LedgerReadError, read_ledger
-from app.runtime.__main__ import airflow_login_hint, format_status
+from app.runtime.__main__ import format_status, up
 from app.runtime.process import RuntimeErrorWithHint
 from app.runtime.services import Airflow, LocalRuntime
 from app.settings import SettingsError, load_settings
@@ -44,7 +44,7 @@ def main() -> int:
             "[bold]1/3[/bold] starting Kafka, the Hive Metastore, the Spark History Server and Airflow on",
             settings.bind_host,
         )
-        runtime.up()
+        login = up(settings, runtime, lambda line: console.print(f"  {line}"))
         airflow = AirflowClient(settings.airflow_url, settings.airflow_admin_user, Airflow(settings).admin_password())
         airflow.wait_for_dag(DAG)
         airflow.unpause(DAG)
@@ -94,7 +94,7 @@ def main() -> int:
         )
     console.print("\n[bold]services[/bold]")
     console.print(format_status(runtime.status()))
-    console.print(airflow_login_hint(settings))
+    console.print(login)
     console.print(f"this run: {run_url}")
     console.print(f"Spark UI: {settings.spark_history_url} (every Spark job of the run; no login, loopback only)")
     console.print(f"SQL on the tables: make sql  ({settings.spark_thrift_jdbc_url})")

@@ -13,6 +13,7 @@ import logging
 import os
 import subprocess
 import sys
+from collections.abc import Callable
 from pathlib import Path
 
 from app.runtime.process import RuntimeErrorWithHint
@@ -40,10 +41,25 @@ def format_status(statuses: list[ServiceStatus]) -> str:
     return "\n".join("  ".join(cell.ljust(widths[i]) if i < 4 else cell for i, cell in enumerate(row)) for row in rows)
 
 
-def airflow_login_hint(settings: Settings) -> str:
-    """Where the UI is and where its password comes from (never the password itself)."""
-    source = "AIRFLOW_ADMIN_PASSWORD" if settings.airflow_admin_password else str(Airflow(settings).passwords_file)
-    return f"\nAirflow UI: {settings.airflow_url}  user: {settings.airflow_admin_user}  password: see {source}"
+def airflow_login_hint(settings: Settings, generated_now: bool = False) -> str:
+    """Where the UI is and where its password comes from. The password itself only when `up` has
+    just generated it (shown once, as `airflow standalone` does); never one the user set."""
+    airflow = Airflow(settings)
+    if settings.airflow_admin_password:
+        where = "see AIRFLOW_ADMIN_PASSWORD"
+    elif generated_now:
+        where = f"{airflow.admin_password()}  (generated now and shown once; kept in {airflow.passwords_file})"
+    else:
+        where = f"see {airflow.passwords_file}"
+    return f"\nAirflow UI: {settings.airflow_url}  user: {settings.airflow_admin_user}  password: {where}"
+
+
+def up(settings: Settings, runtime: LocalRuntime, report: Callable[[str], None]) -> str:
+    """Start the services, reporting each; returns the Airflow login line (empty without Airflow)."""
+    with_airflow = any(isinstance(service, Airflow) for service in runtime.services)
+    first_start = with_airflow and not Airflow(settings).passwords_file.exists()
+    runtime.up(report)
+    return airflow_login_hint(settings, generated_now=first_start) if with_airflow else ""
 
 
 def airflow_cli(settings: Settings, arguments: list[str]) -> int:
@@ -76,10 +92,10 @@ def main(argv: list[str] | None = None) -> int:
                 raise ValueError("run takes one service, e.g. `python -m app.runtime run metastore`")
             runtime.services[0].run_in_foreground()
         if args.command == "up":
-            runtime.up()
+            login = up(settings, runtime, lambda line: print(line, flush=True))
             print(format_status(runtime.status()))
-            if any(isinstance(service, Airflow) for service in runtime.services):
-                print(airflow_login_hint(settings))
+            if login:
+                print(login)
         elif args.command == "down":
             runtime.down()
             print(format_status(runtime.status()))

@@ -17,8 +17,10 @@ import signal
 import sqlite3
 import subprocess
 import sys
+import time
 import urllib.error
 import urllib.request
+from collections.abc import Callable
 from contextlib import closing
 from dataclasses import dataclass
 from pathlib import Path
@@ -1148,9 +1150,16 @@ class LocalRuntime:
             return True
         return service.name not in self.ON_DEMAND or bool(service.status().pids)
 
-    def up(self) -> None:
+    def up(self, report: Callable[[str], None] | None = None) -> None:
+        """Start the services in order; `report` gets a line as each starts and once it is healthy
+        (a failure raises, naming the service, its log file and the log's last lines)."""
         for service in self.services if self.named else self._defaults():
+            started = time.monotonic()
+            if report is not None:
+                report(f"{service.name}: starting")
             service.start()
+            if report is not None:
+                report(f"{service.name}: healthy after {time.monotonic() - started:.1f} s")
 
     def down(self) -> None:
         for service in reversed(self.services):

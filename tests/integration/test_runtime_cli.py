@@ -81,6 +81,9 @@ def test_up_twice_status_down_leaves_nothing(tmp_path: Path) -> None:
             "airflow-dag-processor",
             "airflow-triggerer",
         }
+        # a newcomer sees each service start and become healthy, in order, with its time
+        progress = [line for line in first.stdout.splitlines() if ": healthy after " in line]
+        assert [line.split(":")[0] for line in progress] == ["kafka", "metastore", "spark-history", "airflow"], progress
 
         second = runtime_cli(settings, "up")
         assert second.returncode == 0, second.stderr[-3000:]

@@ -101,7 +101,8 @@ def test_dotenv_holds_no_secret_and_a_secret_put_there_is_refused(tmp_path: Path
     settings = load_settings(environ={}, env_file=tracked)
     assert (settings.kafka_topic, settings.airflow_admin_password) == ("from_local", "s3cret")  # .env.local wins
     tracked.write_text("AIRFLOW_ADMIN_PASSWORD=s3cret\n")
-    with pytest.raises(SettingsError, match=r"\.env sets AIRFLOW_ADMIN_PASSWORD: it is tracked by git .*/\.env\.local "):
+    refused = r"\.env sets AIRFLOW_ADMIN_PASSWORD: it is tracked by git .*/\.env\.local "
+    with pytest.raises(SettingsError, match=refused):
         load_settings(environ={}, env_file=tracked)
     assert ".env.local" in (REPO_ROOT / ".gitignore").read_text().split()[-1]
 

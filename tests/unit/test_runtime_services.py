@@ -113,3 +113,20 @@ def test_make_airflow_runs_the_real_airflow_command_with_the_runtime_environment
     )
     assert shown.returncode == 0, shown.stderr[-2000:]
     assert shown.stdout.strip() == str(REPO_ROOT / "dags")
+
+
+def test_the_airflow_login_shows_a_generated_password_once_and_never_a_chosen_one(tmp_path: Path) -> None:
+    from app.runtime.__main__ import airflow_login_hint
+    from app.runtime.services import Airflow
+
+    generated = isolated_settings(tmp_path / "generated", {"AIRFLOW_ADMIN_PASSWORD": ""})
+    passwords = Airflow(generated).passwords_file  # as the first `make up` leaves it
+    passwords.parent.mkdir(parents=True)
+    password = "generated-by-up"
+    passwords.write_text(f'{{"{generated.airflow_admin_user}": "{password}"}}')
+    first = airflow_login_hint(generated, generated_now=True)
+    assert f"password: {password}  (generated now and shown once" in first
+    later = airflow_login_hint(generated)
+    assert password not in later and str(Airflow(generated).passwords_file) in later
+    chosen = isolated_settings(tmp_path / "chosen", {"AIRFLOW_ADMIN_PASSWORD": "chosen-secret"})
+    assert "chosen-secret" not in airflow_login_hint(chosen, generated_now=True)
