@@ -7,6 +7,7 @@ replication and `min.insync.replicas` from the settings.
 
 from __future__ import annotations
 
+import json
 import logging
 import time
 import uuid
@@ -45,13 +46,15 @@ class ClientErrors:
 
 
 def client_config(settings: Settings) -> dict[str, Any]:
-    """Settings every Kafka client of the project shares: servers, and the login when there is one."""
+    """Settings every Kafka client of the project shares: servers, the login when there is one, and
+    `KAFKA_CLIENT_CONFIG`'s properties (the Airflow Kafka connection's, in a task), which win."""
     return {
         "bootstrap.servers": settings.kafka_servers,
         "client.id": "clickstream",
         "logger": client_log,
         "error_cb": ClientErrors(),
         **security_config(settings),
+        **(json.loads(settings.kafka_client_config) if settings.kafka_client_config else {}),
     }
 
 

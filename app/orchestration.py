@@ -7,6 +7,7 @@ those touch neither Kafka nor Spark.
 
 from __future__ import annotations
 
+import json
 import logging
 import time
 from collections.abc import Mapping
@@ -15,7 +16,7 @@ from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from app.settings import REPO_ROOT, Settings, load_settings
+from app.settings import REPO_ROOT, Settings, kafka_properties, load_settings
 
 log = logging.getLogger(__name__)
 
@@ -41,6 +42,12 @@ def settings_for_run(params: Mapping[str, Any] | None = None, kafka: Mapping[str
     applied: dict[str, Any] = {
         field: str(connection[key]) for key, field in CONNECTION_FIELDS.items() if connection.get(key)
     }
+    # every other property of the connection reaches every Kafka client of the task, whole
+    others = {key: value for key, value in connection.items() if key not in CONNECTION_FIELDS}
+    if others:
+        taken = json.loads(settings.kafka_client_config) if settings.kafka_client_config else {}
+        source = f"the {KAFKA_CONNECTION} connection's extra"
+        applied["kafka_client_config"] = kafka_properties(source, json.dumps({**taken, **others}))
     return replace(settings, **applied) if applied else settings
 
 

@@ -13,6 +13,7 @@ carries and `--update-readme` rewrites it there.
 
 from __future__ import annotations
 
+import json
 import os
 import sys
 import uuid
@@ -125,6 +126,16 @@ SPECS: tuple[SettingSpec, ...] = (
         "KAFKA_SSL_CA_LOCATION",
         "",
         "CA certificate (PEM) the clients trust for `SASL_SSL`; empty: the system's CAs.",
+    ),
+    SettingSpec(
+        "kafka_client_config",
+        "KAFKA_CLIENT_CONFIG",
+        "",
+        "More librdkafka properties for every Kafka client of the project (producer, consumers, admin), as "
+        'a JSON object such as `{"client.rack": "eu-1"}`; they win over the ones above. The Airflow tasks take '
+        "every property of the `kafka_default` connection this way. Python callbacks (`oauth_cb`, ...) are "
+        "refused: the Spark jobs could not use them; OAuth works through `sasl.oauthbearer.method`.",
+        secret=True,
     ),
     SettingSpec(
         "kafka_broker_ssl_certificate",
@@ -375,6 +386,32 @@ def _text(variable: str, raw: str) -> str:
     return raw
 
 
+# librdkafka's properties that take a Python function (the Airflow Kafka provider's list)
+KAFKA_CALLBACK_PROPERTIES = ("error_cb", "throttle_cb", "stats_cb", "log_cb", "oauth_cb", "on_commit")
+
+
+def kafka_properties(variable: str, raw: str) -> str:
+    """A JSON object of librdkafka properties (text, numbers or booleans), kept as normalised JSON."""
+    if not raw.strip():
+        return ""
+    try:
+        properties = json.loads(raw)
+    except ValueError as error:
+        raise SettingsError(f"{variable}: not JSON ({error})") from None
+    if not isinstance(properties, dict):
+        raise SettingsError(f"{variable}: expected a JSON object of Kafka client properties, got {raw[:80]!r}")
+    callbacks = sorted(set(properties) & set(KAFKA_CALLBACK_PROPERTIES))
+    if callbacks:
+        raise SettingsError(
+            f"{variable}: {', '.join(callbacks)}: Python callbacks are not taken (the Spark jobs' Java client could "
+            "not use them); for OAuth use sasl.oauthbearer.method=oidc and its properties"
+        )
+    odd = sorted(key for key, value in properties.items() if not isinstance(value, str | int | float | bool))
+    if odd:
+        raise SettingsError(f"{variable}: {', '.join(odd)}: a property takes text, a number or true/false")
+    return json.dumps(properties, sort_keys=True)
+
+
 def _one_of(*choices: str) -> Callable[[str, str], str]:
     def parse(variable: str, raw: str) -> str:
         if raw not in choices:
@@ -391,6 +428,7 @@ def _metastore_db_url(variable: str, raw: str) -> str:
 
 
 _PARSERS: dict[str, Callable[[str, str], Any]] = {
+    "kafka_client_config": kafka_properties,
     "state_dir": lambda _v, raw: _resolve_path(raw),
     "producer_data_root_directory": lambda _v, raw: _resolve_path(raw),
     "parquet_destination_path": lambda _v, raw: _resolve_path(raw),
@@ -442,6 +480,7 @@ class Settings:
     kafka_sasl_username: str
     kafka_sasl_password: str
     kafka_ssl_ca_location: str
+    kafka_client_config: str  # a JSON object of librdkafka properties, or empty
     kafka_broker_ssl_certificate: str
     kafka_broker_ssl_key: str
     producer_data_root_directory: Path

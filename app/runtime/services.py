@@ -986,7 +986,14 @@ class Airflow(Service):
             "AIRFLOW__WEBSERVER__EXPOSE_CONFIG": "False",
             # the login too, when there is one: Airflow masks the password in the UI and in task logs
             "AIRFLOW_CONN_KAFKA_DEFAULT": json.dumps(
-                {"conn_type": "kafka", "extra": {"bootstrap.servers": s.kafka_servers, **security_config(s)}}
+                {
+                    "conn_type": "kafka",
+                    "extra": {
+                        "bootstrap.servers": s.kafka_servers,
+                        **security_config(s),
+                        **(json.loads(s.kafka_client_config) if s.kafka_client_config else {}),
+                    },
+                }
             ),
             "AIRFLOW_CONN_SPARK_DEFAULT": json.dumps({"conn_type": "spark", "host": s.spark_master}),
             "no_proxy": "*",

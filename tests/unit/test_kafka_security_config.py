@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from dataclasses import replace
 from pathlib import Path
 
@@ -11,7 +12,7 @@ import pytest
 from app.kafka_io import KafkaSetupError, client_config, jaas_config, security_config, spark_kafka_options
 from app.orchestration import settings_for_run, spark_job_environment
 from app.runtime.services import Airflow, KafkaBroker
-from app.settings import Settings
+from app.settings import Settings, SettingsError
 from tests.conftest import isolated_settings
 
 
@@ -80,3 +81,35 @@ def test_the_local_broker_listens_with_the_same_login(sasl: Settings, tmp_path: 
     )
     assert properties["ssl.keystore.type"] == "PEM" and properties["ssl.truststore.location"] == "/etc/ca.pem"
     assert properties["listener.security.protocol.map"] == "CONTROLLER:PLAINTEXT,SASL_SSL:SASL_SSL"
+
+
+def test_every_property_of_the_airflow_connection_reaches_the_tasks_kafka_clients(sasl: Settings) -> None:
+    """The connection is taken whole: what a user adds there (TLS, OAuth via OIDC, tuning) reaches
+    the producer and the consumers of a task, not only the servers and the login."""
+    own = replace(sasl, kafka_client_config=json.dumps({"client.rack": "eu-1"}))
+    extra = json.loads(Airflow(own).environment()["AIRFLOW_CONN_KAFKA_DEFAULT"])["extra"]
+    assert extra["client.rack"] == "eu-1"  # `make up` puts KAFKA_CLIENT_CONFIG in the connection
+    extra |= {"socket.keepalive.enable": True, "sasl.oauthbearer.scope": "kafka", "ssl.ca.location": "/etc/other.pem"}
+    config = client_config(settings_for_run({}, extra))
+    assert (config["client.rack"], config["socket.keepalive.enable"], config["sasl.oauthbearer.scope"]) == (
+        "eu-1",
+        True,
+        "kafka",
+    )
+    assert config["ssl.ca.location"] == "/etc/other.pem" and config["sasl.password"] == 'pa"ss\\word'
+
+
+@pytest.mark.parametrize(
+    ("raw", "message"),
+    [
+        ('{"oauth_cb": "my.module.token"}', "oauth_cb: Python callbacks are not taken"),
+        ("[1, 2]", "expected a JSON object"),
+        ("{not json", "not JSON"),
+        ('{"client.rack": ["a"]}', "client.rack: a property takes text, a number or true/false"),
+    ],
+)
+def test_kafka_client_config_refuses_what_a_client_cannot_take(tmp_path: Path, raw: str, message: str) -> None:
+    with pytest.raises(SettingsError, match=f"KAFKA_CLIENT_CONFIG: .*{re.escape(message)}"):
+        isolated_settings(tmp_path, {"KAFKA_CLIENT_CONFIG": raw})
+    with pytest.raises(SettingsError, match="kafka_default connection's extra"):
+        settings_for_run({}, {"bootstrap.servers": "127.0.0.1:9092", "oauth_cb": "my.module.token"})
