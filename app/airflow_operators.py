@@ -7,6 +7,7 @@ settings when the task runs, so parsing the DAG reads no setting and imports no 
 
 from __future__ import annotations
 
+from datetime import timedelta
 from typing import Any
 
 from airflow.providers.apache.spark.operators.spark_submit import SparkSubmitOperator
@@ -39,19 +40,43 @@ class ClickstreamSparkSubmitOperator(SparkSubmitOperator):
 
 class DrainTopicsOperator(ClickstreamSparkSubmitOperator):
     """The streaming job with the available-now trigger, unless a long-running stream is active on
-    the checkpoint: then it waits until that stream has passed the topics' end instead of starting
-    a second job on the same checkpoint. Returns how the data got drained."""
+    the checkpoint: then the task defers (holding no worker or pool slot) until that stream has
+    passed the topics' end, instead of starting a second job on the same checkpoint; if the stream
+    stops first, the task drains. Returns how the data got drained."""
 
     def __init__(self, *, wait_timeout: float = 3600.0, **kwargs: Any) -> None:
         super().__init__(job="streaming_job.py", application_args=["--trigger", "available-now"], **kwargs)
         self.wait_timeout = wait_timeout
 
     def execute(self, context: Any) -> dict[str, str]:  # type: ignore[override]
-        from app.orchestration import run_settings, wait_for_running_stream
+        from app.airflow_triggers import StreamPassesTopicsTrigger
+        from app.orchestration import DRAIN_HERE, DRAINED, drain_state, run_settings, topics_end
 
-        drained_by = wait_for_running_stream(run_settings(context), timeout=self.wait_timeout)
-        if drained_by is not None:
-            self.log.info("not starting Spark: %s", drained_by)
-            return {"drained_by": drained_by}
-        super().execute(context)
-        return {"drained_by": "this task"}
+        settings = run_settings(context)
+        target = topics_end(settings)
+        state = drain_state(settings, target)
+        if state == DRAINED:
+            self.log.info("not starting Spark: the checkpoint is already past the topics' end")
+            return {"drained_by": "checkpoint already past the topics' end"}
+        if state == DRAIN_HERE:
+            super().execute(context)
+            return {"drained_by": "this task"}
+        self.log.info("a streaming job runs on the checkpoint: deferring until it passes the topics' end %s", target)
+        self.defer(
+            trigger=StreamPassesTopicsTrigger(
+                {topic: {str(p): end for p, end in ends.items()} for topic, ends in target.items()},
+                str(settings.check_point_location),
+            ),
+            method_name="stream_passed",
+            timeout=timedelta(seconds=self.wait_timeout),
+        )
+
+    def stream_passed(self, context: Any, event: dict[str, Any]) -> dict[str, str]:
+        """Back from the trigger: the stream passed the topics' end, or stopped before (then drain)."""
+        from app.orchestration import DRAINED
+
+        if event["state"] == DRAINED:
+            self.log.info("not starting Spark: the running stream passed the topics' end")
+            return {"drained_by": "running stream"}
+        self.log.info("the streaming job stopped before it passed the topics' end: draining")
+        return self.execute(context)

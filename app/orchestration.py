@@ -9,14 +9,16 @@ from __future__ import annotations
 
 import json
 import logging
-import time
 from collections.abc import Mapping
 from dataclasses import replace
 from datetime import datetime, timedelta
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from app.settings import REPO_ROOT, Settings, kafka_properties, load_settings
+
+if TYPE_CHECKING:
+    from app.checkpoint import Offsets
 
 log = logging.getLogger(__name__)
 
@@ -97,37 +99,29 @@ def publish_kind(settings: Settings, kind: str) -> dict[str, Any]:
     return summary
 
 
-def wait_for_running_stream(settings: Settings, timeout: float = 3600.0, poll: float = 5.0) -> str | None:
-    """Whether the topics' data as of now is already drained, or is being drained by a running
-    streaming job (then wait until that job has passed it); None when this task must drain itself.
+DRAINED = "drained"  # the checkpoint is past the topics' end and no landed hour waits for its recompute
+STREAM_DRAINS = "a running stream drains"  # a streaming job runs on the checkpoint: wait for it
+DRAIN_HERE = "drain here"  # no job runs on the checkpoint: the caller drains
 
-    Returns how the data got drained: "checkpoint already past the topics' end" or "running stream".
-    A running stream on the checkpoint is never joined by a second job.
-    """
-    from app.checkpoint import committed_offsets, offsets_behind, pending_hours, running_stream
+
+def topics_end(settings: Settings) -> Offsets:
+    """Both topics' ends now: what a drain started now must get past."""
     from app.kafka_io import end_offsets
 
-    target = end_offsets(settings, [settings.kafka_topic, settings.kafka_metadata_topic])
-    deadline = time.monotonic() + timeout
-    waited = False
-    while True:
-        behind = offsets_behind(target, committed_offsets(settings))
-        # a drain that died after landing its last micro-batch left hours to recompute
-        if not any(behind.values()) and not pending_hours(settings):
-            return "running stream" if waited else "checkpoint already past the topics' end"
-        holder = running_stream(settings)
-        if holder is None:
-            return None
-        if not waited or time.monotonic() > deadline:
-            log.info(
-                "a streaming job runs on the checkpoint (%s); waiting until it passes the topics' end (behind: %s)",
-                ", ".join(f"{key} {value}" for key, value in holder.items()),
-                behind,
-            )
-        if time.monotonic() > deadline:
-            raise TimeoutError(f"the running stream did not pass the topics' end within {timeout:.0f} s: {behind}")
-        waited = True
-        time.sleep(poll)
+    return end_offsets(settings, [settings.kafka_topic, settings.kafka_metadata_topic])
+
+
+def drain_state(settings: Settings, target: Offsets) -> str:
+    """Whether the topics' data up to `target` is drained (`DRAINED`), is being drained by a streaming
+    job running on the checkpoint (`STREAM_DRAINS`), or must be drained by the caller (`DRAIN_HERE`).
+    A running stream on the checkpoint is never joined by a second job; a drain that died after its
+    last micro-batch left hours to recompute, and those count as not drained."""
+    from app.checkpoint import committed_offsets, offsets_behind, pending_hours, running_stream
+
+    behind = offsets_behind(target, committed_offsets(settings))
+    if not any(behind.values()) and not pending_hours(settings):
+        return DRAINED
+    return DRAIN_HERE if running_stream(settings) is None else STREAM_DRAINS
 
 
 HOUR_LAYOUT = "%Y-%m-%dT%H"

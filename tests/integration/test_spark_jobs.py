@@ -17,7 +17,7 @@ import pytest
 from confluent_kafka import Producer
 
 from app.checkpoint import pending_hours
-from app.orchestration import wait_for_running_stream
+from app.orchestration import DRAIN_HERE, drain_state, topics_end
 from app.producer.discovery import FileKind
 from app.producer.publisher import PublishOptions, publish
 from app.runtime.services import Service
@@ -215,7 +215,7 @@ def test_driver_killed_twice_mid_drain_leaves_every_click_once(
     os.killpg(job.pid, signal.SIGKILL)
     job.wait()
     assert pending_hours(own)
-    assert wait_for_running_stream(own) is None  # past the topics' end, and still Spark has work
+    assert drain_state(own, topics_end(own)) == DRAIN_HERE  # past the topics' end, and still Spark has work
 
     run_job(own, "streaming_job.py", "--trigger", "available-now", log=log)
     assert not pending_hours(own)
