@@ -170,7 +170,6 @@ def main(argv: list[str] | None = None) -> int:
         *spark_lines,
         *airflow_section(airflow_runs, ceiling_seconds, median_of(run.wall_seconds for run in bare)),
         *latency_section(latency, LATENCY_INTERVAL),
-        *update_section(airflow_runs),
         "## 6. Memory",
         "",
         "Peak resident memory (VmHWM), median of the runs above:",
@@ -178,6 +177,7 @@ def main(argv: list[str] | None = None) -> int:
         *producer_memory,
         *spark_memory,
         "",
+        *update_section(airflow_runs),
     ]
     write_report(sections, facts, args.runs, data_dir, time.monotonic() - started)
     log.info("wrote %s", REPORT)

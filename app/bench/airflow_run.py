@@ -123,6 +123,8 @@ def run_through_airflow(settings: Settings, data_dir: Path, scratch: Path) -> Ai
         run = client.call("GET", f"/api/v2/dags/{DAG}/dagRuns/{run_id}")
         tasks = _tasks(client, run_id)
         drain_log = _task_log(settings, run_id, "drain_topics")
+        # the last streaming application in the event log, before the small update adds its own
+        profile = event_log_profile(settings.state_dir / "spark" / "events", "clickstream-streaming")
         bare = bare_run(settings, scratch / "bare")
         update = small_update(settings, client, data_dir, scratch / "update")
     finally:
@@ -150,7 +152,7 @@ def run_through_airflow(settings: Settings, data_dir: Path, scratch: Path) -> Ai
         driver_python_mib=memory.peak_mib("python"),
         table_seconds=table_seconds(drain_log),
         files=files_written(drain_log),
-        profile=event_log_profile(settings.state_dir / "spark" / "events", "clickstream-streaming"),
+        profile=profile,
     )
     return AirflowRun(
         total_seconds=drain_end - started,
