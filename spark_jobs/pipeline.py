@@ -160,16 +160,16 @@ class Pipeline:
         try:
             # one pass fills the cache and says which tables get rows: a table without any is not written
             good, bad = _good_and_bad(parsed)
-            quarantined = self.store.append("quarantine", T.quarantined(parsed), batch) if bad else {}
+            good_articles = good.get(self.settings.kafka_metadata_topic, 0)
+            good_clicks = good.get(self.settings.kafka_topic, 0)
+            quarantined = self.store.append("quarantine", T.quarantined(parsed), batch, bad) if bad else {}
             articles = (
-                self.store.append("raw_articles", T.raw_articles(articles_parsed), batch)
-                if good.get(self.settings.kafka_metadata_topic)
+                self.store.append("raw_articles", T.raw_articles(articles_parsed), batch, good_articles)
+                if good_articles
                 else {}
             )
             clicks = (
-                self.store.append("raw_clicks", T.raw_clicks(clicks_parsed), batch)
-                if good.get(self.settings.kafka_topic)
-                else {}
+                self.store.append("raw_clicks", T.raw_clicks(clicks_parsed), batch, good_clicks) if good_clicks else {}
             )
             add_unsettled_partitions(
                 self.settings, {"quarantine": [*quarantined], "raw_articles": [*articles], "raw_clicks": [*clicks]}

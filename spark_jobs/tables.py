@@ -62,6 +62,7 @@ log = logging.getLogger(__name__)
 VERSION_GRACE_SECONDS = 300.0
 STAGING = "_staging"  # hidden from readers: Spark skips folders whose names start with `_`
 RETIRED = "_retired"
+FEW_ROWS = 50_000  # a write of at most this many rows goes through one task, without a shuffle
 BATCH_FILE = re.compile(r"^batch-(?P<query>[0-9a-f-]+)-(?P<batch>\d{10})-\d{3}\.parquet$")
 COMPACTED_FILE = re.compile(r"^compacted-(?P<level>\d)-[0-9a-f]{32}\.parquet$")
 FINAL_LEVEL = 9  # the one file a closed partition is merged into
@@ -225,8 +226,9 @@ class TableStore:
 
     # --- append: raw tables ----------------------------------------------------------------------
 
-    def append(self, name: str, rows: DataFrame, batch: BatchTag) -> dict[str, int]:
-        """Add `rows` to their partitions as files named after `batch`; returns the rows per partition.
+    def append(self, name: str, rows: DataFrame, batch: BatchTag, count: int | None = None) -> dict[str, int]:
+        """Add `rows` (`count` of them, when known) to their partitions as files named after `batch`;
+        returns the rows per partition.
 
         Only the new rows are written. A replay of the same batch writes the same files under the
         same names, so it adds nothing."""
@@ -234,7 +236,7 @@ class TableStore:
         spec = self.tables[name]
         staging = spec.root / STAGING / batch.prefix
         shutil.rmtree(staging, ignore_errors=True)  # what a crashed run of the same batch left
-        written = self._write(spec, rows, staging)
+        written = self._write(spec, rows, staging, count)
         if not written:
             shutil.rmtree(staging, ignore_errors=True)
             return {}
@@ -408,12 +410,18 @@ class TableStore:
 
     # --- helpers ----------------------------------------------------------------------------------
 
-    def _write(self, spec: TableSpec, rows: DataFrame, folder: Path) -> dict[str, list[Path]]:
+    def _write(self, spec: TableSpec, rows: DataFrame, folder: Path, count: int | None = None) -> dict[str, list[Path]]:
         """Spark writes `rows` under `folder` partitioned like the table, one file per partition
         (every task wrote a file into every partition it met, four small files per hour and table),
-        by as many tasks as a shuffle has; returns the files written per partition name."""
-        tasks = int(self.spark.conf.get("spark.sql.shuffle.partitions") or "4")
-        ordered = rows.select(*[f.name for f in spec.schema.fields]).repartition(tasks, *spec.partition_columns)
+        by as many tasks as a shuffle has, or, for at most `FEW_ROWS` rows (`count`, when the caller
+        knows it), by one task without a shuffle: a small micro-batch saves a Spark job per table.
+        Returns the files written per partition name."""
+        columns = rows.select(*[f.name for f in spec.schema.fields])
+        if count is not None and count <= FEW_ROWS:
+            ordered = columns.coalesce(1)
+        else:
+            tasks = int(self.spark.conf.get("spark.sql.shuffle.partitions") or "4")
+            ordered = columns.repartition(tasks, *spec.partition_columns)
         ordered.write.mode("errorifexists").partitionBy(*spec.partition_columns).parquet(str(folder))
         pattern = "/".join(f"{column}=*" for column in spec.partition_columns)
         written = {found.relative_to(folder).as_posix(): parquet_files(str(found)) for found in folder.glob(pattern)}
