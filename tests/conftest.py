@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import atexit
 import os
+import shutil
 import socket
 import tempfile
 from collections.abc import Mapping
@@ -11,8 +13,11 @@ from pathlib import Path
 
 from app.settings import Settings, load_settings, with_own_names
 
-# Airflow imported by a test (DAG parsing) keeps its home in a temporary folder, not in ~/airflow
-os.environ.setdefault("AIRFLOW_HOME", tempfile.mkdtemp(prefix="clickstream-airflow-home-"))
+# Airflow imported by a test (DAG parsing) keeps its home in a temporary folder, not in ~/airflow,
+# removed when the test session ends (every session left one behind in /tmp)
+_AIRFLOW_HOME = tempfile.mkdtemp(prefix="clickstream-airflow-home-")
+atexit.register(shutil.rmtree, _AIRFLOW_HOME, ignore_errors=True)
+os.environ.setdefault("AIRFLOW_HOME", _AIRFLOW_HOME)
 os.environ.setdefault("AIRFLOW__CORE__LOAD_EXAMPLES", "False")
 
 
