@@ -14,7 +14,8 @@ the same invocation, so the ratios hold on a noisy shared machine. The report is
 5. the streaming job's latency under a replay at a fixed rate (`app/bench/latency.py`);
 6. the peak resident memory of the producer and of the Spark driver in those runs;
 7. a small update after the whole folder is in: 100 new clicks and one changed article through
-   Airflow (`app/bench/airflow_run.py`).
+   Airflow (`app/bench/airflow_run.py`);
+8. the sensor's poll of a folder of 10,000 published files (`app/bench/sensor.py`).
 
 The benchmark starts its own broker, metastore and Airflow (a fresh state folder, free loopback
 ports), so every run begins with empty topics and tables and the user's state is left alone;
@@ -38,6 +39,7 @@ from app.bench.airflow_run import AirflowRun, run_through_airflow, update_sectio
 from app.bench.common import flat_data_folder, free_port, listing, machine, median_of
 from app.bench.latency import latency_runs, latency_section
 from app.bench.producer import producer_runs, producer_section
+from app.bench.sensor import sensor_runs, sensor_section
 from app.bench.spark import spark_section
 from app.runtime.services import HiveMetastore, KafkaBroker
 from app.settings import REPO_ROOT, Settings, load_settings, with_own_names
@@ -161,6 +163,9 @@ def main(argv: list[str] | None = None) -> int:
                 LATENCY_INTERVAL,
                 100.0,
             )
+            sensor = sensor_runs(
+                with_own_names(settings, scratch / "sensor", "bench"), data, scratch / "sensor-data", args.runs
+            )
         finally:
             for service in reversed(services):
                 service.stop()
@@ -178,6 +183,7 @@ def main(argv: list[str] | None = None) -> int:
         *spark_memory,
         "",
         *update_section(airflow_runs),
+        *sensor_section(sensor),
     ]
     write_report(sections, facts, args.runs, data_dir, time.monotonic() - started)
     log.info("wrote %s", REPORT)

@@ -10,6 +10,7 @@ from app.bench.airflow_run import drain_split
 from app.bench.common import flat_data_folder
 from app.bench.latency import delays, percentile
 from app.bench.spark import files_written, progress, table_seconds
+from app.settings import REPO_ROOT
 
 
 def test_the_data_folder_is_flattened_without_symbolic_links(tmp_path: Path) -> None:
@@ -82,3 +83,17 @@ def test_files_and_seconds_of_each_table_come_from_the_write_lines() -> None:
 """
     assert files_written(log_text) == 149 + 16 + 138
     assert table_seconds(log_text) == pytest.approx({"raw_clicks": 20.5, "articles": 2.8})
+
+
+def test_the_sensor_benchmarks_files_are_valid_one_row_files_with_different_contents(tmp_path: Path) -> None:
+    from app.bench.sensor import SensorRuns, one_row_files, sensor_section
+    from app.producer.parsing import read_file
+
+    source = REPO_ROOT / "app" / "data" / "clicks_hour_000.csv"
+    one_row_files(tmp_path / "folder", source, "clicks_hour_", 3)
+    files = sorted((tmp_path / "folder").iterdir())
+    assert [path.name for path in files] == ["clicks_hour_00000.csv", "clicks_hour_00001.csv", "clicks_hour_00002.csv"]
+    assert all(len(path.read_text().splitlines()) == 2 for path in files)
+    assert len({read_file(path).sha256 for path in files}) == 3  # the producer would refuse a copy
+    section = "\n".join(sensor_section(SensorRuns(3, 1.0, [0.4, 0.5, 0.6], [0.01, 0.01, 0.02])))
+    assert "**Poll 0.50 s** (goal: under 1 s): met." in section
