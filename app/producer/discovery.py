@@ -9,7 +9,9 @@ outside the data folder is refused.
 
 from __future__ import annotations
 
+import os
 import re
+from collections.abc import Iterator
 from dataclasses import dataclass
 from enum import Enum
 from pathlib import Path
@@ -55,6 +57,20 @@ def natural_key(name: str) -> tuple[object, ...]:
     return tuple(int(part) if part.isdigit() else part for part in re.split(r"(\d+)", name))
 
 
+def _walk_files(folder: str, relative: str) -> Iterator[tuple[os.DirEntry[str], str]]:
+    """Every entry below `folder` that is not a folder, with its name relative to the data folder,
+    in name order. Links to folders are neither followed nor listed (as `Path.rglob` does). One
+    `scandir` per folder: a folder of 10,000 files is listed in milliseconds."""
+    with os.scandir(folder) as listing:
+        entries = sorted(listing, key=lambda entry: entry.name)
+    for entry in entries:
+        name = f"{relative}{entry.name}"
+        if entry.is_dir(follow_symlinks=False):
+            yield from _walk_files(entry.path, f"{name}/")
+        elif not entry.is_dir():
+            yield entry, name
+
+
 def discover(settings: Settings, data_root: Path | None = None) -> Discovery:
     root = (data_root or settings.producer_data_root_directory).resolve()
     if not root.is_dir():
@@ -67,22 +83,21 @@ def discover(settings: Settings, data_root: Path | None = None) -> Discovery:
     files: list[DataFile] = []
     ignored: list[str] = []
     refused: dict[str, str] = {}
-    for path in sorted(root.rglob("*")):
-        if path.is_dir():
-            continue
-        name = path.relative_to(root).as_posix()
+    for entry, name in _walk_files(str(root), ""):
         match = next(
-            ((kind, topic) for prefix, kind, topic in prefixes if path.name.startswith(prefix)),
+            ((kind, topic) for prefix, kind, topic in prefixes if entry.name.startswith(prefix)),
             None,
         )
-        if match is None or not path.name.endswith(suffixes):
+        if match is None or not entry.name.endswith(suffixes):
             ignored.append(name)
             continue
-        target = path.resolve()
-        if not target.is_relative_to(root):
-            refused[name] = f"it links to {target}, outside the data folder {root}"
-            continue
-        if not path.is_file():
+        path = Path(entry.path)
+        if entry.is_symlink():  # only a link can lead out of the folder: resolve just those
+            target = path.resolve()
+            if not target.is_relative_to(root):
+                refused[name] = f"it links to {target}, outside the data folder {root}"
+                continue
+        if not entry.is_file():
             ignored.append(name)
             continue
         files.append(DataFile(path=path, name=name, kind=match[0], topic=match[1]))

@@ -165,7 +165,8 @@ def test_a_poll_of_published_files_reads_none_of_them_until_one_changes(
     touched = path.stat()
     text = path.read_text()
     path.write_text(text[:-2] + ("7\n" if text[-2] != "7" else "8\n"))  # same size, other content
-    os.utime(path, ns=(touched.st_atime_ns, touched.st_mtime_ns + 1_000_000_000))
+    # another modification time, in the past: a file modified in the last seconds is left to settle
+    os.utime(path, ns=(touched.st_atime_ns, touched.st_mtime_ns - 60_000_000_000))
     polled = publish(settings, PublishOptions(dry_run=True))
     assert [f.status for f in polled.files] == [ALREADY_PUBLISHED, REFUSED] and reads == ["clicks_hour_002.csv"]
     assert "changed after it was published" in polled.files[1].message
