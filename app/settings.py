@@ -281,9 +281,10 @@ SPECS: tuple[SettingSpec, ...] = (
         "hive_metastore_db_url",
         "HIVE_METASTORE_DB_URL",
         "",
-        "JDBC URL of the metastore's database; empty: Derby in `<state>/metastore`. PostgreSQL: "
-        "`jdbc:postgresql://host:5432/metastore` (its driver is installed by `make setup`); on this "
-        "machine's bind host, `make up` starts Debian's PostgreSQL for it (`<state>/metastore-db`).",
+        "The metastore's database; empty: database `metastore` of the local PostgreSQL (`POSTGRES_PORT`, "
+        "its own role and generated password). Another PostgreSQL server: "
+        "`jdbc:postgresql://host:5432/metastore` with `HIVE_METASTORE_DB_USER`/`_PASSWORD`. `derby`: "
+        "Derby in `<state>/metastore` (a fallback for one process; no PostgreSQL needed).",
     ),
     SettingSpec("hive_metastore_db_user", "HIVE_METASTORE_DB_USER", "hive", "User of the metastore's database."),
     SettingSpec(
@@ -309,6 +310,24 @@ SPECS: tuple[SettingSpec, ...] = (
         "AIRFLOW_PARALLELISM",
         "4",
         "Task slots of the Airflow LocalExecutor (kept small for a 2-core machine).",
+    ),
+    SettingSpec(
+        "airflow_database_url",
+        "AIRFLOW_DATABASE_URL",
+        "",
+        "Airflow's metadata database (a SQLAlchemy URL); empty: database `airflow` of the local "
+        "PostgreSQL (`POSTGRES_PORT`, its own role and generated password). Another server: "
+        "`postgresql+psycopg2://user:password@host:5432/airflow` (or MySQL).",
+        secret=True,
+    ),
+    # the local PostgreSQL
+    SettingSpec(
+        "postgres_port",
+        "POSTGRES_PORT",
+        "5433",
+        "Port of the local PostgreSQL server `make up` starts (Debian's package, data in "
+        "`<state>/postgres`) for the databases whose URL is empty (`AIRFLOW_DATABASE_URL`, "
+        "`HIVE_METASTORE_DB_URL`).",
     ),
     # machine
     SettingSpec("bind_host", "CLICKSTREAM_BIND_HOST", "127.0.0.1", "Address every local service listens on."),
@@ -422,8 +441,22 @@ def _one_of(*choices: str) -> Callable[[str, str], str]:
 
 
 def _metastore_db_url(variable: str, raw: str) -> str:
-    if raw and not raw.startswith(("jdbc:postgresql://", "jdbc:derby:")):
-        raise SettingsError(f"{variable}: expected empty (Derby), or jdbc:postgresql://host:port/database, got {raw!r}")
+    if raw and raw != "derby" and not raw.startswith(("jdbc:postgresql://", "jdbc:derby:")):
+        raise SettingsError(
+            f"{variable}: expected empty (the local PostgreSQL), jdbc:postgresql://host:port/database, "
+            f"or derby, got {raw!r}"
+        )
+    return raw
+
+
+def _database_url(variable: str, raw: str) -> str:
+    """A SQLAlchemy URL of PostgreSQL or MySQL; the error names its scheme, never its password."""
+    scheme = raw.partition("://")[0] if "://" in raw else ""
+    if raw and scheme.partition("+")[0] not in ("postgresql", "mysql"):
+        raise SettingsError(
+            f"{variable}: expected empty (the local PostgreSQL) or postgresql+psycopg2://user:password@host:port/"
+            f"database (or mysql://...), got a URL of scheme {scheme or '(none)'!r}"
+        )
     return raw
 
 
@@ -443,6 +476,8 @@ _PARSERS: dict[str, Callable[[str, str], Any]] = {
     "spark_thrift_port": _port,
     "hive_metastore_port": _port,
     "airflow_api_port": _port,
+    "airflow_database_url": _database_url,
+    "postgres_port": _port,
     "spark_master": _spark_master,
     "spark_max_offsets_per_trigger": _positive_int,
     "kafka_starting_offsets": _starting_offsets,
@@ -515,6 +550,8 @@ class Settings:
     airflow_admin_user: str
     airflow_admin_password: str
     airflow_parallelism: int
+    airflow_database_url: str
+    postgres_port: int
     bind_host: str
     bench_data_dir: Path
 

@@ -1,11 +1,11 @@
 #!/usr/bin/env bash
 # Installs whatever clickstream needs and is missing, and nothing twice:
-#   - Java 17+ and Maven (Debian packages, when missing and apt-get is usable),
+#   - Java 17+, Maven and PostgreSQL (Debian packages, when missing and apt-get is usable),
 #   - the Python virtual environment .venv from requirements/requirements.lock (through uv),
 #   - the JVM jars from Maven Central into .deps/jars/{kafka,spark-kafka,metastore-db},
 #   - the loopback-only Hive Metastore launcher compiled into .deps/classes,
 #   - with --test-tools: Debian's chromium for the browser tests (Playwright drives it; no download),
-#     docker-compose (to validate the Compose file) and postgresql (a metastore on PostgreSQL)
+#     and docker-compose (to validate the Compose file)
 # Each step keeps a stamp (a hash of its inputs) and is skipped while the stamp matches.
 # Every failure ends with one line saying what failed and what to do, and a non-zero exit.
 set -euo pipefail
@@ -47,6 +47,9 @@ fi
 
 # --- Maven --------------------------------------------------------------------------------
 command -v mvn >/dev/null || apt_install "Maven (mvn)" maven
+
+# --- PostgreSQL: Airflow's metadata database and the metastore's catalogue (`make up` runs it) ---
+ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || apt_install "PostgreSQL (server programs)" postgresql
 
 # --- Python virtual environment -----------------------------------------------------------
 find_python() {
@@ -130,7 +133,6 @@ compile_java spark-local-fs spark-local-fs "Spark's local file system"
 if [ "${1:-}" = "--test-tools" ]; then
   command -v chromium >/dev/null || apt_install "Chromium (for the browser tests)" chromium
   command -v docker-compose >/dev/null || apt_install "docker-compose (to validate the Compose file)" docker-compose
-  ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || apt_install "PostgreSQL (the metastore's database in a test)" postgresql
 fi
 
 say "ready: $VENV, $DEPS/jars"

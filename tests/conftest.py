@@ -21,6 +21,15 @@ os.environ.setdefault("AIRFLOW_HOME", _AIRFLOW_HOME)
 os.environ.setdefault("AIRFLOW__CORE__LOAD_EXAMPLES", "False")
 
 
+def reachable_folder(prefix: str) -> Path:
+    """A temporary folder every user can traverse (removed when the session ends): as root, the
+    project's PostgreSQL runs as `postgres`, which cannot enter pytest's private folders."""
+    folder = Path(tempfile.mkdtemp(prefix=prefix))
+    folder.chmod(0o711)
+    atexit.register(shutil.rmtree, folder, ignore_errors=True)
+    return folder
+
+
 def free_ports(count: int) -> list[int]:
     """`count` distinct ports that were free on 127.0.0.1 a moment ago."""
     sockets, ports = [], []
@@ -36,7 +45,7 @@ def free_ports(count: int) -> list[int]:
 
 def isolated_settings(state_dir: Path, extra: Mapping[str, str] | None = None) -> Settings:
     """Settings on free ports with all state under `state_dir`, ignoring the repo's `.env`."""
-    kafka, controller, metastore, airflow, spark_ui, history, thrift = free_ports(7)
+    kafka, controller, metastore, airflow, spark_ui, history, thrift, postgres = free_ports(8)
     environ = {
         "CLICKSTREAM_STATE_DIR": str(state_dir),
         "KAFKA_SERVERS": f"127.0.0.1:{kafka}",
@@ -46,6 +55,7 @@ def isolated_settings(state_dir: Path, extra: Mapping[str, str] | None = None) -
         "SPARK_UI_PORT": str(spark_ui),
         "SPARK_HISTORY_PORT": str(history),
         "SPARK_THRIFT_PORT": str(thrift),
+        "POSTGRES_PORT": str(postgres),
         "AIRFLOW_ADMIN_PASSWORD": "test-only-password",
         **(extra or {}),
     }

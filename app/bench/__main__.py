@@ -17,7 +17,7 @@ the same invocation, so the ratios hold on a noisy shared machine. The report is
    Airflow (`app/bench/airflow_run.py`);
 8. the sensor's poll of a folder of 10,000 published files (`app/bench/sensor.py`).
 
-The benchmark starts its own broker, metastore and Airflow (a fresh state folder, free loopback
+The benchmark starts its own broker, PostgreSQL, metastore and Airflow (a fresh state folder, free loopback
 ports), so every run begins with empty topics and tables and the user's state is left alone;
 it stops them when done.
 """
@@ -41,7 +41,7 @@ from app.bench.latency import latency_runs, latency_section
 from app.bench.producer import producer_runs, producer_section
 from app.bench.sensor import sensor_runs, sensor_section
 from app.bench.spark import spark_section
-from app.runtime.services import HiveMetastore, KafkaBroker
+from app.runtime.services import HiveMetastore, KafkaBroker, PostgresServer
 from app.settings import REPO_ROOT, Settings, load_settings, with_own_names
 
 log = logging.getLogger("app.bench")
@@ -63,7 +63,9 @@ def bench_settings(base: Settings, state: Path) -> Settings:
         kafka_controller_port=free_port(),
         kafka_broker_heap="1g",
         hive_metastore_port=free_port(),
-        hive_metastore_db_url="",
+        hive_metastore_db_url="",  # the benchmark's own PostgreSQL, as `make up` starts
+        airflow_database_url="",
+        postgres_port=free_port(),
         airflow_api_port=free_port(),
         airflow_admin_password=secrets.token_urlsafe(16),
         spark_ui_port=free_port(),
@@ -138,11 +140,12 @@ def main(argv: list[str] | None = None) -> int:
     facts = machine()
     with tempfile.TemporaryDirectory(prefix="clickstream-bench-") as scratch_name:
         scratch = Path(scratch_name)
+        scratch.chmod(0o711)  # as root, PostgreSQL runs as `postgres`, which must reach its folder
         settings = bench_settings(base, scratch / "state")
         data = scratch / "data"
         log.info("%s files from %s", flat_data_folder(data_dir, data), data_dir)
         settings = replace(settings, producer_data_root_directory=data)
-        services = [KafkaBroker(settings), HiveMetastore(settings)]
+        services = [KafkaBroker(settings), PostgresServer(settings), HiveMetastore(settings)]
         try:
             for service in services:
                 service.start()

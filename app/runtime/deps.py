@@ -82,14 +82,15 @@ def spark_local_fs_classes() -> Path | None:
 
 
 def postgres_bin(program: str) -> Path:
-    """A PostgreSQL server program (postgres, initdb, psql, createdb) of Debian's newest installed version."""
+    """A PostgreSQL server program (postgres, initdb) of Debian's newest installed version."""
     candidates = sorted(
         Path("/usr/lib/postgresql").glob(f"*/bin/{program}"),
         key=lambda path: int(path.parts[-3]) if path.parts[-3].isdigit() else 0,
     )
     if not candidates:
         raise MissingDependencyError(
-            f"PostgreSQL's {program} is not installed (Debian's package `postgresql`, for a metastore on "
-            "PostgreSQL: HIVE_METASTORE_DB_URL); `apt-get install postgresql`, or empty HIVE_METASTORE_DB_URL for Derby"
+            f"PostgreSQL's {program} is not installed (Debian's package `postgresql`: the local server of "
+            "Airflow's and the metastore's databases); `make setup` installs it, or `apt-get install postgresql`; "
+            "or point AIRFLOW_DATABASE_URL and HIVE_METASTORE_DB_URL at another server"
         )
     return candidates[-1]

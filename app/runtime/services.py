@@ -1,4 +1,4 @@
-"""The local services: a Kafka broker (KRaft), the Hive Metastore and Airflow, started and checked.
+"""The local services: a Kafka broker (KRaft), PostgreSQL, the Hive Metastore and Airflow, started and checked.
 
 Each service writes its configuration under the state folder, refuses to start on a taken port
 (naming the variable that moves it), waits until it is really healthy, and stops by pid.
@@ -14,7 +14,6 @@ import os
 import re
 import secrets
 import signal
-import sqlite3
 import subprocess
 import sys
 import time
@@ -23,8 +22,9 @@ import urllib.request
 from collections.abc import Callable
 from contextlib import closing
 from dataclasses import dataclass
+from functools import cached_property
 from pathlib import Path
-from typing import ClassVar
+from typing import Any, ClassVar
 from xml.sax.saxutils import escape
 
 from app.runtime import deps
@@ -438,46 +438,73 @@ def postgres_address(jdbc_url: str) -> PostgresAddress | None:
     return PostgresAddress(match.group(1), int(match.group(2) or 5432), match.group(3))
 
 
-class MetastoreDatabase(Service):
-    """PostgreSQL (Debian's package) holding the Hive Metastore's catalogue, instead of Derby.
+AIRFLOW_DATABASE = "airflow"
+METASTORE_DATABASE = "metastore"
+POSTGRES_SUPERUSER = "clickstream"
 
-    Used when `HIVE_METASTORE_DB_URL` names a PostgreSQL database on this machine
-    (`jdbc:postgresql://127.0.0.1:5433/metastore`): `make up` then starts it before the metastore.
-    Its cluster lives in `<state>/metastore-db/data`, listens on the bind host only (no Unix
-    socket), and requires the password `HIVE_METASTORE_DB_PASSWORD` of `HIVE_METASTORE_DB_USER`,
-    who owns the database. PostgreSQL refuses to run as root: as root it runs as the `postgres`
-    user of the package, which must be able to reach the state folder.
+
+def database_login_error(setting: str, where: str, error: Exception) -> ServiceStartError:
+    """A database that refused us, named by the setting that points at it (never its password)."""
+    reason = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+    return ServiceStartError(f"{setting}: cannot log in to {where}: {reason}")
+
+
+class PostgresServer(Service):
+    """One local PostgreSQL server (Debian's package) holding Airflow's metadata database and the
+    Hive Metastore's catalogue: databases `airflow` and `metastore`, each owned by a role of its
+    own whose password is generated once and kept in `<state>/postgres/secrets` (mode 600).
+
+    Started by `make up` while either URL (`AIRFLOW_DATABASE_URL`, `HIVE_METASTORE_DB_URL`) is
+    empty; listens on the bind host and `POSTGRES_PORT` only (no Unix socket) with password
+    logins. Stopped with PostgreSQL's fast shutdown (SIGINT): a checkpoint, then exit, so the next
+    start needs no recovery. PostgreSQL refuses to run as root: as root it runs as the package's
+    `postgres` user, its cluster in `<state>/postgres/data` when that user can reach the folder,
+    else in that user's home (`~postgres/clickstream/<hash of the state folder>`).
     """
 
-    name = "metastore-db"
+    name = "postgres"
     start_timeout = 60.0
+    databases = (AIRFLOW_DATABASE, METASTORE_DATABASE)
 
-    def address(self) -> PostgresAddress | None:
-        address = postgres_address(self.settings.hive_metastore_db_url)
-        if address is None or address.host not in (self.settings.bind_host, "localhost"):
-            return None
-        return address
+    def wanted(self) -> bool:
+        """Whether a database of the pipeline lives here (its URL is empty)."""
+        return not self.settings.airflow_database_url or not self.settings.hive_metastore_db_url
 
     def ports(self) -> list[tuple[int, str]]:
-        address = self.address()
-        return [(address.port, "HIVE_METASTORE_DB_URL")] if address else []
+        return [(self.settings.postgres_port, "POSTGRES_PORT")]
 
-    @property
-    def data_dir(self) -> Path:
-        return self.home / "data"
+    def password(self, role: str) -> str:
+        """The password of a role (the superuser, or a database's owner): generated once, kept."""
+        path = self.home / "secrets" / role
+        if not path.exists():
+            path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+            path.write_text(secrets.token_urlsafe(24))
+            path.chmod(0o600)
+        return path.read_text().strip()
 
-    def start(self) -> None:
-        address = self.address()
-        if address is None:
-            raise ServiceStartError(
-                f"metastore-db: HIVE_METASTORE_DB_URL={self.settings.hive_metastore_db_url or '(empty: Derby)'} "
-                f"does not name a PostgreSQL database on this machine; for one, set it to "
-                f"jdbc:postgresql://{self.settings.bind_host}:5433/metastore"
-            )
-        if not self.settings.hive_metastore_db_password:
-            raise ServiceStartError("metastore-db: set HIVE_METASTORE_DB_PASSWORD (the database requires one)")
-        super().start()
-        self._create_database(address)
+    def sqlalchemy_url(self, database: str) -> str:
+        return (
+            f"postgresql+psycopg2://{database}:{self.password(database)}@{self.settings.bind_host}:"
+            f"{self.settings.postgres_port}/{database}"
+        )
+
+    def jdbc_url(self, database: str) -> str:
+        return f"jdbc:postgresql://{self.settings.bind_host}:{self.settings.postgres_port}/{database}"
+
+    def connect(self, database: str = "postgres") -> Any:
+        """A connection as the superuser (autocommit), for setting up and checking the databases."""
+        import psycopg2
+
+        connection = psycopg2.connect(
+            host=self.settings.bind_host,
+            port=self.settings.postgres_port,
+            dbname=database,
+            user=POSTGRES_SUPERUSER,
+            password=self.password(POSTGRES_SUPERUSER),
+            connect_timeout=5,
+        )
+        connection.autocommit = True
+        return connection
 
     def _as_postgres_user(self) -> list[str]:
         """The command prefix that drops root for PostgreSQL's `postgres` user; empty for others."""
@@ -485,57 +512,59 @@ class MetastoreDatabase(Service):
             return []
         return ["setpriv", "--reuid=postgres", "--regid=postgres", "--init-groups", "--"]
 
+    @cached_property
+    def data_dir(self) -> Path:
+        """The cluster's folder: in the state folder, unless root runs us and the `postgres` user
+        cannot reach it (then in that user's home; `<state>/postgres/data-location` says where)."""
+        here = self.home / "data"
+        prefix = self._as_postgres_user()
+        if not prefix or (here / "PG_VERSION").exists():
+            return here
+        self.home.mkdir(parents=True, exist_ok=True)
+        if subprocess.run([*prefix, "test", "-x", str(self.home)], check=False).returncode == 0:
+            return here
+        import hashlib
+        import pwd
+
+        digest = hashlib.sha256(str(self.settings.state_dir.resolve()).encode()).hexdigest()[:16]
+        elsewhere = Path(pwd.getpwnam("postgres").pw_dir) / "clickstream" / digest
+        (self.home / "data-location").write_text(f"{elsewhere}\n")
+        return elsewhere
+
     def processes(self) -> list[ManagedProcess]:
-        address = self.address()
-        port = address.port if address else 5432
         command = [
             *self._as_postgres_user(),
             str(deps.postgres_bin("postgres")),
-            "-D",
-            str(self.data_dir),
-            "-c",
-            f"listen_addresses={self.settings.bind_host}",
-            "-p",
-            str(port),
-            "-c",
-            "unix_socket_directories=",
+            *("-D", str(self.data_dir), "-p", str(self.settings.postgres_port)),
+            *("-c", f"listen_addresses={self.settings.bind_host}", "-c", "unix_socket_directories="),
+            # Airflow's four components keep pools of connections, and each task process its own
+            *("-c", "max_connections=200"),
         ]
-        # SIGINT is PostgreSQL's fast shutdown; SIGTERM would wait for the metastore to disconnect
-        return [self.managed("metastore-db", command, stop_signal=signal.SIGINT)]
+        # SIGINT is PostgreSQL's fast shutdown (clean: no recovery on the next start); SIGTERM
+        # would wait for every client to disconnect
+        return [self.managed("postgres", command, stop_signal=signal.SIGINT)]
 
     def prepare(self) -> None:
-        if (self.data_dir / "PG_VERSION").exists():
+        data = self.data_dir
+        if (data / "PG_VERSION").exists():
             return
         prefix = self._as_postgres_user()
-        self.home.mkdir(parents=True, exist_ok=True)
-        password_file = self.home / "initdb-password"
-        password_file.write_text(self.settings.hive_metastore_db_password + "\n")
+        data.mkdir(parents=True, exist_ok=True, mode=0o700)
+        password_file = data.parent / "initdb-password"
+        password_file.write_text(self.password(POSTGRES_SUPERUSER) + "\n")
         password_file.chmod(0o600)
         if prefix:
             import shutil
 
-            for path in (self.home, password_file):
+            for path in {data.parent, data, password_file}:
                 shutil.chown(path, "postgres", "postgres")
-            reachable = subprocess.run([*prefix, "test", "-w", str(self.home)], check=False)
-            if reachable.returncode != 0:
-                password_file.unlink()
-                raise ServiceStartError(
-                    f"metastore-db: the postgres user cannot reach {self.home}; PostgreSQL refuses to run as "
-                    f"root, so CLICKSTREAM_STATE_DIR must be a folder every user can traverse"
-                )
         try:
             initialised = subprocess.run(
                 [
                     *prefix,
                     str(deps.postgres_bin("initdb")),
-                    "-D",
-                    str(self.data_dir),
-                    "-U",
-                    self.settings.hive_metastore_db_user,
-                    f"--pwfile={password_file}",
-                    "--auth=scram-sha-256",
-                    "--encoding=UTF8",
-                    "--locale=C",
+                    *("-D", str(data), "-U", POSTGRES_SUPERUSER, f"--pwfile={password_file}"),
+                    *("--auth=scram-sha-256", "--encoding=UTF8", "--locale=C"),
                 ],
                 capture_output=True,
                 text=True,
@@ -544,34 +573,51 @@ class MetastoreDatabase(Service):
         finally:
             password_file.unlink(missing_ok=True)
         if initialised.returncode != 0:
-            raise ServiceStartError(f"metastore-db: initdb failed:\n{initialised.stderr[-2000:]}")
-        log.info("metastore-db: created a PostgreSQL cluster in %s", self.data_dir)
+            raise ServiceStartError(f"postgres: initdb failed:\n{initialised.stderr[-2000:]}")
+        log.info("postgres: created a PostgreSQL cluster in %s", data)
 
-    def _create_database(self, address: PostgresAddress) -> None:
-        """Create the metastore's database, owned by its user, unless it exists."""
-        created = subprocess.run(
-            [
-                str(deps.postgres_bin("createdb")),
-                *("-h", address.host, "-p", str(address.port), "-U", self.settings.hive_metastore_db_user),
-                address.database,
-            ],
-            env={**os.environ, "PGPASSWORD": self.settings.hive_metastore_db_password},
-            capture_output=True,
-            text=True,
-            check=False,
-        )
-        if created.returncode == 0:
-            log.info("metastore-db: created database %s", address.database)
-        elif "already exists" not in created.stderr:
-            raise ServiceStartError(f"metastore-db: createdb {address.database} failed: {created.stderr.strip()}")
+    def start(self) -> None:
+        super().start()
+        self.create_databases()
+
+    def create_databases(self) -> None:
+        """Each database with its owner role, whose password is the one kept here (set again each
+        start, so a restored cluster takes the kept passwords). Missing ones only are created."""
+        from psycopg2 import sql
+
+        with closing(self.connect()) as connection, connection.cursor() as cursor:
+            for database in self.databases:
+                cursor.execute("SELECT 1 FROM pg_roles WHERE rolname = %s", (database,))
+                verb = "ALTER" if cursor.fetchone() else "CREATE"
+                cursor.execute(
+                    sql.SQL(verb + " ROLE {} LOGIN PASSWORD %s").format(sql.Identifier(database)),
+                    (self.password(database),),
+                )
+                cursor.execute("SELECT 1 FROM pg_database WHERE datname = %s", (database,))
+                if cursor.fetchone() is None:
+                    cursor.execute(sql.SQL("CREATE DATABASE {0} OWNER {0}").format(sql.Identifier(database)))
+                    log.info("postgres: created database %s", database)
 
     def health(self) -> Health:
-        address = self.address()
-        if address is None:
-            return Health(False, "HIVE_METASTORE_DB_URL names no PostgreSQL on this machine")
-        if port_accepts(address.host, address.port):
-            return Health(True, f"PostgreSQL for the metastore: {self.settings.hive_metastore_db_url}")
-        return Health(False, f"port {address.port} not accepting connections")
+        try:
+            with closing(self.connect()) as connection, connection.cursor() as cursor:
+                cursor.execute("SHOW server_version")
+                version = str(cursor.fetchone()[0]).split()[0]
+                cursor.execute(
+                    "SELECT datname FROM pg_database WHERE datname = ANY(%s) ORDER BY 1", (list(self.databases),)
+                )
+                present = [str(row[0]) for row in cursor.fetchall()]
+        except Exception as error:  # noqa: BLE001 - any failure to answer is "not healthy", with its reason
+            return Health(False, f"{self.settings.bind_host}:{self.settings.postgres_port}: {error}".strip())
+        return Health(
+            True,
+            f"PostgreSQL {version} on {self.settings.bind_host}:{self.settings.postgres_port}, databases "
+            + (", ".join(present) or "(none yet)"),
+        )
+
+
+def properties_url(properties: dict[str, str]) -> str:
+    return properties["javax.jdo.option.ConnectionURL"]
 
 
 class HiveMetastore(Service):
@@ -603,20 +649,54 @@ class HiveMetastore(Service):
         }
 
     def database_properties(self) -> dict[str, str]:
-        """Derby in the state folder, or the database of HIVE_METASTORE_DB_URL (PostgreSQL)."""
+        """The catalogue's database: `metastore` on the local PostgreSQL (HIVE_METASTORE_DB_URL
+        empty), another PostgreSQL (its JDBC URL), or Derby in the state folder (`derby`)."""
         url = self.settings.hive_metastore_db_url
-        if not url or url.startswith("jdbc:derby:"):
+        if url == "derby" or url.startswith("jdbc:derby:"):
             return {
                 "javax.jdo.option.ConnectionURL": url
-                or f"jdbc:derby:;databaseName={self.home / 'metastore_db'};create=true",
+                if url != "derby"
+                else f"jdbc:derby:;databaseName={self.home / 'metastore_db'};create=true",
                 "javax.jdo.option.ConnectionDriverName": "org.apache.derby.jdbc.EmbeddedDriver",
             }
+        if not url:
+            local = PostgresServer(self.settings)
+            url, user, password = (
+                local.jdbc_url(METASTORE_DATABASE),
+                METASTORE_DATABASE,
+                local.password(METASTORE_DATABASE),
+            )
+        else:
+            user, password = self.settings.hive_metastore_db_user, self.settings.hive_metastore_db_password
         return {
             "javax.jdo.option.ConnectionURL": url,
             "javax.jdo.option.ConnectionDriverName": "org.postgresql.Driver",
-            "javax.jdo.option.ConnectionUserName": self.settings.hive_metastore_db_user,
-            "javax.jdo.option.ConnectionPassword": self.settings.hive_metastore_db_password,
+            "javax.jdo.option.ConnectionUserName": user,
+            "javax.jdo.option.ConnectionPassword": password,
         }
+
+    def check_database_login(self) -> None:
+        """Log in to the catalogue's PostgreSQL once before the JVM starts: a bad URL or a refused
+        login is named with its setting, not buried in the metastore's log."""
+        import psycopg2
+
+        properties = self.database_properties()
+        address = postgres_address(properties["javax.jdo.option.ConnectionURL"])
+        if address is None:
+            return  # Derby
+        setting = "HIVE_METASTORE_DB_URL" if self.settings.hive_metastore_db_url else "POSTGRES_PORT"
+        try:
+            psycopg2.connect(
+                host=address.host,
+                port=address.port,
+                dbname=address.database,
+                user=properties["javax.jdo.option.ConnectionUserName"],
+                password=properties["javax.jdo.option.ConnectionPassword"],
+                connect_timeout=10,
+            ).close()
+        except psycopg2.Error as error:
+            where = f"database {address.database} at {address.host}:{address.port}"
+            raise database_login_error(setting, where, error) from None
 
     def processes(self) -> list[ManagedProcess]:
         jars = [f"{deps.spark_home() / 'jars'}/*", f"{deps.METASTORE_DB_JARS_DIR}/*"]
@@ -644,6 +724,7 @@ class HiveMetastore(Service):
         site.chmod(0o600)  # it may hold the database password
         (self.conf_dir / "log4j2.properties").write_text(_LOG4J2_CONSOLE.format(level="INFO"))
         if "org.postgresql.Driver" in self.database_properties().values():
+            self.check_database_login()
             self._create_schema()
 
     def _create_schema(self) -> None:
@@ -692,10 +773,10 @@ class HiveMetastore(Service):
         )
         if created.returncode != 0 or "completed successfully" not in created.stdout:
             raise ServiceStartError(
-                f"metastore: creating its tables in {self.settings.hive_metastore_db_url} failed:\n"
+                f"metastore: creating its tables in {properties_url(self.database_properties())} failed:\n"
                 f"{(created.stdout + created.stderr)[-3000:]}"
             )
-        log.info("metastore: catalogue tables present in %s", self.settings.hive_metastore_db_url)
+        log.info("metastore: catalogue tables present in %s", properties_url(self.database_properties()))
 
     def health(self) -> Health:
         port = self.settings.hive_metastore_port
@@ -900,23 +981,8 @@ class SparkThriftServer(Service):
 
 
 SPARK_POOL = "clickstream_spark"
-# imported by every Airflow process, not by ours (it registers a SQLAlchemy listener)
-AIRFLOW_SQLITE_CONNECT_ARGS = "app.runtime.airflow_sqlite.CONNECT_ARGS"
 PUBLISH_POOL = "clickstream_publish"
 SIMPLE_AUTH_MANAGER = "airflow.api_fastapi.auth.managers.simple.simple_auth_manager.SimpleAuthManager"
-
-
-def _pool_slots(database: Path) -> dict[str, int]:
-    """The slots of clickstream's pools in Airflow's metadata database, read directly (an `airflow
-    pools import` takes the CLI's 10 s start-up on every restart)."""
-    try:
-        with closing(sqlite3.connect(f"file:{database}?mode=ro", uri=True)) as connection:
-            rows = connection.execute(
-                "SELECT pool, slots FROM slot_pool WHERE pool IN (?, ?)", (SPARK_POOL, PUBLISH_POOL)
-            ).fetchall()
-    except sqlite3.Error:
-        return {}
-    return {str(name): int(slots) for name, slots in rows}
 
 
 class Airflow(Service):
@@ -964,9 +1030,7 @@ class Airflow(Service):
             "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_PASSWORDS_FILE": str(self.passwords_file),
             "AIRFLOW__CORE__EXECUTION_API_SERVER_URL": f"{s.airflow_url}/execution/",
             "AIRFLOW__CORE__FERNET_KEY": self.fernet_key(),
-            "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": f"sqlite:///{self.home / 'airflow.db'}",
-            # the busy timeout, and savepoints that take the write lock (see the module)
-            "AIRFLOW__DATABASE__SQL_ALCHEMY_CONNECT_ARGS": AIRFLOW_SQLITE_CONNECT_ARGS,
+            "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": self.database_url(),
             "AIRFLOW__API__HOST": s.bind_host,
             "AIRFLOW__API__PORT": str(s.airflow_api_port),
             "AIRFLOW__API__WORKERS": "1",
@@ -1030,38 +1094,67 @@ class Airflow(Service):
                 return str(stored[self.settings.airflow_admin_user])
         return secrets.token_urlsafe(16)
 
+    def database_url(self) -> str:
+        """Airflow's metadata database: AIRFLOW_DATABASE_URL, else `airflow` on the local PostgreSQL."""
+        return self.settings.airflow_database_url or PostgresServer(self.settings).sqlalchemy_url(AIRFLOW_DATABASE)
+
+    def check_database_login(self) -> None:
+        """Log in once before migrating: a bad URL or a refused login is named with its setting."""
+        from sqlalchemy import create_engine, text
+        from sqlalchemy.engine import make_url
+        from sqlalchemy.exc import ArgumentError, SQLAlchemyError
+
+        setting = "AIRFLOW_DATABASE_URL" if self.settings.airflow_database_url else "POSTGRES_PORT"
+        try:
+            url = make_url(self.database_url())
+        except ArgumentError as error:
+            raise ServiceStartError(f"{setting}: not a database URL ({error})") from None
+        where = f"database {url.database} at {url.host}:{url.port or ''}".rstrip(":")
+        engine = create_engine(url, pool_pre_ping=False)
+        try:
+            with engine.connect() as connection:
+                connection.execute(text("SELECT 1"))
+        except SQLAlchemyError as error:
+            raise database_login_error(setting, where, getattr(error, "orig", None) or error) from None
+        finally:
+            engine.dispose()
+
+    def migration_stamp(self) -> str:
+        """What a migration was last run for: this Airflow's version and the database (its URL
+        without the password; for the local server, also when its cluster was created)."""
+        from sqlalchemy.engine import make_url
+
+        database = make_url(self.database_url()).render_as_string(hide_password=True)
+        if not self.settings.airflow_database_url:
+            cluster = PostgresServer(self.settings).data_dir / "PG_VERSION"
+            database += f" cluster {cluster.stat().st_mtime_ns if cluster.exists() else 0}"
+        return f"{importlib.metadata.version('apache-airflow')} {database}"
+
     def prepare(self) -> None:
         self.home.mkdir(parents=True, exist_ok=True)
         self.passwords_file.write_text(json.dumps({self.settings.airflow_admin_user: self.admin_password()}))
         self.passwords_file.chmod(0o600)
+        migrated_for = self.home / "migrated-for"  # the Airflow version and database last migrated
+        stamp = self.migration_stamp()
+        # `airflow db migrate` and `airflow pools import` take the CLI's 10 to 15 s each even when
+        # there is nothing to do: a restart skips both when this Airflow migrated this database
+        if migrated_for.exists() and migrated_for.read_text() == stamp:
+            return
+        self.check_database_login()
         env = {**os.environ, **self.environment()}
         airflow = str(Path(sys.executable).parent / "airflow")
-        database = self.home / "airflow.db"
-        migrated_for = self.home / "migrated-for-airflow"  # the version that last migrated the database
-        version = importlib.metadata.version("apache-airflow")
-        # `airflow db migrate` on a database that is up to date still takes 10 to 15 s (the CLI's
-        # start-up): a restart skips it when this Airflow migrated the database
-        if not (database.exists() and migrated_for.exists() and migrated_for.read_text() == version):
-            log.info("airflow: migrating the metadata database %s", database)
-            migrated = subprocess.run(
-                [airflow, "db", "migrate"], env=env, cwd=self.home, capture_output=True, text=True, check=False
-            )
-            if migrated.returncode != 0:
-                raise ServiceStartError(f"airflow: `airflow db migrate` failed:\n{migrated.stderr[-3000:]}")
-            # write-ahead logging: readers and the writer no longer block each other, so the
-            # scheduler, the api-server, the tasks and `airflow backfill create` share the file
-            # without "database is locked" (the setting stays with the database file)
-            with sqlite3.connect(database) as connection:
-                connection.execute("PRAGMA journal_mode=WAL")
-            migrated_for.write_text(version)
+        log.info("airflow: migrating the metadata database (%s)", stamp)
+        migrated = subprocess.run(
+            [airflow, "db", "migrate"], env=env, cwd=self.home, capture_output=True, text=True, check=False
+        )
+        if migrated.returncode != 0:
+            raise ServiceStartError(f"airflow: `airflow db migrate` failed:\n{migrated.stderr[-3000:]}")
         # one Spark job at a time (one streaming checkpoint, a laptop's cores), and one publishing
         # task at a time (runs of the hourly DAG, its backfills and UI triggers may overlap)
         pools = {
             SPARK_POOL: {"slots": 1, "description": "Spark jobs of clickstream, one at a time"},
             PUBLISH_POOL: {"slots": 1, "description": "clickstream publishing tasks, one at a time"},
         }
-        if _pool_slots(database) == {name: pool["slots"] for name, pool in pools.items()}:
-            return
         pools_file = self.home / "pools.json"
         pools_file.write_text(json.dumps(pools))
         imported = subprocess.run(
@@ -1074,6 +1167,7 @@ class Airflow(Service):
         )
         if imported.returncode != 0:
             raise ServiceStartError(f"airflow: creating the pools failed:\n{imported.stderr[-2000:]}")
+        migrated_for.write_text(stamp)
 
     def health(self) -> Health:
         url = f"{self.settings.airflow_url}/api/v2/monitor/health"
@@ -1121,21 +1215,21 @@ class LocalRuntime:
     """The local services, started in dependency order and stopped in reverse.
 
     Without names: `up` starts the default services (not the SQL server, which `make sql` starts,
-    nor the Spark cluster, nor PostgreSQL unless `HIVE_METASTORE_DB_URL` names one on this
-    machine), and `down` and `status` cover every service, the on-demand ones when they run.
+    nor the Spark cluster, nor PostgreSQL when both databases are elsewhere), and `down` and
+    `status` cover every service, the on-demand ones when they run.
     """
 
     EVERY: ClassVar[dict[str, type[Service]]] = {
         "kafka": KafkaBroker,
         "kafka-cluster": KafkaCluster,
-        "metastore-db": MetastoreDatabase,
+        "postgres": PostgresServer,
         "metastore": HiveMetastore,
         "spark-history": SparkHistoryServer,
         "airflow": Airflow,
         "sql": SparkThriftServer,
         "spark-cluster": SparkCluster,
     }
-    ON_DEMAND = ("sql", "spark-cluster", "metastore-db", "kafka-cluster")
+    ON_DEMAND = ("sql", "spark-cluster", "postgres", "kafka-cluster")
 
     def __init__(self, settings: Settings, names: list[str] | None = None) -> None:
         unknown = set(names or []) - set(self.EVERY)
@@ -1152,15 +1246,31 @@ class LocalRuntime:
         return [service for service in self.services if self._by_default(service)]
 
     def _by_default(self, service: Service) -> bool:
-        """Always-on services; on-demand ones while they run; PostgreSQL when the metastore's URL names it here."""
-        if isinstance(service, MetastoreDatabase) and service.address() is not None:
+        """Always-on services; on-demand ones while they run; PostgreSQL while a database lives there."""
+        if isinstance(service, PostgresServer) and service.wanted():
             return True
         return service.name not in self.ON_DEMAND or bool(service.status().pids)
+
+    def _with_their_database(self, services: list[Service]) -> list[Service]:
+        """Named services, after the local PostgreSQL when one of them keeps its database there
+        (`up metastore` starts PostgreSQL first; `down metastore` leaves it to Airflow)."""
+        if any(isinstance(service, PostgresServer) for service in services):
+            return services
+        settings = services[0].settings if services else None
+        if settings is None:
+            return services
+        if any(
+            (isinstance(service, HiveMetastore) and not settings.hive_metastore_db_url)
+            or (isinstance(service, Airflow) and not settings.airflow_database_url)
+            for service in services
+        ):
+            return [PostgresServer(settings), *services]
+        return services
 
     def up(self, report: Callable[[str], None] | None = None) -> None:
         """Start the services in order; `report` gets a line as each starts and once it is healthy
         (a failure raises, naming the service, its log file and the log's last lines)."""
-        for service in self.services if self.named else self._defaults():
+        for service in self._with_their_database(self.services) if self.named else self._defaults():
             started = time.monotonic()
             if report is not None:
                 report(f"{service.name}: starting")

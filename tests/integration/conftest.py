@@ -12,10 +12,10 @@ from typing import TYPE_CHECKING
 import pytest
 
 from app.airflow_client import AirflowClient
-from app.runtime.services import Airflow, HiveMetastore, KafkaBroker, Service
+from app.runtime.services import Airflow, HiveMetastore, KafkaBroker, PostgresServer, Service
 from app.settings import Settings
 from app.spark_session import build_spark_session
-from tests.conftest import isolated_settings
+from tests.conftest import isolated_settings, reachable_folder
 
 if TYPE_CHECKING:
     from pyspark.sql import SparkSession
@@ -26,7 +26,7 @@ def settings(tmp_path_factory: pytest.TempPathFactory) -> Settings:
     # an empty data folder: Airflow's scheduled runs find nothing to publish; tests bring their own
     empty = tmp_path_factory.mktemp("no-data")
     return isolated_settings(
-        tmp_path_factory.mktemp("state"),
+        reachable_folder("clickstream-test-state-"),
         {"PRODUCER_DATA_ROOT_DIRECTORY": str(empty), "SPARK_TRIGGER_INTERVAL": "5 seconds"},
     )
 
@@ -45,12 +45,18 @@ def kafka(settings: Settings) -> Iterator[Service]:
 
 
 @pytest.fixture(scope="session")
-def metastore(settings: Settings) -> Iterator[Service]:
+def postgres(settings: Settings) -> Iterator[Service]:
+    """The PostgreSQL server of the metastore's catalogue and Airflow's metadata database."""
+    yield from _running(PostgresServer(settings))
+
+
+@pytest.fixture(scope="session")
+def metastore(settings: Settings, postgres: Service) -> Iterator[Service]:
     yield from _running(HiveMetastore(settings))
 
 
 @pytest.fixture(scope="session")
-def airflow(settings: Settings) -> Iterator[Service]:
+def airflow(settings: Settings, postgres: Service) -> Iterator[Service]:
     yield from _running(Airflow(settings))
 
 

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import sqlite3
 import subprocess
 import sys
 import threading
@@ -13,9 +12,9 @@ from pathlib import Path
 import pytest
 
 from app.airflow_client import AirflowClient
-from app.runtime.services import Airflow, Service
+from app.runtime.services import Airflow, PostgresServer, Service
 from app.settings import Settings
-from tests.conftest import isolated_settings
+from tests.conftest import isolated_settings, reachable_folder
 
 
 def anonymous(settings: Settings) -> AirflowClient:
@@ -43,41 +42,73 @@ def test_listens_on_loopback_only(airflow: Service, settings: Settings) -> None:
     assert f"00000000:{port_hex}" not in local_addresses
 
 
-def test_a_backfill_is_created_while_another_process_commits_all_the_time(tmp_path: Path) -> None:
-    """The CI failure of `airflow backfill create` ("database is locked" when the scheduler committed
-    between a run's look-up and its insert), made certain: a writer commits every 2 ms throughout.
-    A private Airflow home, migrated but not started, so that no scheduler runs the backfill."""
-    airflow = Airflow(isolated_settings(tmp_path / "state"))
-    airflow.prepare()  # migrates, as `make up` does
-    env = {**os.environ, **airflow.environment()}
-    cli = str(Path(sys.executable).parent / "airflow")
-    serialized = subprocess.run([cli, "dags", "reserialize"], env=env, capture_output=True, text=True, check=False)
-    assert serialized.returncode == 0, serialized.stderr[-3000:]
-
-    stop = threading.Event()
-    commits = []
-
-    def commit_all_the_time() -> None:
-        with closing(sqlite3.connect(airflow.home / "airflow.db", timeout=60)) as connection:
-            connection.execute("CREATE TABLE IF NOT EXISTS test_writer (n INTEGER)")
-            while not stop.wait(0.002):
-                connection.execute("INSERT INTO test_writer VALUES (1)")
-                connection.commit()
-                commits.append(1)
-
-    writer = threading.Thread(target=commit_all_the_time)
-    writer.start()
+def test_a_backfill_is_created_while_another_process_commits_all_the_time() -> None:
+    """`airflow backfill create` on the PostgreSQL `make up` starts, while a writer commits to the
+    same database every 2 ms throughout (on SQLite this failed with "database is locked"). A
+    private Airflow, migrated but not started, so that no scheduler runs the backfill."""
+    settings = isolated_settings(reachable_folder("clickstream-backfill-test-") / "state")
+    database = PostgresServer(settings)
+    database.start()
     try:
-        created = subprocess.run(
-            [cli, "backfill", "create", "--dag-id", "clickstream_hourly", "--from-date", "2017-10-01T00:00:00",
-             "--to-date", "2017-10-01T23:00:00", "--reprocess-behavior", "completed"],
-            env=env, capture_output=True, text=True, timeout=300, check=False,
-        )  # fmt: skip
+        airflow = Airflow(settings)
+        airflow.prepare()  # migrates, as `make up` does
+        env = {**os.environ, **airflow.environment()}
+        cli = str(Path(sys.executable).parent / "airflow")
+        serialized = subprocess.run([cli, "dags", "reserialize"], env=env, capture_output=True, text=True, check=False)
+        assert serialized.returncode == 0, serialized.stderr[-3000:]
+
+        stop = threading.Event()
+        commits = []
+
+        def commit_all_the_time() -> None:
+            with closing(database.connect("airflow")) as connection, connection.cursor() as cursor:
+                cursor.execute("CREATE TABLE IF NOT EXISTS test_writer (n INTEGER)")
+                while not stop.wait(0.002):
+                    cursor.execute("INSERT INTO test_writer VALUES (1)")  # autocommit: one commit each
+                    commits.append(1)
+
+        writer = threading.Thread(target=commit_all_the_time)
+        writer.start()
+        try:
+            created = subprocess.run(
+                [cli, "backfill", "create", "--dag-id", "clickstream_hourly", "--from-date", "2017-10-01T00:00:00",
+                 "--to-date", "2017-10-01T23:00:00", "--reprocess-behavior", "completed"],
+                env=env, capture_output=True, text=True, timeout=300, check=False,
+            )  # fmt: skip
+        finally:
+            stop.set()
+            writer.join()
+        assert created.returncode == 0, created.stderr[-3000:]
+        assert len(commits) > 100  # the writer did commit throughout
+        with closing(database.connect("airflow")) as connection, connection.cursor() as cursor:
+            cursor.execute("SELECT count(*) FROM dag_run WHERE run_type = 'backfill'")
+            assert cursor.fetchone()[0] == 24
     finally:
-        stop.set()
-        writer.join()
-    assert created.returncode == 0, created.stderr[-3000:]
-    assert len(commits) > 100  # the writer did commit throughout
-    with closing(sqlite3.connect(airflow.home / "airflow.db")) as connection:
-        runs = connection.execute("SELECT count(*) FROM dag_run WHERE run_type = 'backfill'").fetchone()[0]
-    assert runs == 24
+        database.stop()
+
+
+def test_a_refused_database_login_is_named_with_its_setting(postgres: Service, settings: Settings) -> None:
+    """A wrong password in AIRFLOW_DATABASE_URL or HIVE_METASTORE_DB_PASSWORD stops the start with
+    the setting's name and the server's reason, before Airflow's CLI or the metastore's JVM runs."""
+    from dataclasses import replace
+
+    from app.runtime.process import ServiceStartError
+    from app.runtime.services import HiveMetastore
+
+    server = f"127.0.0.1:{settings.postgres_port}"
+    wrong = replace(
+        settings,
+        airflow_database_url=f"postgresql+psycopg2://airflow:not-the-password@{server}/airflow",
+        hive_metastore_db_url=f"jdbc:postgresql://{server}/metastore",
+        hive_metastore_db_user="metastore",
+        hive_metastore_db_password="not-the-password",
+    )
+    with pytest.raises(ServiceStartError) as airflow_refused:
+        Airflow(wrong).check_database_login()
+    with pytest.raises(ServiceStartError) as metastore_refused:
+        HiveMetastore(wrong).check_database_login()
+    for refused, setting in ((airflow_refused, "AIRFLOW_DATABASE_URL"), (metastore_refused, "HIVE_METASTORE_DB_URL")):
+        message = str(refused.value)
+        assert message.startswith(f"{setting}: cannot log in to database"), message
+        assert "password authentication failed" in message
+        assert "not-the-password" not in message

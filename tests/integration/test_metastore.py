@@ -1,5 +1,5 @@
-"""The Hive Metastore on PostgreSQL (Debian's package, started by the project) instead of Derby, and
-restarted while the streaming job runs."""
+"""The Hive Metastore on the project's PostgreSQL (Debian's package), restarted while the streaming
+job runs."""
 
 from __future__ import annotations
 
@@ -7,9 +7,9 @@ import os
 import shutil
 import signal
 import subprocess
-import tempfile
 import time
 from collections.abc import Iterator
+from contextlib import closing
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -21,32 +21,29 @@ from app.checkpoint import committed_offsets, offsets_behind
 from app.kafka_io import end_offsets
 from app.pipeline_view import HiveCatalog, parquet_files
 from app.producer.publisher import publish
-from app.runtime import deps
-from app.runtime.services import HiveMetastore, MetastoreDatabase, Service, postgres_address
+from app.runtime.services import HiveMetastore, PostgresServer, Service
 from app.settings import Settings
 from app.table_checks import check_tables
-from tests.conftest import free_ports, own_pipeline
+from tests.conftest import free_ports, own_pipeline, reachable_folder
 from tests.integration.expected import expected_tables, normalise
 from tests.integration.jobs import CLICK_FILES, SAMPLE, start_job
 
 
 @pytest.fixture(scope="module")
 def on_postgres(kafka: Service, settings: Settings, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Settings]:
-    """A pipeline of its own whose metastore keeps its catalogue in a PostgreSQL the project started."""
-    # PostgreSQL refuses to run as root; as root it runs as `postgres`, which cannot enter pytest's
-    # private temporary folders, so its state folder is one any user can traverse
-    state = Path(tempfile.mkdtemp(prefix="clickstream-postgres-test-"))
-    state.chmod(0o711)
+    """A pipeline of its own with a metastore (and PostgreSQL) of its own, set up as `make up`
+    does: the catalogue in database `metastore` of the local PostgreSQL."""
+    state = reachable_folder("clickstream-postgres-test-")
     database_port, metastore_port = free_ports(2)
     own = replace(
         own_pipeline(settings, tmp_path_factory.mktemp("on-postgres")),
         state_dir=state,
         hive_warehouse_dir=state / "warehouse",
         hive_metastore_port=metastore_port,
-        hive_metastore_db_url=f"jdbc:postgresql://127.0.0.1:{database_port}/metastore",
-        hive_metastore_db_password="test-only-database-password",
+        hive_metastore_db_url="",
+        postgres_port=database_port,
     )
-    database, metastore = MetastoreDatabase(own), HiveMetastore(own)
+    database, metastore = PostgresServer(own), HiveMetastore(own)
     try:
         database.start()
         metastore.start()
@@ -54,25 +51,13 @@ def on_postgres(kafka: Service, settings: Settings, tmp_path_factory: pytest.Tem
     finally:
         metastore.stop()
         database.stop()
-        shutil.rmtree(state, ignore_errors=True)
 
 
 def catalogue_tables(settings: Settings) -> list[str]:
     """The table names in the metastore's catalogue, read from PostgreSQL itself."""
-    address = postgres_address(settings.hive_metastore_db_url)
-    assert address is not None
-    listed = subprocess.run(
-        [
-            str(deps.postgres_bin("psql")),
-            *("-h", address.host, "-p", str(address.port), "-U", settings.hive_metastore_db_user),
-            *("-d", address.database, "-tAc", 'SELECT "TBL_NAME" FROM "TBLS" ORDER BY 1'),
-        ],
-        env={**os.environ, "PGPASSWORD": settings.hive_metastore_db_password},
-        capture_output=True,
-        text=True,
-        check=True,
-    )
-    return listed.stdout.split()
+    with closing(PostgresServer(settings).connect("metastore")) as connection, connection.cursor() as cursor:
+        cursor.execute('SELECT "TBL_NAME" FROM "TBLS" ORDER BY 1')
+        return [str(row[0]) for row in cursor.fetchall()]
 
 
 def hive_rows(settings: Settings, table: str) -> set[tuple[Any, ...]]:

@@ -12,7 +12,7 @@ from pathlib import Path
 from app.runtime.process import port_is_free, process_group_alive
 from app.runtime.services import settings_environment
 from app.settings import REPO_ROOT, Settings
-from tests.conftest import isolated_settings
+from tests.conftest import isolated_settings, reachable_folder
 
 
 def run_module(
@@ -66,14 +66,15 @@ def listening_addresses() -> set[tuple[str, int]]:
     return found
 
 
-def test_up_twice_status_down_leaves_nothing(tmp_path: Path) -> None:
-    settings = isolated_settings(tmp_path / "state")
+def test_up_twice_status_down_leaves_nothing() -> None:
+    settings = isolated_settings(reachable_folder("clickstream-runtime-test-") / "state")
     try:
         first = runtime_cli(settings, "up")
         assert first.returncode == 0, first.stderr[-3000:]
         pids = recorded_pids(settings.state_dir)
         assert set(pids) == {
             "kafka",
+            "postgres",
             "metastore",
             "spark-history",
             "airflow-api-server",
@@ -83,7 +84,13 @@ def test_up_twice_status_down_leaves_nothing(tmp_path: Path) -> None:
         }
         # a newcomer sees each service start and become healthy, in order, with its time
         progress = [line for line in first.stdout.splitlines() if ": healthy after " in line]
-        assert [line.split(":")[0] for line in progress] == ["kafka", "metastore", "spark-history", "airflow"], progress
+        assert [line.split(":")[0] for line in progress] == [
+            "kafka",
+            "postgres",
+            "metastore",
+            "spark-history",
+            "airflow",
+        ], progress
 
         second = runtime_cli(settings, "up")
         assert second.returncode == 0, second.stderr[-3000:]
@@ -91,9 +98,11 @@ def test_up_twice_status_down_leaves_nothing(tmp_path: Path) -> None:
 
         status = runtime_cli(settings, "status")
         assert status.returncode == 0, status.stdout
-        for name in ("kafka", "metastore", "spark-history", "airflow"):
+        for name in ("kafka", "postgres", "metastore", "spark-history", "airflow"):
             line = next(line for line in status.stdout.splitlines() if line.startswith(name))
             assert "running" in line and "healthy:" in line and "unhealthy" not in line
+        postgres = next(line for line in status.stdout.splitlines() if line.startswith("postgres"))
+        assert "databases airflow, metastore" in postgres, postgres
         assert not any(line.startswith("sql") for line in status.stdout.splitlines())  # only make sql starts it
         assert settings.airflow_admin_password not in status.stdout + first.stdout + first.stderr
 
@@ -112,6 +121,7 @@ def test_up_twice_status_down_leaves_nothing(tmp_path: Path) -> None:
     assert down.returncode == 0, down.stderr[-3000:]
     assert not any(process_group_alive(pid) for pid in pids.values())
     for port in (
+        settings.postgres_port,
         settings.kafka_port,
         settings.kafka_controller_port,
         settings.hive_metastore_port,
@@ -125,7 +135,7 @@ def test_up_twice_status_down_leaves_nothing(tmp_path: Path) -> None:
 
 
 def test_port_taken_names_the_port_and_variable(tmp_path: Path) -> None:
-    settings = isolated_settings(tmp_path / "state")
+    settings = isolated_settings(tmp_path / "state", {"HIVE_METASTORE_DB_URL": "derby"})  # no PostgreSQL to start
     with socket.socket() as squatter:
         squatter.bind(("127.0.0.1", settings.hive_metastore_port))
         squatter.listen()
@@ -157,7 +167,8 @@ def test_run_keeps_one_service_in_the_foreground_for_containers(tmp_path: Path) 
 
     from app.runtime.process import port_accepts
 
-    settings = isolated_settings(tmp_path / "state")
+    # the metastore on Derby, the fallback that needs no PostgreSQL
+    settings = isolated_settings(tmp_path / "state", {"HIVE_METASTORE_DB_URL": "derby"})
     env = {**os.environ, **settings_environment(settings)}
     service = subprocess.Popen(
         [sys.executable, "-m", "app.runtime", "run", "metastore"],

@@ -1,13 +1,14 @@
-"""Which local services `make up` starts, and how the metastore's PostgreSQL is found in its URL."""
+"""Which local services `make up` starts, where their databases are, and when Airflow migrates."""
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pytest
 
 from app.runtime.services import LocalRuntime, PostgresAddress, postgres_address
-from tests.conftest import isolated_settings
+from tests.conftest import isolated_settings, reachable_folder
 
 
 def test_postgres_address_from_the_jdbc_url() -> None:
@@ -23,12 +24,66 @@ def default_services(tmp_path: Path, extra: dict[str, str]) -> list[str]:
     return [service.name for service in runtime._defaults()]
 
 
-def test_make_up_starts_postgres_only_when_the_metastore_url_names_one_here(tmp_path: Path) -> None:
-    assert default_services(tmp_path, {}) == ["kafka", "metastore", "spark-history", "airflow"]
-    local = {"HIVE_METASTORE_DB_URL": "jdbc:postgresql://127.0.0.1:5433/metastore"}
-    assert default_services(tmp_path, local) == ["kafka", "metastore-db", "metastore", "spark-history", "airflow"]
-    elsewhere = {"HIVE_METASTORE_DB_URL": "jdbc:postgresql://db.example:5432/metastore"}
-    assert "metastore-db" not in default_services(tmp_path, elsewhere)
+def test_make_up_starts_postgres_while_a_database_of_the_pipeline_lives_there(tmp_path: Path) -> None:
+    assert default_services(tmp_path, {}) == ["kafka", "postgres", "metastore", "spark-history", "airflow"]
+    elsewhere = {
+        "HIVE_METASTORE_DB_URL": "jdbc:postgresql://db.example:5432/metastore",
+        "AIRFLOW_DATABASE_URL": "postgresql+psycopg2://airflow:secret@db.example:5432/airflow",
+    }
+    assert "postgres" not in default_services(tmp_path, elsewhere)
+    assert "postgres" in default_services(tmp_path, {**elsewhere, "HIVE_METASTORE_DB_URL": ""})
+    assert "postgres" in default_services(tmp_path, {**elsewhere, "AIRFLOW_DATABASE_URL": ""})
+    assert "postgres" not in default_services(tmp_path, {**elsewhere, "HIVE_METASTORE_DB_URL": "derby"})
+
+
+def test_up_of_named_services_starts_the_local_postgres_they_need_first(tmp_path: Path) -> None:
+    def started(names: list[str], extra: dict[str, str]) -> list[str]:
+        runtime = LocalRuntime(isolated_settings(tmp_path, extra), names)
+        return [service.name for service in runtime._with_their_database(runtime.services)]
+
+    assert started(["metastore"], {}) == ["postgres", "metastore"]
+    assert started(["airflow"], {}) == ["postgres", "airflow"]
+    assert started(["metastore"], {"HIVE_METASTORE_DB_URL": "derby"}) == ["metastore"]
+    assert started(["kafka"], {}) == ["kafka"]
+
+
+def test_the_databases_urls_name_the_local_postgres_with_generated_passwords(tmp_path: Path) -> None:
+    from app.runtime.services import Airflow, HiveMetastore, PostgresServer
+
+    settings = isolated_settings(tmp_path, {})
+    local = PostgresServer(settings)
+    url = Airflow(settings).database_url()
+    assert (
+        url == f"postgresql+psycopg2://airflow:{local.password('airflow')}@127.0.0.1:{settings.postgres_port}/airflow"
+    )
+    properties = HiveMetastore(settings).database_properties()
+    assert (
+        properties["javax.jdo.option.ConnectionURL"]
+        == f"jdbc:postgresql://127.0.0.1:{settings.postgres_port}/metastore"
+    )
+    assert properties["javax.jdo.option.ConnectionUserName"] == "metastore"
+    assert properties["javax.jdo.option.ConnectionPassword"] == local.password("metastore")
+    secrets = local.home / "secrets"
+    assert (secrets.stat().st_mode & 0o777) == 0o700
+    assert {path.name: path.stat().st_mode & 0o777 for path in secrets.iterdir()} == {
+        "airflow": 0o600,
+        "metastore": 0o600,
+    }
+    assert local.password("airflow") != local.password("metastore")
+    derby = HiveMetastore(isolated_settings(tmp_path, {"HIVE_METASTORE_DB_URL": "derby"})).database_properties()
+    assert derby["javax.jdo.option.ConnectionDriverName"] == "org.apache.derby.jdbc.EmbeddedDriver"
+    chosen = "postgresql+psycopg2://a:b@db.example:5432/airflow"
+    assert Airflow(isolated_settings(tmp_path, {"AIRFLOW_DATABASE_URL": chosen})).database_url() == chosen
+
+
+def test_a_database_url_of_another_kind_is_refused_without_its_password(tmp_path: Path) -> None:
+    from app.settings import SettingsError
+
+    with pytest.raises(SettingsError) as refused:
+        isolated_settings(tmp_path, {"AIRFLOW_DATABASE_URL": "oracle://user:hunter2@db/airflow"})
+    assert "AIRFLOW_DATABASE_URL" in str(refused.value) and "hunter2" not in str(refused.value)
+    with pytest.raises(SettingsError, match="HIVE_METASTORE_DB_URL"):
+        isolated_settings(tmp_path, {"HIVE_METASTORE_DB_URL": "jdbc:mysql://db/metastore"})
 
 
 def test_a_local_kafka_cluster_has_a_node_per_server_in_one_static_quorum(tmp_path: Path) -> None:
@@ -54,40 +109,38 @@ def test_a_local_kafka_cluster_has_a_node_per_server_in_one_static_quorum(tmp_pa
 def test_an_airflow_restart_skips_the_migration_and_the_pools_it_already_has(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """`airflow db migrate` and `airflow pools import` run when the database is new (or was migrated
-    by another Airflow version, or lacks a pool), not on every restart: each takes the CLI's 10 s."""
-    import sqlite3
+    """`airflow db migrate` and `airflow pools import` run when the database is new, or another
+    Airflow version (an upgraded lock file) or another database was last migrated, not on every
+    restart: each takes the CLI's 10 s."""
     import subprocess
 
-    from app.runtime.services import PUBLISH_POOL, SPARK_POOL, Airflow
+    from app.runtime.services import Airflow
 
     calls: list[list[str]] = []
+    run = subprocess.run
 
-    def airflow_cli(command: list[str], **_: object) -> subprocess.CompletedProcess[str]:
+    def airflow_cli(command: list[str], **options: object) -> subprocess.CompletedProcess[str]:
+        if not command[0].endswith("/airflow"):
+            return run(command, **options)  # type: ignore[call-overload, no-any-return]
         calls.append(command[1:3])
-        if command[1:3] == ["db", "migrate"]:
-            with sqlite3.connect(airflow.home / "airflow.db") as database:
-                database.execute("CREATE TABLE IF NOT EXISTS slot_pool (pool TEXT, slots INTEGER)")
-        if command[1:3] == ["pools", "import"]:
-            with sqlite3.connect(airflow.home / "airflow.db") as database:
-                database.executemany("INSERT INTO slot_pool VALUES (?, 1)", [(SPARK_POOL,), (PUBLISH_POOL,)])
         return subprocess.CompletedProcess(command, 0, "", "")
 
     monkeypatch.setattr(subprocess, "run", airflow_cli)
+    monkeypatch.setattr(Airflow, "check_database_login", lambda self: None)
     airflow = Airflow(isolated_settings(tmp_path, {}))
     airflow.prepare()
     assert calls == [["db", "migrate"], ["pools", "import"]]
     calls.clear()
     airflow.prepare()
     assert calls == []
-    (airflow.home / "migrated-for-airflow").write_text("2.0.0")
+    stamp = airflow.home / "migrated-for"
+    stamp.write_text(stamp.read_text().replace("3.", "2.", 1))  # as after an upgrade of the lock file
     airflow.prepare()
-    assert calls == [["db", "migrate"]]
+    assert calls == [["db", "migrate"], ["pools", "import"]]
     calls.clear()
-    with sqlite3.connect(airflow.home / "airflow.db") as database:
-        database.execute("DELETE FROM slot_pool WHERE pool = ?", (PUBLISH_POOL,))
-    airflow.prepare()
-    assert calls == [["pools", "import"]]
+    other = Airflow(isolated_settings(tmp_path, {"AIRFLOW_DATABASE_URL": "postgresql://a:b@db.example/airflow"}))
+    other.prepare()
+    assert calls == [["db", "migrate"], ["pools", "import"]]
 
 
 def test_make_airflow_runs_the_real_airflow_command_with_the_runtime_environment(tmp_path: Path) -> None:
@@ -130,3 +183,17 @@ def test_the_airflow_login_shows_a_generated_password_once_and_never_a_chosen_on
     assert password not in later and str(Airflow(generated).passwords_file) in later
     chosen = isolated_settings(tmp_path / "chosen", {"AIRFLOW_ADMIN_PASSWORD": "chosen-secret"})
     assert "chosen-secret" not in airflow_login_hint(chosen, generated_now=True)
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="PostgreSQL runs as `postgres` only when we are root")
+def test_as_root_the_cluster_lives_where_the_postgres_user_can_reach_it(tmp_path: Path) -> None:
+    from app.runtime.services import PostgresServer
+
+    private = tmp_path / "private"  # pytest's folders are closed to other users
+    private.mkdir(mode=0o700)
+    hidden = PostgresServer(isolated_settings(private / "state", {}))
+    assert hidden.data_dir.parent == Path("~postgres").expanduser() / "clickstream"
+    assert (hidden.home / "data-location").read_text().strip() == str(hidden.data_dir)
+    open_folder = reachable_folder("clickstream-reachable-test-")
+    reachable = PostgresServer(isolated_settings(open_folder / "state", {}))
+    assert reachable.data_dir == open_folder / "state" / "postgres" / "data"
