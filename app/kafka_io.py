@@ -45,6 +45,11 @@ class ClientErrors:
             self.authentication = error.str()
 
 
+def extra_client_properties(settings: Settings) -> dict[str, Any]:
+    """`KAFKA_CLIENT_CONFIG`'s librdkafka properties (validated JSON object), empty when unset."""
+    return dict(json.loads(settings.kafka_client_config)) if settings.kafka_client_config else {}
+
+
 def client_config(settings: Settings) -> dict[str, Any]:
     """Settings every Kafka client of the project shares: servers, the login when there is one, and
     `KAFKA_CLIENT_CONFIG`'s properties (the Airflow Kafka connection's, in a task), which win."""
@@ -54,7 +59,7 @@ def client_config(settings: Settings) -> dict[str, Any]:
         "logger": client_log,
         "error_cb": ClientErrors(),
         **security_config(settings),
-        **(json.loads(settings.kafka_client_config) if settings.kafka_client_config else {}),
+        **extra_client_properties(settings),
     }
 
 

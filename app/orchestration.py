@@ -47,7 +47,9 @@ def settings_for_run(params: Mapping[str, Any] | None = None, kafka: Mapping[str
     # every other property of the connection reaches every Kafka client of the task, whole
     others = {key: value for key, value in connection.items() if key not in CONNECTION_FIELDS}
     if others:
-        taken = json.loads(settings.kafka_client_config) if settings.kafka_client_config else {}
+        from app.kafka_io import extra_client_properties
+
+        taken = extra_client_properties(settings)
         source = f"the {KAFKA_CONNECTION} connection's extra"
         applied["kafka_client_config"] = kafka_properties(source, json.dumps({**taken, **others}))
     return replace(settings, **applied) if applied else settings

@@ -6,12 +6,14 @@ import atexit
 import os
 import shutil
 import socket
+import subprocess
+import sys
 import tempfile
 from collections.abc import Mapping
 from dataclasses import replace
 from pathlib import Path
 
-from app.settings import Settings, load_settings, with_own_names
+from app.settings import REPO_ROOT, Settings, load_settings, with_own_names
 
 # Airflow imported by a test (DAG parsing) keeps its home in a temporary folder, not in ~/airflow,
 # removed when the test session ends (every session left one behind in /tmp)
@@ -70,4 +72,31 @@ def own_pipeline(settings: Settings, folder: Path) -> Settings:
         with_own_names(settings, folder, "test"),
         producer_data_root_directory=folder / "data",
         producer_file_stable_seconds=0.0,
+    )
+
+
+def run_module(
+    settings: Settings,
+    module: str,
+    *args: str,
+    environment: dict[str, str] | None = None,
+    timeout: float = 600,
+) -> subprocess.CompletedProcess[str]:
+    """`python -m <module> args` in the repository with these settings (and `environment`) in its environment."""
+    from app.runtime.services import settings_environment
+
+    env = {
+        **os.environ,
+        **settings_environment(settings),
+        "AIRFLOW_ADMIN_PASSWORD": settings.airflow_admin_password,
+        **(environment or {}),
+    }
+    return subprocess.run(
+        [sys.executable, "-m", module, *args],
+        cwd=REPO_ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        check=False,
     )

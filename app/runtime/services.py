@@ -1009,7 +1009,7 @@ class Airflow(Service):
         return path.read_text().strip()
 
     def environment(self) -> dict[str, str]:
-        from app.kafka_io import security_config
+        from app.kafka_io import extra_client_properties, security_config
 
         s = self.settings
         venv_bin = str(Path(sys.executable).parent)
@@ -1055,7 +1055,7 @@ class Airflow(Service):
                     "extra": {
                         "bootstrap.servers": s.kafka_servers,
                         **security_config(s),
-                        **(json.loads(s.kafka_client_config) if s.kafka_client_config else {}),
+                        **extra_client_properties(s),
                     },
                 }
             ),

@@ -20,10 +20,9 @@ from app.orchestration import run_settings
 from app.producer.publisher import publish
 from app.runtime.services import Airflow, KafkaBroker, Service
 from app.settings import Settings
-from tests.conftest import free_ports, own_pipeline
+from tests.conftest import free_ports, own_pipeline, run_module
 from tests.integration.expected import expected_tables
 from tests.integration.jobs import CLICK_FILES, SAMPLE, aggregates, failing_job, run_job, table_rows
-from tests.integration.test_runtime_cli import run_module
 
 if TYPE_CHECKING:
     from pyspark.sql import SparkSession

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from app.runtime.services import LocalRuntime, PostgresAddress, postgres_address
-from tests.conftest import isolated_settings, reachable_folder
+from tests.conftest import isolated_settings, reachable_folder, run_module
 
 
 def test_postgres_address_from_the_jdbc_url() -> None:
@@ -146,24 +146,10 @@ def test_an_airflow_restart_skips_the_migration_and_the_pools_it_already_has(
 def test_make_airflow_runs_the_real_airflow_command_with_the_runtime_environment(tmp_path: Path) -> None:
     """`make airflow ARGS="..."` (the README's backfill line goes through it): everything after
     `airflow` is Airflow's, run with the home `make up` gives Airflow."""
-    import os
-    import subprocess
-    import sys
-
-    from app.runtime.services import settings_environment
     from app.settings import REPO_ROOT
 
     settings = isolated_settings(tmp_path, {})
-    env = {**os.environ, **settings_environment(settings)}
-    shown = subprocess.run(
-        [sys.executable, "-m", "app.runtime", "airflow", "config", "get-value", "core", "dags_folder"],
-        cwd=REPO_ROOT,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
+    shown = run_module(settings, "app.runtime", "airflow", "config", "get-value", "core", "dags_folder", timeout=120)
     assert shown.returncode == 0, shown.stderr[-2000:]
     assert shown.stdout.strip() == str(REPO_ROOT / "dags")
 
