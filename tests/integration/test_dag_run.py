@@ -18,7 +18,7 @@ import pandas as pd
 from app.airflow_client import AirflowClient
 from app.checkpoint import running_stream
 from app.runtime.process import process_group_alive
-from app.runtime.services import Airflow, Service, settings_environment
+from app.runtime.services import Airflow, LocalRuntime, PostgresServer, Service, settings_environment
 from app.settings import REPO_ROOT, Settings
 from tests.integration.expected import expected_tables
 from tests.integration.jobs import aggregates, shifted_copy, table_rows
@@ -232,6 +232,58 @@ def test_scheduler_killed_during_a_run_and_restarted_the_run_completes_exactly(
     outcome = airflow_client.wait_for_run(DAG, run_id, timeout=900)
     assert outcome.state == "success", outcome.task_states
     assert outcome.task_states["check_tables"] == "success"
+    new_rows = len(pd.read_csv(new_file))
+    assert len(table_rows(spark, settings, "raw_clicks")) == raw_before + new_rows
+    expected = expected_tables([new_file], SAMPLE / "articles_metadata.csv")
+    new_hours = {(row[-2], row[-1]) for row in expected["article_hourly"]}
+    got = aggregates(spark, settings, new_hours)
+    assert {table: got[table] for table in ("article_hourly", "category_hourly", "context_hourly")} == {
+        table: expected[table] for table in ("article_hourly", "category_hourly", "context_hourly")
+    }
+
+
+def test_postgres_killed_during_a_run_and_restarted_the_run_completes_exactly(
+    kafka: Service,
+    postgres: Service,
+    metastore: Service,
+    airflow_client: AirflowClient,
+    settings: Settings,
+    spark: SparkSession,
+    tmp_path: Path,
+) -> None:
+    """PostgreSQL (Airflow's database and the metastore's) killed with SIGKILL while the drain
+    runs, as a crashed database host; then `make up`'s start: the run completes, exactly once."""
+    raw_before = raw_rows_so_far(spark, settings)
+    data = tmp_path / "data"
+    data.mkdir()
+    new_file = data / "clicks_hour_951.csv"
+    shifted_copy(SAMPLE / "clicks_hour_003.csv", new_file, days=90)
+    shutil.copy(SAMPLE / "articles_metadata.csv", data)  # already published when the first test ran
+    for path in data.iterdir():
+        os.utime(path, (time.time() - 3600, time.time() - 3600))
+    airflow_client.wait_for_dag(DAG)
+    airflow_client.unpause(DAG)
+    run_id = airflow_client.trigger(DAG, {"data_dir": str(data)})
+    deadline = time.monotonic() + 300
+    while airflow_client.task_states(DAG, run_id).get("drain_topics") != "running":
+        assert time.monotonic() < deadline, airflow_client.task_states(DAG, run_id)
+        time.sleep(1)
+    time.sleep(5)  # inside the Spark job
+
+    server = PostgresServer(settings)
+    pid = server.processes()[0].read_pid()
+    assert pid is not None
+    os.killpg(pid, signal.SIGKILL)
+    while process_group_alive(pid):
+        time.sleep(0.2)
+    time.sleep(10)  # the scheduler, the api-server and the metastore find it gone
+    # what `make up` does: start what is not running (PostgreSQL recovers from its log first)
+    LocalRuntime(settings, ["postgres", "metastore", "airflow"]).up()
+
+    outcome = airflow_client.wait_for_run(DAG, run_id, timeout=900)
+    assert outcome.state == "success", outcome.task_states
+    assert outcome.task_states["check_tables"] == "success"
+    assert "database system was not properly shut down" in (settings.logs_dir / "postgres.log").read_text()
     new_rows = len(pd.read_csv(new_file))
     assert len(table_rows(spark, settings, "raw_clicks")) == raw_before + new_rows
     expected = expected_tables([new_file], SAMPLE / "articles_metadata.csv")

@@ -9,31 +9,11 @@ import subprocess
 import sys
 from pathlib import Path
 
+from app.runtime import deps
 from app.runtime.process import port_is_free, process_group_alive
-from app.runtime.services import settings_environment
+from app.runtime.services import PostgresServer, settings_environment
 from app.settings import REPO_ROOT, Settings
-from tests.conftest import isolated_settings, reachable_folder
-
-
-def run_module(
-    settings: Settings, module: str, *args: str, environment: dict[str, str] | None = None
-) -> subprocess.CompletedProcess[str]:
-    """`python -m <module> args` in the repository with these settings (and `environment`) in its environment."""
-    env = {
-        **os.environ,
-        **settings_environment(settings),
-        "AIRFLOW_ADMIN_PASSWORD": settings.airflow_admin_password,
-        **(environment or {}),
-    }
-    return subprocess.run(
-        [sys.executable, "-m", module, *args],
-        cwd=REPO_ROOT,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=600,
-        check=False,
-    )
+from tests.conftest import isolated_settings, reachable_folder, run_module
 
 
 def runtime_cli(settings: Settings, *args: str) -> subprocess.CompletedProcess[str]:
@@ -132,6 +112,15 @@ def test_up_twice_status_down_leaves_nothing() -> None:
         assert port_is_free("127.0.0.1", port)
     status = runtime_cli(settings, "status")
     assert status.returncode == 3 and "stopped" in status.stdout
+    # PostgreSQL was shut down cleanly: its next start needs no recovery
+    control = subprocess.run(
+        [str(deps.postgres_bin("pg_controldata")), str(PostgresServer(settings).data_dir)],
+        capture_output=True,
+        text=True,
+        check=True,
+        env={**os.environ, "LC_ALL": "C"},
+    )
+    assert "Database cluster state:               shut down\n" in control.stdout, control.stdout
 
 
 def test_port_taken_names_the_port_and_variable(tmp_path: Path) -> None:
