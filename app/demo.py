@@ -41,7 +41,7 @@ def main() -> int:
         settings = load_settings()
         runtime = LocalRuntime(settings)
         console.print(
-            "[bold]1/3[/bold] starting Kafka, the Hive Metastore, the Spark History Server and Airflow on",
+            "[bold]1/3[/bold] starting Kafka, PostgreSQL, the Hive Metastore, the Spark History Server and Airflow on",
             settings.bind_host,
         )
         login = up(settings, runtime, lambda line: console.print(f"  {line}"))

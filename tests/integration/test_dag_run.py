@@ -257,7 +257,7 @@ def test_postgres_killed_during_a_run_and_restarted_the_run_completes_exactly(
     data = tmp_path / "data"
     data.mkdir()
     new_file = data / "clicks_hour_951.csv"
-    shifted_copy(SAMPLE / "clicks_hour_003.csv", new_file, days=90)
+    shifted_copy(SAMPLE / "clicks_hour_000.csv", new_file, days=90)
     shutil.copy(SAMPLE / "articles_metadata.csv", data)  # already published when the first test ran
     for path in data.iterdir():
         os.utime(path, (time.time() - 3600, time.time() - 3600))
