@@ -183,3 +183,18 @@ def test_as_root_the_cluster_lives_where_the_postgres_user_can_reach_it(tmp_path
     open_folder = reachable_folder("clickstream-reachable-test-")
     reachable = PostgresServer(isolated_settings(open_folder / "state", {}))
     assert reachable.data_dir == open_folder / "state" / "postgres" / "data"
+
+
+def test_no_metadata_database_code_for_sqlite_is_left() -> None:
+    """Airflow runs on PostgreSQL (or another server): `grep -rn sqlite app dags plugins` finds nothing."""
+    from app.settings import REPO_ROOT
+
+    found = [
+        f"{path.relative_to(REPO_ROOT)}:{number}"
+        for folder in ("app", "dags", "plugins")
+        for path in sorted((REPO_ROOT / folder).rglob("*"))
+        if path.is_file() and path.suffix in (".py", ".md", ".txt", ".cfg", ".toml", ".json", ".html", ".js")
+        for number, line in enumerate(path.read_text(errors="replace").splitlines(), start=1)
+        if "sqlite" in line
+    ]
+    assert found == []
