@@ -87,15 +87,20 @@ def pending_files(settings: Settings) -> list[str]:
     return [file.file for file in report.files if file.status == "would_publish"]
 
 
+class FilesRefused(RuntimeError):
+    """Files the producer refused; the message names each, its reason and what to do."""
+
+
 def publish_kind(settings: Settings, kind: str) -> dict[str, Any]:
-    """Publish one kind of file ("articles" or "clicks"); fail loudly if a file was refused."""
+    """Publish one kind of file ("articles" or "clicks"): every file that can be. Refused files are
+    recorded in the ledger and listed in the result (`refused`), for `refused_files` to report at
+    the end of the run: one bad file holds back neither the good ones nor the rest of the run."""
     from app.producer.discovery import FileKind
     from app.producer.publisher import PublishOptions, publish
 
     report = publish(settings, PublishOptions(kinds=[FileKind(kind)]))
-    if report.refused:
-        reasons = "; ".join(f"{r.file}: {r.message}" for r in report.refused)
-        raise RuntimeError(f"{len(report.refused)} file(s) refused: {reasons}")
+    for refused in report.refused:
+        log.error("refused: %s: %s; to do: %s", refused.file, refused.message, refused.fix)
     summary = report.to_dict()
     log.info("published %s %s rows, %s rejected", kind, summary["rows"], summary["rejected"])
     return summary
@@ -153,6 +158,22 @@ def recompute_range(
     # the data interval is [start, end): its last hour starts one hour before its end
     final = interval_end - timedelta(hours=1) if interval_end > interval_start else interval_start
     return interval_start.strftime(HOUR_LAYOUT), final.strftime(HOUR_LAYOUT)
+
+
+def report_refused_files(*results: Mapping[str, Any] | None) -> dict[str, Any]:
+    """The run's last word on refused files (the publishing tasks' results): raise `FilesRefused`
+    naming each file once, its reason and its fix; otherwise say there were none."""
+    refused: dict[str, Mapping[str, Any]] = {}
+    for result in results:
+        for item in (result or {}).get("refused", []):
+            refused.setdefault(str(item["file"]), item)
+    if refused:
+        listed = "\n".join(
+            f"  - {name}: {item['reason']}\n    to do: {item['fix']}" for name, item in sorted(refused.items())
+        )
+        raise FilesRefused(f"{len(refused)} file(s) refused; every other file was published and processed:\n{listed}")
+    log.info("no file was refused")
+    return {"refused": []}
 
 
 def check_run_tables(settings: Settings, recompute_arguments: list[str]) -> dict[str, Any]:

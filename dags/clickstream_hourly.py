@@ -4,7 +4,9 @@ Every hour (and for each hour of a backfill): wait for files that are not publis
 the article files and then the click files (exactly once), drain both topics with the streaming
 job (available-now; when `clickstream_streaming` runs, wait for it to pass the topics' end
 instead), recompute the run's hours with the batch job, and check that the aggregates agree with
-the raw table and the raw table with the producer's ledger. Triggered from the UI it takes a data
+the raw table and the raw table with the producer's ledger. A file the producer refuses holds back
+nothing: the rest is published and processed, and the run fails at its end in `refused_files`,
+which names each refused file, why, and what to do. Triggered from the UI it takes a data
 folder and a range of hours to recompute. The work lives in `app/` and `spark_jobs/`.
 """
 
@@ -125,8 +127,19 @@ def clickstream_hourly() -> None:
 
         return check_run_tables(run_settings(get_current_context()), recompute_arguments)
 
+    # the run's last word on refused files: it fails here, naming each, after everything published
+    # was processed; not retried (a refusal is decided once, and heals only when the file changes)
+    @task(trigger_rule="all_done_min_one_success", retries=0)
+    def refused_files() -> dict[str, object]:
+        from app.orchestration import report_refused_files
+
+        ti = get_current_context()["ti"]
+        return report_refused_files(*(ti.xcom_pull(task_ids=task) for task in ("publish_articles", "publish_clicks")))
+
     check = check_tables(hours)  # type: ignore[arg-type]  # an XComArg, resolved when the task runs
-    wait_for_new_files() >> publish_articles() >> publish_clicks() >> drain >> hours >> recompute >> check
+    articles, clicks = publish_articles(), publish_clicks()
+    wait_for_new_files() >> articles >> clicks >> drain >> hours >> recompute >> check
+    [articles, clicks, check] >> refused_files()
 
 
 clickstream_hourly()

@@ -87,7 +87,7 @@ def summary_table(result: PublishReport) -> Table:
             f"{report.rows:,}",
             f"{report.rejected:,}",
             f"{report.seconds:.2f}",
-            report.message,
+            f"{report.message}; to do: {report.fix}" if report.fix else report.message,
         )
     table.add_section()
     table.add_row("total", "", "", "", f"{result.rows:,}", f"{result.rejected:,}", "", "")

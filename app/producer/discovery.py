@@ -46,6 +46,7 @@ class Discovery:
     files: list[DataFile]
     ignored: list[str]
     refused: dict[str, str]  # name -> reason
+    root: Path  # the data folder, resolved
 
 
 class DataFolderError(ValueError):
@@ -102,4 +103,4 @@ def discover(settings: Settings, data_root: Path | None = None) -> Discovery:
             continue
         files.append(DataFile(path=path, name=name, kind=match[0], topic=match[1]))
     files.sort(key=lambda f: (f.kind is FileKind.CLICKS, natural_key(f.name)))
-    return Discovery(files=files, ignored=ignored, refused=refused)
+    return Discovery(files=files, ignored=ignored, refused=refused, root=root)

@@ -2,7 +2,8 @@
 
 Each published file (or, in paced modes, each committed part of a file) writes a `LedgerEntry`
 keyed by the file's name in the transaction that carries its rows, so the ledger and the data
-topics can never disagree for a `read_committed` reader. `decide()` turns the ledger's last
+topics can never disagree for a `read_committed` reader. A refused file gets a `Refusal` (under
+`refused<NUL><name>`), removed when the file is published. `decide()` turns the ledger's last
 word on a file and the file as it is now into what to do.
 """
 
@@ -60,6 +61,48 @@ class LedgerEntry:
         return cls(**known)
 
 
+REFUSAL_KEY_PREFIX = "refused\x00"  # a file name never holds a NUL: no refusal key is a file's
+
+
+@dataclass(frozen=True)
+class Refusal:
+    """A file the producer refused, as the ledger remembers it: why, what to do, and the file's size
+    and modification time then. While both still match, the file is refused again without being
+    read (the sensor's poll stays cheap); once it changes, it is looked at again."""
+
+    file: str
+    reason: str
+    fix: str
+    size: int
+    mtime_ns: int
+    refused_at: str = ""
+
+    @property
+    def key(self) -> bytes:
+        return refusal_key(self.file)
+
+    def unchanged_on_disk(self, size: int, mtime_ns: int) -> bool:
+        return (self.size, self.mtime_ns) == (size, mtime_ns)
+
+    def to_json(self) -> bytes:
+        return json.dumps(asdict(self), separators=(",", ":"), sort_keys=True).encode()
+
+    @classmethod
+    def from_json(cls, raw: bytes) -> Refusal:
+        values: dict[str, Any] = json.loads(raw)
+        return cls(**{name: values[name] for name in cls.__dataclass_fields__ if name in values})
+
+
+def refusal_key(file: str) -> bytes:
+    return (REFUSAL_KEY_PREFIX + file).encode()
+
+
+@dataclass(frozen=True)
+class LedgerState:
+    files: dict[str, LedgerEntry]  # file name -> its latest committed entry
+    refusals: dict[str, Refusal]  # file name -> why it is refused (until it is published or changes)
+
+
 class LedgerReadError(RuntimeError):
     """The ledger topic could not be read to its end."""
 
@@ -71,16 +114,23 @@ LEDGER_BATCH = 1_000
 
 def read_ledger(settings: Settings, timeout: float = 30.0) -> dict[str, LedgerEntry]:
     """The latest committed entry of every file, read from the start of the ledger topic."""
+    return read_ledger_state(settings, timeout).files
+
+
+def read_ledger_state(settings: Settings, timeout: float = 30.0) -> LedgerState:
+    """The files' latest committed entries and the refusals in force, in one read of the topic."""
     consumer = Consumer(committed_reader_config(settings, "clickstream-ledger-reader"))
     entries: dict[str, LedgerEntry] = {}
+    refusals: dict[str, Refusal] = {}
+    state = LedgerState(entries, refusals)
     try:
         topics = consumer.list_topics(timeout=timeout).topics
         if settings.kafka_ledger_topic not in topics:
-            return entries  # nothing was ever published with these settings
+            return state  # nothing was ever published with these settings
         partition = TopicPartition(settings.kafka_ledger_topic, 0)
         low, high = _watermarks(consumer, partition, timeout)
         if high <= low:
-            return entries
+            return state
         consumer.assign([TopicPartition(settings.kafka_ledger_topic, 0, low)])
         deadline = time.monotonic() + timeout
         while True:
@@ -97,7 +147,13 @@ def read_ledger(settings: Settings, timeout: float = 30.0) -> dict[str, LedgerEn
                     continue
                 key = (message.key() or b"").decode()
                 value = message.value()
-                if value is None:
+                if key.startswith(REFUSAL_KEY_PREFIX):
+                    name = key.removeprefix(REFUSAL_KEY_PREFIX)
+                    if value is None:
+                        refusals.pop(name, None)  # published since, or looked at again
+                    else:
+                        refusals[name] = Refusal.from_json(value)
+                elif value is None:
                     entries.pop(key, None)  # a tombstone forgets the file
                 else:
                     entries[key] = LedgerEntry.from_json(value)
@@ -108,7 +164,7 @@ def read_ledger(settings: Settings, timeout: float = 30.0) -> dict[str, LedgerEn
         ) from None
     finally:
         consumer.close()
-    return entries
+    return state
 
 
 _RETRIABLE = {KafkaError.NOT_LEADER_FOR_PARTITION, KafkaError.LEADER_NOT_AVAILABLE, KafkaError.UNKNOWN_TOPIC_OR_PART}

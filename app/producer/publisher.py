@@ -28,7 +28,16 @@ from confluent_kafka import KafkaException, Producer
 from app.kafka_io import client_config, ensure_topics
 from app.producer import report as status
 from app.producer.discovery import DataFile, FileKind, discover
-from app.producer.ledger import IN_PROGRESS, PUBLISHED, Action, LedgerEntry, decide, read_ledger
+from app.producer.ledger import (
+    IN_PROGRESS,
+    PUBLISHED,
+    Action,
+    LedgerEntry,
+    Refusal,
+    decide,
+    read_ledger_state,
+    refusal_key,
+)
 from app.producer.parsing import FileContent, HeaderError, Message, Reject, parse_lines, read_file
 from app.producer.report import FileReport, PublishReport
 from app.schemas import (
@@ -134,6 +143,7 @@ class Publisher:
         self._replay_origin: tuple[float, int] | None = None  # (monotonic start, first click ms)
         self._options = PublishOptions()
         self._published_content: dict[str, LedgerEntry] = {}
+        self._refusals: dict[str, Refusal] = {}
 
     def publish(self, options: PublishOptions | None = None) -> PublishReport:
         options = self._options = options or PublishOptions()
@@ -143,18 +153,22 @@ class Publisher:
             log.info("ignored: %s (not a click or article file)", name)
         for name, reason in discovery.refused.items():
             log.error("refused: %s: %s", name, reason)
-            result.files.append(FileReport(name, "", "", status.REFUSED, message=reason))
+            fix = "remove the link, or move the file it points to into the data folder"
+            result.files.append(FileReport(name, "", "", status.REFUSED, message=reason, fix=fix))
         files = [file for file in discovery.files if file.kind in options.kinds]
         if not options.dry_run:
             ensure_topics(self.settings)
             self.producer = Producer(producer_config(self.settings))
             self.producer.init_transactions(60)  # fences an older producer and aborts its open transaction
-        ledger = read_ledger(self.settings)
+        state = read_ledger_state(self.settings)
+        ledger, self._refusals = state.files, state.refusals
         # published content by sha256, to recognise a file copied under a second name
         self._published_content = {entry.sha256: entry for entry in ledger.values() if entry.rows > 0}
         try:
             for file in files:
                 result.files.append(self._publish_file(file, ledger.get(file.name), options))
+            if not options.dry_run:
+                self._record_refusals(result, discovery.root)
         finally:
             if self.producer is not None:
                 self.producer.flush(30)
@@ -173,6 +187,16 @@ class Publisher:
             return self._already_published(
                 report, entry, f"published as version {entry.version}; size and time unchanged"
             )
+        refusal = self._refusals.get(file.name)
+        if (
+            refusal is not None
+            and file.name not in options.new_versions
+            and refusal.unchanged_on_disk(on_disk.st_size, on_disk.st_mtime_ns)
+        ):
+            # refused before and not changed since: refused again without reading it
+            report.message, report.fix = refusal.reason, refusal.fix
+            log.error("refused (unchanged since %s): %s", refusal.refused_at, refusal.reason)
+            return report
         age = time.time() - on_disk.st_mtime
         if age < self.settings.producer_file_stable_seconds:
             report.status = status.SKIPPED_UNSTABLE
@@ -182,7 +206,7 @@ class Publisher:
         try:
             content = read_file(file.path)
         except HeaderError as error:
-            report.message = str(error)
+            report.message, report.fix = str(error), _content_fix(file, error)
             log.error("refused: %s", error)
             return report
         same_content = self._published_content.get(content.sha256)
@@ -197,12 +221,18 @@ class Publisher:
             return self._already_published(report, entry, decision.reason)
         if decision.action in (Action.REFUSE_CHANGED, Action.REFUSE_DUPLICATE):
             report.message = decision.reason
+            new_version = f'make publish ARGS="--new-version {file.name}"'
+            report.fix = (
+                f"publish it as a new version: {new_version}"
+                if decision.action is Action.REFUSE_CHANGED
+                else f"remove it if it is a copy; if it is another file, {new_version}"
+            )
             log.error("refused: %s", decision.reason)
             return report
         try:
             run = self._send_file(file, content, decision.version, decision.lines_done, entry, options)
         except HeaderError as error:
-            report.message = str(error)
+            report.message, report.fix = str(error), _content_fix(file, error)
             log.error("refused: %s", error)
             return report
         report.rows, report.rejected, report.offsets = run.rows, run.rejected, run.offsets
@@ -299,8 +329,53 @@ class Publisher:
             raise
         return run
 
+    def _record_refusals(self, result: PublishReport, root: Path) -> None:
+        """Write each refused file's refusal to the ledger (one transaction), unless the ledger has it
+        already for the file as it is: the next poll and the pipeline view see it, and an unchanged
+        file is refused again without being read."""
+        assert self.producer is not None
+        now = datetime.now(UTC).isoformat(timespec="seconds")
+        new: dict[str, Refusal] = {}
+        for report in result.refused:
+            try:
+                on_disk = (root / report.file).lstat() if report.kind == "" else (root / report.file).stat()
+            except OSError:
+                continue  # gone meanwhile
+            known = self._refusals.get(report.file)
+            if (
+                known is not None
+                and known.reason == report.message
+                and known.unchanged_on_disk(on_disk.st_size, on_disk.st_mtime_ns)
+            ):
+                continue
+            new[report.file] = Refusal(
+                report.file, report.message, report.fix, on_disk.st_size, on_disk.st_mtime_ns, now
+            )
+        if not new:
+            return
+        errors: list[str] = []
+        self.producer.begin_transaction()
+        try:
+            for refusal in new.values():
+                self._produce(
+                    self.settings.kafka_ledger_topic,
+                    refusal.key,
+                    refusal.to_json(),
+                    [],
+                    lambda error, _message: errors.append(str(error)) if error is not None else None,
+                )
+            self.producer.flush(60)
+            if errors:
+                raise PublishError(f"recording {len(new)} refusal(s) in the ledger failed: {errors[0]}")
+            self.producer.commit_transaction(60)
+        except (KafkaException, BufferError, PublishError) as error:
+            _abort_quietly(self.producer)
+            log.warning("the refusals were not recorded (they are reported all the same): %s", error)
+            return
+        self._refusals.update(new)
+
     def _produce(
-        self, topic: str, key: bytes, value: bytes, headers: Headers, on_delivery: Callable[..., None]
+        self, topic: str, key: bytes, value: bytes | None, headers: Headers, on_delivery: Callable[..., None]
     ) -> None:
         assert self.producer is not None
         while True:
@@ -348,9 +423,20 @@ class Publisher:
             mtime_ns=content.mtime_ns,
         )
         self._produce(self.settings.kafka_ledger_topic, run.file.name.encode(), entry.to_json(), [], run.delivered)
+        if state == PUBLISHED and self._refusals.pop(run.file.name, None) is not None:
+            # published now: its refusal goes, in the same transaction
+            self._produce(self.settings.kafka_ledger_topic, refusal_key(run.file.name), None, [], run.delivered)
         self.producer.commit_transaction(120)
         if state == PUBLISHED and entry.rows > 0:
             self._published_content[entry.sha256] = entry  # a copy later in this run is recognised too
+
+
+def _content_fix(file: DataFile, error: HeaderError) -> str:
+    """What to do about a file whose content was refused whole."""
+    if "gzip" in str(error):
+        return f"replace it with a complete copy (`gzip -t {file.path.name}` checks one), or remove it"
+    columns = ", ".join(file.kind.schema.columns)
+    return f"fix its header (the first line must name the columns {columns}), or remove it"
 
 
 def _reject_value(file: DataFile, reject: Reject) -> bytes:

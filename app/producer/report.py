@@ -23,6 +23,7 @@ class FileReport:
     rejected: int = 0
     seconds: float = 0.0
     message: str = ""
+    fix: str = ""  # for a refused file: what to do about it
     offsets: dict[str, list[int]] = field(default_factory=dict)
 
 
@@ -46,6 +47,10 @@ class PublishReport:
     def refused(self) -> list[FileReport]:
         return self.with_status(REFUSED)
 
+    def refusals(self) -> list[dict[str, str]]:
+        """Each refused file once: its name, why, and what to do."""
+        return [{"file": r.file, "reason": r.message, "fix": r.fix} for r in self.refused]
+
     def rows_by_topic(self) -> dict[str, int]:
         totals: dict[str, int] = {}
         for report in self.with_status(PUBLISHED):
@@ -61,4 +66,5 @@ class PublishReport:
             "rejected": self.rejected,
             "published_files": len(self.with_status(PUBLISHED)),
             "refused_files": len(self.refused),
+            "refused": self.refusals(),
         }

@@ -314,3 +314,52 @@ def test_topics_are_created_from_settings(kafka: Service, own_topics: Settings) 
     assert configs[settings.kafka_ledger_topic]["cleanup.policy"].value == "compact"
     assert configs[settings.kafka_topic]["cleanup.policy"].value == "delete"
     assert configs[settings.kafka_topic]["min.insync.replicas"].value == str(settings.kafka_min_insync_replicas)
+
+
+def test_a_refusal_is_recorded_once_not_read_again_until_the_file_changes_and_gone_once_published(
+    kafka: Service, own_topics: Settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Refused files (a link out of the folder, a header-less binary file) are listed with a fix
+    and recorded in the ledger; the next poll refuses them again without reading them; a changed
+    file is looked at again, and once it publishes its refusal is gone."""
+    import app.producer.publisher as publisher
+    from app.producer.ledger import read_ledger_state
+    from app.producer.parsing import FileContent, read_file
+
+    settings = own_topics
+    folder = settings.producer_data_root_directory
+    shutil.copy(SAMPLE / "clicks_hour_001.csv", folder / "clicks_hour_001.csv")
+    binary = folder / "clicks_hour_002.csv"
+    binary.write_bytes(bytes(range(256)) * 4)
+    (folder / "clicks_hour_003.csv").symlink_to(SAMPLE.parent / "__init__.py")
+    first = publish(settings)
+    assert {r.file: r.status for r in first.files} == {
+        "clicks_hour_003.csv": REFUSED,
+        "clicks_hour_001.csv": PUBLISHED,
+        "clicks_hour_002.csv": REFUSED,
+    }
+    fixes = {item["file"]: item["fix"] for item in first.to_dict()["refused"]}
+    assert "fix its header" in fixes["clicks_hour_002.csv"] and "remove the link" in fixes["clicks_hour_003.csv"]
+    refusals = read_ledger_state(settings).refusals
+    assert set(refusals) == {"clicks_hour_002.csv", "clicks_hour_003.csv"}
+    assert "header lacks required column(s)" in refusals["clicks_hour_002.csv"].reason
+    assert set(read_ledger(settings)) == {"clicks_hour_001.csv"}  # the files' entries alone
+
+    reads: list[str] = []
+
+    def counted_read(path: Path) -> FileContent:
+        reads.append(path.name)
+        return read_file(path)
+
+    monkeypatch.setattr(publisher, "read_file", counted_read)
+    for dry_run in (True, False):
+        again = publish(settings, PublishOptions(dry_run=dry_run))
+        assert [r.status for r in again.files] == [REFUSED, ALREADY_PUBLISHED, REFUSED] and reads == []
+        assert again.to_dict()["refused"] == first.to_dict()["refused"]
+
+    shutil.copy(SAMPLE / "clicks_hour_002.csv", binary)  # fixed: a real click file now
+    os.utime(binary, ns=(binary.stat().st_atime_ns, binary.stat().st_mtime_ns - 60_000_000_000))
+    fixed = publish(settings)
+    assert {r.file: r.status for r in fixed.files}["clicks_hour_002.csv"] == PUBLISHED
+    assert reads == ["clicks_hour_002.csv"]
+    assert set(read_ledger_state(settings).refusals) == {"clicks_hour_003.csv"}

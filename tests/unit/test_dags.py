@@ -35,6 +35,7 @@ def test_hourly_dag_tasks_and_order(dagbag) -> None:  # type: ignore[no-untyped-
         "hours_to_recompute",
         "recompute_hours",
         "check_tables",
+        "refused_files",
     ]
     assert sorted(dag.task_ids) == sorted(order)
     for upstream, downstream in itertools.pairwise(order):
@@ -46,6 +47,10 @@ def test_hourly_dag_tasks_and_order(dagbag) -> None:  # type: ignore[no-untyped-
     assert {dag.get_task(name).pool for name in ("drain_topics", "recompute_hours")} == {SPARK_POOL}
     assert {dag.get_task(name).pool for name in ("publish_articles", "publish_clicks")} == {PUBLISH_POOL}
     assert dag.get_task("check_tables").trigger_rule == "none_failed_min_one_success"
+    # refused files are reported last, once, after whatever was published was processed
+    refused = dag.get_task("refused_files")
+    assert refused.upstream_task_ids == {"publish_articles", "publish_clicks", "check_tables"}
+    assert refused.trigger_rule == "all_done_min_one_success" and refused.retries == 0
 
 
 def test_streaming_dag_runs_one_processing_time_stream_and_retries(dagbag) -> None:  # type: ignore[no-untyped-def]
@@ -113,3 +118,16 @@ def test_trigger_params_are_optional_and_hours_are_validated(dagbag) -> None:  #
         bad = copy.deepcopy(params)
         bad["recompute_from"] = "yesterday"
         bad.validate()
+
+
+def test_refused_files_are_named_once_with_their_reason_and_fix() -> None:
+    from app.orchestration import FilesRefused, report_refused_files
+
+    link = {"file": "clicks_hour_9.csv", "reason": "it links to /etc/passwd, outside the data folder", "fix": "remove"}
+    changed = {"file": "clicks_hour_1.csv", "reason": "changed after it was published", "fix": "--new-version"}
+    with pytest.raises(FilesRefused) as refused:
+        report_refused_files({"refused": [link]}, {"refused": [link, changed]}, None)
+    message = str(refused.value)
+    assert message.startswith("2 file(s) refused") and message.count("clicks_hour_9.csv") == 1
+    assert "to do: --new-version" in message and "outside the data folder" in message
+    assert report_refused_files({"refused": []}, None) == {"refused": []}
