@@ -28,6 +28,16 @@ MAX_REJECT_TEXT = 10_000  # characters of a bad line kept in its reject record
 _INTEGER = r"-?(?:0|[1-9][0-9]*)"
 
 
+MAX_HEADER_TEXT = 300  # characters of a bad header quoted in a refusal
+
+
+def printable(text: str, limit: int = MAX_HEADER_TEXT) -> str:
+    """`text` for a message about it: control characters escaped (a binary file's "header" holds
+    NULs, which PostgreSQL refuses in Airflow's XComs and JSON shows badly) and cut to `limit`."""
+    shown = "".join(char if char.isprintable() else repr(char)[1:-1] for char in text[:limit])
+    return shown[:limit] + ("..." if len(shown) > limit or len(text) > limit else "")
+
+
 class HeaderError(ValueError):
     """The file's header does not carry the schema's columns; the file is refused whole."""
 
@@ -77,7 +87,7 @@ class RowParser:
         if missing:
             raise HeaderError(
                 f"{source}: header lacks required column(s) {', '.join(missing)} "
-                f"(found: {', '.join(header) or 'nothing'})"
+                f"(found: {printable(', '.join(header)) or 'nothing'})"
             )
         self.header = header
         self.positions = [header.index(column) for column in schema.columns]

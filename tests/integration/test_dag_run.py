@@ -185,6 +185,12 @@ def test_streaming_dag_runs_beside_the_hourly_dag_which_waits_for_it(
     airflow_client.call("PATCH", f"/api/v2/dags/{STREAMING_DAG}", {"is_paused": True})
 
 
+def task_log(settings: Settings, run_id: str, task_id: str) -> str:
+    """A task's log, every attempt, as Airflow wrote it."""
+    folder = settings.logs_dir / "airflow" / f"dag_id={DAG}" / f"run_id={run_id}" / f"task_id={task_id}"
+    return "\n".join(path.read_text(errors="replace") for path in sorted(folder.glob("attempt=*.log")))
+
+
 def raw_rows_so_far(spark: SparkSession, settings: Settings) -> int:
     """Rows of raw_clicks, 0 before the first run created the table."""
     from pyspark.errors import AnalysisException
@@ -292,3 +298,76 @@ def test_postgres_killed_during_a_run_and_restarted_the_run_completes_exactly(
     assert {table: got[table] for table in ("article_hourly", "category_hourly", "context_hourly")} == {
         table: expected[table] for table in ("article_hourly", "category_hourly", "context_hourly")
     }
+
+
+def test_refused_files_hold_back_nothing_and_the_run_fails_in_refused_files_alone(
+    kafka: Service,
+    metastore: Service,
+    airflow_client: AirflowClient,
+    settings: Settings,
+    spark: SparkSession,
+    tmp_path: Path,
+) -> None:
+    """Good files beside a link out of the folder, a truncated .csv.gz, a header-less binary file and
+    a published file that changed: the good rows land exactly once, the run fails in `refused_files`
+    alone (naming all four, no task retried), the sensor finds nothing new afterwards, and once the
+    bad files are dealt with (the changed one published with --new-version) the next run is green."""
+    import gzip
+    from dataclasses import replace
+
+    from app.orchestration import pending_files
+    from app.producer.publisher import PublishOptions, publish
+
+    raw_before = raw_rows_so_far(spark, settings)
+    data, earlier = tmp_path / "data", tmp_path / "earlier"
+    data.mkdir()
+    earlier.mkdir()
+    good = [data / "clicks_hour_960.csv", data / "clicks_hour_961.csv"]
+    shifted_copy(SAMPLE / "clicks_hour_001.csv", good[0], days=120)
+    shifted_copy(SAMPLE / "clicks_hour_002.csv", good[1], days=120)
+    shutil.copy(SAMPLE / "articles_metadata.csv", data)
+    changed = "clicks_hour_962.csv"
+    shifted_copy(SAMPLE / "clicks_hour_000.csv", earlier / changed, days=121)
+    then = publish(replace(settings, producer_data_root_directory=earlier, producer_file_stable_seconds=0.0))
+    assert [file.status for file in then.files] == ["published"]  # as it was then
+    shifted_copy(SAMPLE / "clicks_hour_000.csv", data / changed, days=122)  # and changed since
+    (data / "clicks_hour_963.csv").symlink_to(SAMPLE / "README.md")
+    whole = gzip.compress((SAMPLE / "clicks_hour_000.csv").read_bytes())
+    (data / "clicks_hour_964.csv.gz").write_bytes(whole[: len(whole) // 2])
+    (data / "clicks_hour_965.csv").write_bytes(bytes(range(256)) * 8)
+    for path in data.iterdir():
+        os.utime(path, (time.time() - 3600, time.time() - 3600), follow_symlinks=False)
+    bad = ["clicks_hour_962.csv", "clicks_hour_963.csv", "clicks_hour_964.csv.gz", "clicks_hour_965.csv"]
+
+    airflow_client.wait_for_dag(DAG)
+    airflow_client.unpause(DAG)
+    run_id = airflow_client.trigger(DAG, {"data_dir": str(data)})
+    outcome = airflow_client.wait_for_run(DAG, run_id, timeout=900)
+    assert outcome.state == "failed"
+    # a manual run without hours skips its recompute (the drain recomputed what it landed)
+    failed = {task: state for task, state in outcome.task_states.items() if state not in ("success", "skipped")}
+    assert outcome.task_states["recompute_hours"] == "skipped"
+    assert failed == {"refused_files": "failed"}, [task_log(settings, run_id, task)[-3000:] for task in failed]
+    instances = airflow_client.call("GET", f"/api/v2/dags/{DAG}/dagRuns/{run_id}/taskInstances")["task_instances"]
+    assert {ti["task_id"]: ti["try_number"] for ti in instances if ti["try_number"] != 1} == {}  # none retried
+    log = task_log(settings, run_id, "refused_files")
+    assert "4 file(s) refused" in log, log[-3000:]
+    for name, fix in zip(bad, ("--new-version", "remove the link", "gzip -t", "fix its header"), strict=True):
+        assert name in log and fix in log, (name, fix)
+
+    new_rows = sum(len(pd.read_csv(path)) for path in good) + len(pd.read_csv(earlier / changed))
+    assert len(table_rows(spark, settings, "raw_clicks")) == raw_before + new_rows
+    expected = expected_tables(good, SAMPLE / "articles_metadata.csv")
+    hours = {(row[-2], row[-1]) for row in expected["article_hourly"]}
+    got = aggregates(spark, settings, hours)
+    for table in ("article_hourly", "category_hourly", "context_hourly"):
+        assert got[table] == expected[table], table
+
+    own = replace(settings, producer_data_root_directory=data)
+    assert pending_files(own) == []  # the next scheduled run's sensor finds nothing new: it is skipped
+    for name in bad[1:]:
+        (data / name).unlink()
+    publish(own, PublishOptions(new_versions=[changed]))
+    run_id = airflow_client.trigger(DAG, {"data_dir": str(data)})
+    outcome = airflow_client.wait_for_run(DAG, run_id, timeout=900)
+    assert outcome.state == "success", outcome.task_states

@@ -140,3 +140,16 @@ def test_gzip_files_are_read_and_hashed_by_content(tmp_path: Path) -> None:
     assert read_file(plain).data == read_file(packed).data == text
     assert read_file(plain).sha256 == read_file(packed).sha256
     assert read_file(packed).size == packed.stat().st_size
+
+
+def test_a_binary_header_is_quoted_printable_and_short_in_its_refusal() -> None:
+    """A binary file's first line holds NULs (PostgreSQL refuses them in Airflow's XComs): the
+    refusal escapes them and quotes at most a few hundred characters."""
+    from app.producer.parsing import HeaderError, parse_lines
+    from app.schemas import CLICKS
+
+    with pytest.raises(HeaderError) as refused:
+        next(parse_lines(bytes(range(1, 9)) * 2 + b"\x00" * 5000 + b"\n1\n", CLICKS, "binary.csv"))
+    message = str(refused.value)
+    assert "\x00" not in message and "\\x00" in message and len(message) < 1000
+    assert message.startswith("binary.csv: header lacks required column(s) user_id")
