@@ -164,9 +164,11 @@ def _bytes_on_disk(log_dir: Path, topic: str, partitions: dict[int, int]) -> int
 
 
 def read_ledger_rows(settings: Settings) -> list[dict[str, Any]]:
-    from app.producer.ledger import read_ledger
+    """The ledger's files, newest first, after the refused files (status `refused`, with the
+    reason and what to do), which a user has to act on."""
+    from app.producer.ledger import read_ledger_state
 
-    entries = read_ledger(settings, timeout=SERVICE_TIMEOUT * 2)
+    state = read_ledger_state(settings, timeout=SERVICE_TIMEOUT * 2)
     rows = [
         {
             "file": entry.file,
@@ -177,9 +179,20 @@ def read_ledger_rows(settings: Settings) -> list[dict[str, Any]]:
             "rejected": entry.rejected,
             "published_at": entry.published_at,
         }
-        for entry in entries.values()
+        for entry in state.files.values()
     ]
-    return sorted(rows, key=lambda row: (str(row["published_at"]), str(row["file"])), reverse=True)
+    refused = [
+        {
+            "file": refusal.file,
+            "status": "refused",
+            "reason": refusal.reason,
+            "fix": refusal.fix,
+            "refused_at": refusal.refused_at,
+        }
+        for refusal in state.refusals.values()
+    ]
+    newest_first = sorted(rows, key=lambda row: (str(row["published_at"]), str(row["file"])), reverse=True)
+    return sorted(refused, key=lambda row: str(row["file"])) + newest_first
 
 
 # --- Hive tables through the metastore and Parquet ------------------------------------------------

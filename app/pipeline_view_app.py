@@ -172,17 +172,28 @@ def _kafka(kafka: KafkaState) -> str:
 
 
 def _ledger(rows: list[dict[str, Any]]) -> str:
-    if not rows:
-        return "<p>nothing published yet</p>"
-    shown = rows[:50]
+    refused = [r for r in rows if r["status"] == "refused"]
+    files = [r for r in rows if r["status"] != "refused"]
+    refusals = (
+        f"<p><b>{len(refused)} file(s) refused</b>: nothing of them is published until they are dealt with</p>"
+        + _table(
+            ["refused file", "reason", "what to do", "refused at"],
+            [[r["file"], r["reason"], r["fix"], r["refused_at"]] for r in refused],
+        )
+        if refused
+        else ""
+    )
+    if not files:
+        return refusals + "<p>nothing published yet</p>"
+    shown = files[:50]
     table = _table(
         ["file", "kind", "version", "status", "rows", "rejected", "published at"],
         [[r["file"], r["kind"], r["version"], r["status"], r["rows"], r["rejected"], r["published_at"]] for r in shown],
     )
-    more = f"<p>and {len(rows) - len(shown)} more files</p>" if len(rows) > len(shown) else ""
-    total = sum(int(r["rows"]) for r in rows)
-    rejected = sum(int(r["rejected"]) for r in rows)
-    return f"<p>{len(rows)} files, {total:,} rows, {rejected:,} rejected</p>{table}{more}"
+    more = f"<p>and {len(files) - len(shown)} more files</p>" if len(files) > len(shown) else ""
+    total = sum(int(r["rows"]) for r in files)
+    rejected = sum(int(r["rejected"]) for r in files)
+    return f"{refusals}<p>{len(files)} files, {total:,} rows, {rejected:,} rejected</p>{table}{more}"
 
 
 def _tables(tables: list[TableState]) -> str:

@@ -57,3 +57,17 @@ def test_with_no_service_running_every_section_says_why(tmp_path) -> None:  # ty
     assert found.kafka.error and "Kafka is not reachable" in found.kafka.error and "make up" in found.kafka.error
     assert found.tables.error and "Hive Metastore is not reachable" in found.tables.error
     assert found.kafka.seconds < 5 and found.tables.seconds < 5
+
+
+def test_the_ledger_section_lists_refused_files_first_with_what_to_do() -> None:
+    from app.pipeline_view_app import _ledger
+
+    rows: list[dict[str, object]] = [
+        {"file": "clicks_hour_9.csv", "status": "refused", "reason": "it links to <x>", "fix": "remove the link",
+         "refused_at": "2026-11-30T20:00:00+00:00"},
+        {"file": "clicks_hour_1.csv", "kind": "clicks", "version": 1, "status": "published", "rows": 10,
+         "rejected": 1, "published_at": "2026-11-30T19:00:00+00:00"},
+    ]  # fmt: skip
+    html = _ledger(rows)
+    assert html.index("1 file(s) refused") < html.index("1 files, 10 rows, 1 rejected")
+    assert "it links to &lt;x&gt;" in html and "remove the link" in html
