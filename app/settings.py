@@ -19,6 +19,7 @@ import sys
 import uuid
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, fields, replace
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -186,6 +187,26 @@ SPECS: tuple[SettingSpec, ...] = (
         "PRODUCER_ITEM_WAIT_TIME",
         "0",
         "Pause in seconds between two messages; 0 sends at full speed.",
+    ),
+    # event-time sanity: clicks outside these bounds are set aside (rejects topic, quarantine table)
+    SettingSpec(
+        "earliest_event_time",
+        "CLICKSTREAM_EARLIEST_EVENT_TIME",
+        "2000-01-01",
+        "A click before this UTC date (or ISO date-time) is set aside as implausible.",
+    ),
+    SettingSpec(
+        "max_future_seconds",
+        "CLICKSTREAM_MAX_FUTURE_SECONDS",
+        "86400",
+        "A click later than the time it is published plus this many seconds is set aside (a replay of "
+        "history is measured against the publishing clock, so it passes).",
+    ),
+    SettingSpec(
+        "session_start_tolerance_seconds",
+        "CLICKSTREAM_SESSION_START_TOLERANCE_SECONDS",
+        "300",
+        "A click earlier than its own `session_start` by more than this many seconds is set aside.",
     ),
     # Spark
     SettingSpec(
@@ -382,6 +403,15 @@ def _non_negative_float(variable: str, raw: str) -> float:
     return value
 
 
+def _utc_time(variable: str, raw: str) -> datetime:
+    """An ISO date or date-time; UTC unless it names its zone."""
+    try:
+        parsed = datetime.fromisoformat(raw)
+    except ValueError:
+        raise SettingsError(f"{variable}: expected an ISO date or date-time such as 2000-01-01, got {raw!r}") from None
+    return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
+
+
 def _positive_int(variable: str, raw: str) -> int:
     try:
         value = int(raw)
@@ -484,6 +514,9 @@ _PARSERS: dict[str, Callable[[str, str], Any]] = {
     "producer_item_wait_time": _non_negative_float,
     "raw_compaction_interval_seconds": _non_negative_float,
     "producer_file_stable_seconds": _non_negative_float,
+    "earliest_event_time": _utc_time,
+    "max_future_seconds": _non_negative_float,
+    "session_start_tolerance_seconds": _non_negative_float,
     "kafka_topic_partitions": _positive_int,
     "kafka_replication_factor": _positive_int,
     "kafka_min_insync_replicas": _positive_int,
@@ -525,6 +558,9 @@ class Settings:
     producer_transactional_id: str
     producer_file_stable_seconds: float
     producer_item_wait_time: float
+    earliest_event_time: datetime
+    max_future_seconds: float
+    session_start_tolerance_seconds: float
     spark_master: str
     kafka_starting_offsets: str
     spark_max_offsets_per_trigger: int

@@ -33,6 +33,7 @@ from app.checkpoint import (
     stream_query_id,
     unsettled_partitions,
 )
+from app.event_time import EventTimeRules
 from app.metastore import hour_partition, partition_hour, partition_values
 from app.schemas import ARTICLES, CLICKS
 from app.settings import Settings
@@ -154,7 +155,7 @@ class Pipeline:
         # each record is read from Kafka once and its JSON parsed once, whatever its topic; the parsed
         # rows are cached for the quarantine, the raw tables and the articles
         topics = {self.settings.kafka_topic: CLICKS, self.settings.kafka_metadata_topic: ARTICLES}
-        parsed = T.parse_records(records, topics).persist()
+        parsed = T.parse_records(records, topics, EventTimeRules.from_settings(self.settings)).persist()
         clicks_parsed = parsed.where(F.col("kafka_topic") == self.settings.kafka_topic)
         articles_parsed = parsed.where(F.col("kafka_topic") == self.settings.kafka_metadata_topic)
         try:

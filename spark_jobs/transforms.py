@@ -14,6 +14,7 @@ from pyspark.sql import Column, DataFrame, Window
 from pyspark.sql import functions as F
 from pyspark.sql.types import LongType, StructField, StructType
 
+from app.event_time import EVENT_TIME, SESSION_START, EventTimeRules
 from app.schemas import ARTICLES, CLICKS, HEADER_FILE_VERSION, HEADER_SOURCE_FILE, HEADER_SOURCE_LINE, RecordSchema
 from app.table_catalog import ARTICLE_BUCKETS
 
@@ -56,7 +57,9 @@ def _header(name: str) -> Column:
     return F.get(F.col("headers.value"), position - 1).cast("string")
 
 
-def parse_records(kafka_rows: DataFrame, schema_of_topic: Mapping[str, RecordSchema]) -> DataFrame:
+def parse_records(
+    kafka_rows: DataFrame, schema_of_topic: Mapping[str, RecordSchema], rules: EventTimeRules | None = None
+) -> DataFrame:
     """Kafka rows (with headers) of the topics `schema_of_topic` names -> the record's fields, its
     Kafka coordinates, and `parse_error`.
 
@@ -64,7 +67,8 @@ def parse_records(kafka_rows: DataFrame, schema_of_topic: Mapping[str, RecordSch
     a record is checked against its own topic's. `parse_error` is null for a good record; otherwise
     it says what is wrong (not JSON, or which fields are missing or not integers), and `raw_value`
     holds the record's text (null for a good record, which keeps a cached batch small). Nothing is
-    dropped here.
+    dropped here. With `rules`, a click of implausible time is an error too (`app.event_time`: the
+    same bounds and words as the producer's rejects; "published" is the Kafka record's time).
     """
     text = F.col("value").cast("string")
     parsed = kafka_rows.select(
@@ -91,10 +95,27 @@ def parse_records(kafka_rows: DataFrame, schema_of_topic: Mapping[str, RecordSch
             F.concat(F.lit("missing or not an integer: "), missing_fields)
         ),
     )
+    if rules is not None:
+        timed = [topic for topic, schema in schema_of_topic.items() if {EVENT_TIME, SESSION_START} <= {*schema.columns}]
+        error = F.coalesce(error, F.when(F.col("kafka_topic").isin(timed), _event_time_error(rules)))
     return (
         parsed.withColumn("parse_error", error)
         .withColumn("raw_value", F.when(F.col("parse_error").isNotNull(), F.col("_text")))
         .drop("_text")
+    )
+
+
+def _event_time_error(rules: EventTimeRules) -> Column:
+    """Why a parsed click's time is implausible (null when it is not): `EventTimeRules.problem`."""
+    click, start = F.col(f"record.{EVENT_TIME}"), F.col(f"record.{SESSION_START}")
+    published = F.unix_millis(F.col("kafka_timestamp"))
+    return (
+        F.when(click < F.lit(rules.earliest_ms), F.concat(F.lit(rules.too_early), click.cast("string")))
+        .when(click > published + F.lit(rules.max_future_ms), F.concat(F.lit(rules.too_late), click.cast("string")))
+        .when(
+            click < start - F.lit(rules.session_start_tolerance_ms),
+            F.concat(F.lit(rules.before_session), click.cast("string"), F.lit(" < "), start.cast("string")),
+        )
     )
 
 

@@ -17,15 +17,19 @@ import gzip
 import hashlib
 import json
 import re
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
+from app.event_time import EVENT_TIME, LONG_MAX, LONG_MIN, SESSION_START, EventTimeRules
 from app.schemas import RecordSchema
 
 BOM = b"\xef\xbb\xbf"
 MAX_REJECT_TEXT = 10_000  # characters of a bad line kept in its reject record
-_INTEGER = r"-?(?:0|[1-9][0-9]*)"
+# at most 18 digits on the fast path: always a 64-bit integer; longer ones take the careful path,
+# which refuses those outside (a 23-digit article id)
+_INTEGER = r"-?(?:0|[1-9][0-9]{0,17})"
 
 
 MAX_HEADER_TEXT = 300  # characters of a bad header quoted in a refusal
@@ -80,9 +84,20 @@ def read_file(path: Path) -> FileContent:
 class RowParser:
     """Turns the lines of one file into messages for one schema, given the file's header."""
 
-    def __init__(self, schema: RecordSchema, header: list[str], source: str, event_time: str | None = None) -> None:
+    def __init__(
+        self,
+        schema: RecordSchema,
+        header: list[str],
+        source: str,
+        event_time: str | None = None,
+        rules: EventTimeRules | None = None,
+        published_ms: int = 0,
+    ) -> None:
         self.schema = schema
         self.source = source
+        checked = rules is not None and EVENT_TIME in schema.columns and SESSION_START in schema.columns
+        self.rules = rules if checked else None
+        self.published_ms = published_ms
         missing = [column for column in schema.columns if column not in header]
         if missing:
             raise HeaderError(
@@ -93,6 +108,8 @@ class RowParser:
         self.positions = [header.index(column) for column in schema.columns]
         self.key_index = schema.columns.index(schema.key)
         self.event_index = schema.columns.index(event_time) if event_time else None
+        self.click_index = schema.columns.index(EVENT_TIME) if self.rules else -1
+        self.session_index = schema.columns.index(SESSION_START) if self.rules else -1
         self.template = "{" + ",".join(f'"{column}":%s' for column in schema.columns) + "}"
         in_order = header == list(schema.columns)
         self.fast = re.compile(",".join(f"({_INTEGER})" for _ in header)) if in_order else None
@@ -110,6 +127,12 @@ class RowParser:
             match = self.fast.fullmatch(text)
             if match is not None:
                 values = match.groups()
+                if self.rules is not None:
+                    problem = self.rules.problem(
+                        int(values[self.click_index]), int(values[self.session_index]), self.published_ms
+                    )
+                    if problem is not None:
+                        return Reject(number, problem, text[:MAX_REJECT_TEXT])
                 return Message(
                     number,
                     values[self.key_index].encode(),
@@ -136,11 +159,18 @@ class RowParser:
             cell = cells[position].strip()
             if cell == "":
                 return Reject(number, f"missing value for {column}", text[:MAX_REJECT_TEXT])
+            shown = cell if len(cell) <= 40 else cell[:40] + "..."
             try:
-                values.append(int(cell))
+                value = int(cell)
             except ValueError:
-                shown = cell if len(cell) <= 40 else cell[:40] + "..."
                 return Reject(number, f"{column} is not an integer: {shown!r}", text[:MAX_REJECT_TEXT])
+            if not LONG_MIN <= value <= LONG_MAX:
+                return Reject(number, f"{column} is outside a 64-bit integer: {shown!r}", text[:MAX_REJECT_TEXT])
+            values.append(value)
+        if self.rules is not None:
+            problem = self.rules.problem(values[self.click_index], values[self.session_index], self.published_ms)
+            if problem is not None:
+                return Reject(number, problem, text[:MAX_REJECT_TEXT])
         record = dict(zip(self.schema.columns, values, strict=True))
         return Message(
             number,
@@ -151,9 +181,15 @@ class RowParser:
 
 
 def parse_lines(
-    data: bytes, schema: RecordSchema, source: str, event_time: str | None = None
+    data: bytes,
+    schema: RecordSchema,
+    source: str,
+    event_time: str | None = None,
+    rules: EventTimeRules | None = None,
 ) -> Iterator[Message | Reject]:
-    """Messages and rejects for every line after the header, in file order; line 1 is the header."""
+    """Messages and rejects for every line after the header, in file order; line 1 is the header.
+    With `rules`, clicks whose time is implausible (measured against now, the publishing clock)
+    are rejects too."""
     if data.startswith(BOM):
         data = data[len(BOM) :]
     lines = data.split(b"\n")
@@ -163,6 +199,6 @@ def parse_lines(
         raise HeaderError(f"{source}: empty file, no header")
     header_text = lines[0].rstrip(b"\r").decode("utf-8", errors="replace")
     header = [column.strip() for column in next(csv.reader([header_text]), [])]
-    parser = RowParser(schema, header, source, event_time)
+    parser = RowParser(schema, header, source, event_time, rules, int(time.time() * 1000))
     for number, raw in enumerate(lines[1:], start=2):
         yield parser.parse(number, raw[:-1] if raw.endswith(b"\r") else raw)

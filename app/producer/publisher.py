@@ -25,6 +25,7 @@ from typing import Any, Protocol
 
 from confluent_kafka import KafkaException, Producer
 
+from app.event_time import EventTimeRules
 from app.kafka_io import client_config, ensure_topics
 from app.producer import report as status
 from app.producer.discovery import DataFile, FileKind, discover
@@ -270,7 +271,10 @@ class Publisher:
         if entry is not None and lines_done > 1:  # resuming a paced publication
             run.rows, run.rejected, run.offsets = entry.rows, entry.rejected, dict(entry.offsets)
         event_time = CLICK_EVENT_TIME if file.kind is FileKind.CLICKS and options.replay_speedup else None
-        items = parse_lines(content.data, file.kind.schema, file.name, event_time)  # header checked on first next()
+        rules = EventTimeRules.from_settings(self.settings)
+        items = parse_lines(
+            content.data, file.kind.schema, file.name, event_time, rules
+        )  # header checked on first next()
         paced = self.settings.producer_item_wait_time > 0 or event_time is not None
         if options.dry_run or self.producer is None:
             for item in items:

@@ -127,6 +127,60 @@ def test_records_that_do_not_parse_are_quarantined_and_the_job_goes_on(
     assert len(table_rows(spark, settings, "raw_clicks")) == raw_before  # good data unaffected
 
 
+def test_implausible_click_times_are_set_aside_by_the_producer_and_by_the_job(
+    sample_pipeline: Settings, spark: SparkSession, tmp_path: Path
+) -> None:
+    """Clicks at -5, 0 and the year 2100 ms, one long before its session starts and a 23-digit
+    article id: through our producer they are rejects with their reason; from another producer
+    the job quarantines them with the same words; no partition outside the window appears."""
+    import json
+
+    from tests.integration.kafka_helpers import read_all
+
+    settings = sample_pipeline
+    header = "user_id,session_id,session_start,session_size,click_article_id,click_timestamp,click_environment,"
+    header += "click_deviceGroup,click_os,click_country,click_region,click_referrer_type"
+    good = [0, 1506825423271737, 1506825423000, 2, 157541, 1506826828020, 4, 3, 20, 1, 20, 2]
+    cases = {  # what changes in a good click -> the start of its reason
+        (5, -5): "click_timestamp before CLICKSTREAM_EARLIEST_EVENT_TIME (2000-01-01T00:00:00+00:00): -5",
+        (5, 0): "click_timestamp before CLICKSTREAM_EARLIEST_EVENT_TIME (2000-01-01T00:00:00+00:00): 0",
+        (5, 4102444800000): "click_timestamp more than CLICKSTREAM_MAX_FUTURE_SECONDS (86400) after it was published",
+        (2, 1506826828020 + 3_600_000): "click_timestamp earlier than its session_start by more than",
+    }
+    rows = []
+    for (position, value), _ in cases.items():
+        row = list(good)
+        row[position] = value
+        rows.append(",".join(map(str, row)))
+    huge_id = ",".join(map(str, good[:4])) + ",12345678901234567890123," + ",".join(map(str, good[5:]))
+    (settings.producer_data_root_directory / "clicks_hour_990.csv").write_text(
+        "\n".join([header, *rows, huge_id]) + "\n"
+    )
+    publish(settings)
+    rejected = [json.loads(message.value()) for message in read_all(settings, settings.kafka_rejects_topic)]
+    reasons = [r["reason"] for r in rejected if r["file"] == "clicks_hour_990.csv"]
+    assert (
+        len(reasons) == 5 and reasons[-1] == "click_article_id is outside a 64-bit integer: '12345678901234567890123'"
+    )
+    for reason, expected in zip(reasons, cases.values(), strict=False):
+        assert reason.startswith(expected), (reason, expected)
+
+    producer = Producer({"bootstrap.servers": settings.kafka_servers})  # another producer, without checks
+    for (position, value), _ in cases.items():
+        record = dict(zip(header.split(","), good, strict=True))
+        record[header.split(",")[position]] = value
+        producer.produce(settings.kafka_topic, json.dumps(record).encode())
+    assert producer.flush(30) == 0
+    quarantine_before = len(table_rows(spark, settings, "quarantine"))
+    run_job(settings, "streaming_job.py", "--trigger", "available-now", log=tmp_path / "job.log")
+    quarantine = table_rows(spark, settings, "quarantine")
+    assert len(quarantine) == quarantine_before + len(cases)
+    for expected in cases.values():
+        assert any(row.reason.startswith(expected) for row in quarantine), expected
+    days = {row.dt for row in table_rows(spark, settings, "raw_clicks")}
+    assert min(days) >= "2000-01-01" and max(days) <= time.strftime("%Y-%m-%d", time.gmtime(time.time() + 86400))
+
+
 def test_checkpoint_of_another_query_stops_the_job_with_a_clear_message(
     sample_pipeline: Settings, tmp_path: Path
 ) -> None:

@@ -153,3 +153,39 @@ def test_a_binary_header_is_quoted_printable_and_short_in_its_refusal() -> None:
     message = str(refused.value)
     assert "\x00" not in message and "\\x00" in message and len(message) < 1000
     assert message.startswith("binary.csv: header lacks required column(s) user_id")
+
+
+def click(**changes: int | str) -> str:
+    values = dict(zip(CLICKS.columns, GOOD_CLICK.split(","), strict=True))
+    values.update({name: str(value) for name, value in changes.items()})
+    return ",".join(values.values())
+
+
+@pytest.mark.parametrize("fast_path", [True, False])
+def test_implausible_click_times_and_numbers_outside_64_bits_are_rejects_with_their_reason(fast_path: bool) -> None:
+    """The cases of issue 16, on both paths (a row with padded cells takes the careful one)."""
+    from app.event_time import EventTimeRules
+
+    rules = EventTimeRules(earliest_ms=946_684_800_000, max_future_ms=86_400_000, session_start_tolerance_ms=300_000)
+    rows = [
+        click(),
+        click(click_timestamp=-5, session_start=-10),
+        click(click_timestamp=0, session_start=0),
+        click(click_timestamp=4102444800000),  # the year 2100
+        click(session_start=1506826828020 + 300_001),  # the click comes 300.001 s before its session starts
+        click(session_start=1506826828020 + 300_000),  # within the tolerance
+        click(click_article_id="12345678901234567890123"),
+    ]
+    if not fast_path:
+        rows = [row.replace(",", ", ") for row in rows]
+    text = "\n".join([CLICK_HEADER, *rows]) + "\n"
+    items = list(parse_lines(text.encode(), CLICKS, "clicks_hour_000.csv", None, rules))
+    reasons = {item.line: item.reason for item in items if isinstance(item, Reject)}
+    assert [item.line for item in items if isinstance(item, Message)] == [2, 7]
+    assert reasons[3] == "click_timestamp before CLICKSTREAM_EARLIEST_EVENT_TIME (2000-01-01T00:00:00+00:00): -5"
+    assert reasons[4] == "click_timestamp before CLICKSTREAM_EARLIEST_EVENT_TIME (2000-01-01T00:00:00+00:00): 0"
+    assert reasons[5] == (
+        "click_timestamp more than CLICKSTREAM_MAX_FUTURE_SECONDS (86400) after it was published: 4102444800000"
+    )
+    assert reasons[6].startswith("click_timestamp earlier than its session_start by more than")
+    assert reasons[8] == "click_article_id is outside a 64-bit integer: '12345678901234567890123'"

@@ -1,0 +1,67 @@
+"""Event-time sanity: which clicks are implausible, and the reason each one is set aside for.
+
+A click is set aside (the producer's rejects topic; the Spark jobs' `quarantine` table for records
+from other producers) when its `click_timestamp` is before `CLICKSTREAM_EARLIEST_EVENT_TIME`, later
+than the moment it is published plus `CLICKSTREAM_MAX_FUTURE_SECONDS`, or earlier than its own
+`session_start` by more than `CLICKSTREAM_SESSION_START_TOLERANCE_SECONDS`. "Published" is the
+publishing clock (the Kafka record's time), so a `--replay` of history passes. The producer and the
+Spark jobs take the bounds and the words of each reason from here, so both say the same.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+from app.settings import Settings
+
+EVENT_TIME = "click_timestamp"
+SESSION_START = "session_start"
+LONG_MIN, LONG_MAX = -(2**63), 2**63 - 1  # every column is a 64-bit integer (Spark's LongType)
+
+
+@dataclass(frozen=True)
+class EventTimeRules:
+    earliest_ms: int
+    max_future_ms: int
+    session_start_tolerance_ms: int
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> EventTimeRules:
+        return cls(
+            earliest_ms=int(settings.earliest_event_time.timestamp() * 1000),
+            max_future_ms=int(settings.max_future_seconds * 1000),
+            session_start_tolerance_ms=int(settings.session_start_tolerance_seconds * 1000),
+        )
+
+    @property
+    def earliest_text(self) -> str:
+        return datetime.fromtimestamp(self.earliest_ms / 1000, UTC).isoformat()
+
+    # the reasons, each a fixed prefix (also used by the Spark jobs) and the click's values
+
+    @property
+    def too_early(self) -> str:
+        return f"{EVENT_TIME} before CLICKSTREAM_EARLIEST_EVENT_TIME ({self.earliest_text}): "
+
+    @property
+    def too_late(self) -> str:
+        seconds = self.max_future_ms // 1000
+        return f"{EVENT_TIME} more than CLICKSTREAM_MAX_FUTURE_SECONDS ({seconds}) after it was published: "
+
+    @property
+    def before_session(self) -> str:
+        return (
+            f"{EVENT_TIME} earlier than its {SESSION_START} by more than "
+            f"CLICKSTREAM_SESSION_START_TOLERANCE_SECONDS ({self.session_start_tolerance_ms // 1000}): "
+        )
+
+    def problem(self, click_ms: int, session_start_ms: int, published_ms: int) -> str | None:
+        """Why a click is implausible, or None."""
+        if click_ms < self.earliest_ms:
+            return f"{self.too_early}{click_ms}"
+        if click_ms > published_ms + self.max_future_ms:
+            return f"{self.too_late}{click_ms}"
+        if click_ms < session_start_ms - self.session_start_tolerance_ms:
+            return f"{self.before_session}{click_ms} < {session_start_ms}"
+        return None
