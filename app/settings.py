@@ -350,6 +350,15 @@ SPECS: tuple[SettingSpec, ...] = (
         "`<state>/postgres`) for the databases whose URL is empty (`AIRFLOW_DATABASE_URL`, "
         "`HIVE_METASTORE_DB_URL`).",
     ),
+    SettingSpec(
+        "alert_webhook_url",
+        "ALERT_WEBHOOK_URL",
+        "",
+        "URL that gets a short JSON message (DAG, run, task, reason, link) for every task of the DAGs "
+        "that fails for good; empty: none is sent. A secret (the path of a webhook is its password): "
+        "logs show only its host.",
+        secret=True,
+    ),
     # machine
     SettingSpec("bind_host", "CLICKSTREAM_BIND_HOST", "127.0.0.1", "Address every local service listens on."),
     # benchmarks
@@ -410,6 +419,14 @@ def _utc_time(variable: str, raw: str) -> datetime:
     except ValueError:
         raise SettingsError(f"{variable}: expected an ISO date or date-time such as 2000-01-01, got {raw!r}") from None
     return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
+
+
+def _webhook_url(variable: str, raw: str) -> str:
+    """Empty, or an http(s) URL with a host; the error never repeats the URL (it is a secret)."""
+    scheme, _, rest = raw.partition("://")
+    if raw and (scheme not in ("http", "https") or not rest.split("/", 1)[0]):
+        raise SettingsError(f"{variable}: expected empty or an http(s)://host/... URL (the value is not shown)")
+    return raw
 
 
 def _positive_int(variable: str, raw: str) -> int:
@@ -508,6 +525,7 @@ _PARSERS: dict[str, Callable[[str, str], Any]] = {
     "airflow_api_port": _port,
     "airflow_database_url": _database_url,
     "postgres_port": _port,
+    "alert_webhook_url": _webhook_url,
     "spark_master": _spark_master,
     "spark_max_offsets_per_trigger": _positive_int,
     "kafka_starting_offsets": _starting_offsets,
@@ -588,6 +606,7 @@ class Settings:
     airflow_parallelism: int
     airflow_database_url: str
     postgres_port: int
+    alert_webhook_url: str
     bind_host: str
     bench_data_dir: Path
 

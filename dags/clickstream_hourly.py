@@ -18,6 +18,7 @@ import pendulum
 from airflow.sdk import Param, PokeReturnValue, dag, get_current_context, task
 
 from app.airflow_operators import ClickstreamSparkSubmitOperator, DrainTopicsOperator
+from app.alerts import WebhookNotifier
 from app.lineage import ARTICLES_TOPIC, CLICKS_TOPIC, HOURLY_TABLES
 from app.runtime.services import PUBLISH_POOL, SPARK_POOL  # created by `make up`, one slot each
 
@@ -35,7 +36,13 @@ HOUR_PATTERN = r"^\d{4}-\d{2}-\d{2}T\d{2}$"
     # is retried. No task outlasts its timeout, whatever hangs (a Spark job, a broker that stopped
     # answering). 30 minutes by default: a hundred times the Globo set (100 M records) publishes in
     # about ten at the producer's measured rate (docs/benchmarks.md)
-    default_args={"retries": 2, "retry_delay": timedelta(seconds=20), "execution_timeout": timedelta(minutes=30)},
+    # a task that fails for good (after its retries) is announced to ALERT_WEBHOOK_URL
+    default_args={
+        "retries": 2,
+        "retry_delay": timedelta(seconds=20),
+        "execution_timeout": timedelta(minutes=30),
+        "on_failure_callback": WebhookNotifier(),
+    },
     tags=["clickstream"],
     params={  # optional (null or text), so the UI's Trigger form can be sent empty
         "data_dir": Param(

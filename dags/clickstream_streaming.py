@@ -15,6 +15,7 @@ import pendulum
 from airflow.sdk import dag
 
 from app.airflow_operators import ClickstreamSparkSubmitOperator
+from app.alerts import WebhookNotifier
 from app.lineage import ARTICLES_TOPIC, CLICKS_TOPIC, HOURLY_TABLES
 
 
@@ -24,6 +25,7 @@ from app.lineage import ARTICLES_TOPIC, CLICKS_TOPIC, HOURLY_TABLES
     start_date=pendulum.datetime(2017, 10, 1, tz="UTC"),
     catchup=False,
     max_active_runs=1,
+    default_args={"on_failure_callback": WebhookNotifier()},  # announced to ALERT_WEBHOOK_URL
     tags=["clickstream"],
     doc_md=__doc__,
 )

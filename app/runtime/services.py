@@ -1060,6 +1060,8 @@ class Airflow(Service):
                 }
             ),
             "AIRFLOW_CONN_SPARK_DEFAULT": json.dumps({"conn_type": "spark", "host": s.spark_master}),
+            # a secret, so not among the settings above: the failure notifier reads it (app/alerts.py)
+            **({"ALERT_WEBHOOK_URL": s.alert_webhook_url} if s.alert_webhook_url else {}),
             "no_proxy": "*",
         }
 

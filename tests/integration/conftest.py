@@ -6,8 +6,11 @@ when the session ends, so tests that need only Kafka do not wait for Airflow.
 
 from __future__ import annotations
 
+import json
+import threading
 from collections.abc import Iterator
-from typing import TYPE_CHECKING
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import TYPE_CHECKING, Any
 
 import pytest
 
@@ -21,13 +24,54 @@ if TYPE_CHECKING:
     from pyspark.sql import SparkSession
 
 
+ALERT_SECRET = "T0/B0/test-only-webhook-secret"  # the part of a webhook URL that is its password
+
+
+class AlertReceiver:
+    """A local webhook: keeps the JSON body of every POST it gets (the session's failure alerts)."""
+
+    def __init__(self) -> None:
+        received = self.received = []  # type: list[dict[str, Any]]
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_POST(self) -> None:
+                body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
+                received.append({"path": self.path, **json.loads(body)})
+                self.send_response(204)
+                self.end_headers()
+
+            def log_message(self, *_: Any) -> None:
+                pass
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/hooks/{ALERT_SECRET}"
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def for_run(self, run_id: str) -> list[dict[str, Any]]:
+        return [alert for alert in self.received if alert.get("run_id") == run_id]
+
+
 @pytest.fixture(scope="session")
-def settings(tmp_path_factory: pytest.TempPathFactory) -> Settings:
+def alerts() -> Iterator[AlertReceiver]:
+    receiver = AlertReceiver()
+    try:
+        yield receiver
+    finally:
+        receiver.server.shutdown()
+        receiver.server.server_close()
+
+
+@pytest.fixture(scope="session")
+def settings(tmp_path_factory: pytest.TempPathFactory, alerts: AlertReceiver) -> Settings:
     # an empty data folder: Airflow's scheduled runs find nothing to publish; tests bring their own
     empty = tmp_path_factory.mktemp("no-data")
     return isolated_settings(
         reachable_folder("clickstream-test-state-"),
-        {"PRODUCER_DATA_ROOT_DIRECTORY": str(empty), "SPARK_TRIGGER_INTERVAL": "5 seconds"},
+        {
+            "PRODUCER_DATA_ROOT_DIRECTORY": str(empty),
+            "SPARK_TRIGGER_INTERVAL": "5 seconds",
+            "ALERT_WEBHOOK_URL": alerts.url,
+        },
     )
 
 

@@ -10,6 +10,7 @@ import shutil
 import signal
 import subprocess
 import time
+import urllib.parse
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -20,6 +21,7 @@ from app.checkpoint import running_stream
 from app.runtime.process import process_group_alive
 from app.runtime.services import Airflow, LocalRuntime, PostgresServer, Service, settings_environment
 from app.settings import REPO_ROOT, Settings
+from tests.integration.conftest import ALERT_SECRET, AlertReceiver
 from tests.integration.expected import expected_tables
 from tests.integration.jobs import aggregates, shifted_copy, table_rows
 
@@ -304,14 +306,16 @@ def test_refused_files_hold_back_nothing_and_the_run_fails_in_refused_files_alon
     kafka: Service,
     metastore: Service,
     airflow_client: AirflowClient,
+    alerts: AlertReceiver,
     settings: Settings,
     spark: SparkSession,
     tmp_path: Path,
 ) -> None:
     """Good files beside a link out of the folder, a truncated .csv.gz, a header-less binary file and
     a published file that changed: the good rows land exactly once, the run fails in `refused_files`
-    alone (naming all four, no task retried), the sensor finds nothing new afterwards, and once the
-    bad files are dealt with (the changed one published with --new-version) the next run is green."""
+    alone (naming all four, no task retried) and is announced by one webhook message, the sensor finds
+    nothing new afterwards, and once the bad files are dealt with (the changed one published with
+    --new-version) the next run is green, with no message."""
     import gzip
     from dataclasses import replace
 
@@ -354,6 +358,19 @@ def test_refused_files_hold_back_nothing_and_the_run_fails_in_refused_files_alon
     assert "4 file(s) refused" in log, log[-3000:]
     for name, fix in zip(bad, ("--new-version", "remove the link", "gzip -t", "fix its header"), strict=True):
         assert name in log and fix in log, (name, fix)
+    deadline = time.monotonic() + 60
+    while not alerts.for_run(run_id) and time.monotonic() < deadline:
+        time.sleep(1)
+    [alert] = alerts.for_run(run_id)  # one message for the one failure
+    assert alert["path"] == f"/hooks/{ALERT_SECRET}" and alert["event"] == "task_failed"
+    assert (alert["dag_id"], alert["task_id"], alert["try_number"]) == (DAG, "refused_files", 1)
+    assert alert["reason"].startswith("4 file(s) refused") and all(name in alert["reason"] for name in bad)
+    assert alert["url"] == f"{settings.airflow_url}/dags/{DAG}/runs/{urllib.parse.quote(run_id, safe='')}"
+    secret = ALERT_SECRET.split("/")[-1]
+    leaked = [
+        path for path in settings.logs_dir.rglob("*") if path.is_file() and secret in path.read_text(errors="replace")
+    ]
+    assert leaked == []  # the webhook's secret part is in no log
 
     new_rows = sum(len(pd.read_csv(path)) for path in good) + len(pd.read_csv(earlier / changed))
     assert len(table_rows(spark, settings, "raw_clicks")) == raw_before + new_rows
@@ -371,3 +388,4 @@ def test_refused_files_hold_back_nothing_and_the_run_fails_in_refused_files_alon
     run_id = airflow_client.trigger(DAG, {"data_dir": str(data)})
     outcome = airflow_client.wait_for_run(DAG, run_id, timeout=900)
     assert outcome.state == "success", outcome.task_states
+    assert alerts.for_run(run_id) == []  # no message for a success
