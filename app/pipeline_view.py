@@ -184,6 +184,11 @@ def read_ledger_rows(settings: Settings) -> list[dict[str, Any]]:
     refused = [
         {
             "file": refusal.file,
+            "kind": "",
+            "version": 0,
+            "rows": 0,
+            "rejected": 0,
+            "published_at": "",
             "status": "refused",
             "reason": refusal.reason,
             "fix": refusal.fix,

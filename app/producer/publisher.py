@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import time
 from collections.abc import Callable, Collection
 from dataclasses import dataclass, field
@@ -336,7 +337,7 @@ class Publisher:
     def _record_refusals(self, result: PublishReport, root: Path) -> None:
         """Write each refused file's refusal to the ledger (one transaction), unless the ledger has it
         already for the file as it is: the next poll and the pipeline view see it, and an unchanged
-        file is refused again without being read."""
+        file is refused again without being read. The refusals of files gone from the folder go."""
         assert self.producer is not None
         now = datetime.now(UTC).isoformat(timespec="seconds")
         new: dict[str, Refusal] = {}
@@ -355,16 +356,18 @@ class Publisher:
             new[report.file] = Refusal(
                 report.file, report.message, report.fix, on_disk.st_size, on_disk.st_mtime_ns, now
             )
-        if not new:
+        # a refused file that is gone from the folder is refused no more
+        gone = [name for name in self._refusals if name not in new and not os.path.lexists(root / name)]
+        if not new and not gone:
             return
         errors: list[str] = []
         self.producer.begin_transaction()
         try:
-            for refusal in new.values():
+            for name, value in [*((r.file, r.to_json()) for r in new.values()), *((name, None) for name in gone)]:
                 self._produce(
                     self.settings.kafka_ledger_topic,
-                    refusal.key,
-                    refusal.to_json(),
+                    refusal_key(name),
+                    value,
                     [],
                     lambda error, _message: errors.append(str(error)) if error is not None else None,
                 )
@@ -377,6 +380,8 @@ class Publisher:
             log.warning("the refusals were not recorded (they are reported all the same): %s", error)
             return
         self._refusals.update(new)
+        for name in gone:
+            del self._refusals[name]
 
     def _produce(
         self, topic: str, key: bytes, value: bytes | None, headers: Headers, on_delivery: Callable[..., None]

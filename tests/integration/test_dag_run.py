@@ -320,6 +320,7 @@ def test_refused_files_hold_back_nothing_and_the_run_fails_in_refused_files_alon
     from dataclasses import replace
 
     from app.orchestration import pending_files
+    from app.producer.ledger import read_ledger_state
     from app.producer.publisher import PublishOptions, publish
 
     raw_before = raw_rows_so_far(spark, settings)
@@ -385,6 +386,7 @@ def test_refused_files_hold_back_nothing_and_the_run_fails_in_refused_files_alon
     for name in bad[1:]:
         (data / name).unlink()
     publish(own, PublishOptions(new_versions=[changed]))
+    assert read_ledger_state(own).refusals == {}  # published or removed: refused no more
     run_id = airflow_client.trigger(DAG, {"data_dir": str(data)})
     outcome = airflow_client.wait_for_run(DAG, run_id, timeout=900)
     assert outcome.state == "success", outcome.task_states

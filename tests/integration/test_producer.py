@@ -130,7 +130,7 @@ def test_changed_file_is_refused_unless_published_as_new_version(kafka: Service,
     shutil.copy(SAMPLE / "clicks_hour_001.csv", path)
     publish(settings)
     with open(path, "a") as handle:
-        handle.write("0,1,2,3,4,5,6,7,8,9,10,11\n")
+        handle.write("99,1506825423271737,1506825423000,2,157541,1506826828020,4,3,20,1,20,2\n")  # one more click
     refused = publish(settings)
     assert refused.files[0].status == REFUSED and "changed after it was published" in refused.files[0].message
     again = publish(settings, PublishOptions(new_versions={"clicks_hour_001.csv"}))
@@ -321,7 +321,7 @@ def test_a_refusal_is_recorded_once_not_read_again_until_the_file_changes_and_go
 ) -> None:
     """Refused files (a link out of the folder, a header-less binary file) are listed with a fix
     and recorded in the ledger; the next poll refuses them again without reading them; a changed
-    file is looked at again, and once it publishes its refusal is gone."""
+    file is looked at again, and once it publishes (or is removed) its refusal is gone."""
     import app.producer.publisher as publisher
     from app.producer.ledger import read_ledger_state
     from app.producer.parsing import FileContent, read_file
@@ -363,3 +363,6 @@ def test_a_refusal_is_recorded_once_not_read_again_until_the_file_changes_and_go
     assert {r.file: r.status for r in fixed.files}["clicks_hour_002.csv"] == PUBLISHED
     assert reads == ["clicks_hour_002.csv"]
     assert set(read_ledger_state(settings).refusals) == {"clicks_hour_003.csv"}
+    (folder / "clicks_hour_003.csv").unlink()  # a refused file removed is refused no more
+    publish(settings)
+    assert read_ledger_state(settings).refusals == {}
