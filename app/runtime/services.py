@@ -40,6 +40,15 @@ from app.settings import REPO_ROOT, SPECS, Settings
 log = logging.getLogger(__name__)
 
 
+def kept_secret(path: Path, random_bytes: int) -> str:
+    """A random secret generated once into `path` (mode 600, in a folder of mode 700), then read."""
+    if not path.exists():
+        path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+        path.write_text(secrets.token_urlsafe(random_bytes))
+        path.chmod(0o600)
+    return path.read_text().strip()
+
+
 @dataclass(frozen=True)
 class Health:
     healthy: bool
@@ -475,12 +484,7 @@ class PostgresServer(Service):
 
     def password(self, role: str) -> str:
         """The password of a role (the superuser, or a database's owner): generated once, kept."""
-        path = self.home / "secrets" / role
-        if not path.exists():
-            path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-            path.write_text(secrets.token_urlsafe(24))
-            path.chmod(0o600)
-        return path.read_text().strip()
+        return kept_secret(self.home / "secrets" / role, 24)
 
     def sqlalchemy_url(self, database: str) -> str:
         return (
@@ -1001,12 +1005,7 @@ class Airflow(Service):
 
     def secret(self, name: str) -> str:
         """A random secret kept in the state folder, shared by every component."""
-        path = self.home / "secrets" / name
-        if not path.exists():
-            path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-            path.write_text(secrets.token_urlsafe(32))
-            path.chmod(0o600)
-        return path.read_text().strip()
+        return kept_secret(self.home / "secrets" / name, 32)
 
     def environment(self) -> dict[str, str]:
         from app.kafka_io import extra_client_properties, security_config
