@@ -80,11 +80,18 @@ def kafka_connection_extra(conn_id: str = KAFKA_CONNECTION) -> dict[str, Any]:
 
 
 def pending_files(settings: Settings) -> list[str]:
-    """Files in the data folder that are not published yet (or were changed since)."""
+    """Files in the data folder the ledger has not seen as they are: not published yet (or changed
+    since), or to be refused for the first time (a run then names them). A file refused before and
+    unchanged since is not new; once it changes it is looked at again."""
     from app.producer.publisher import PublishOptions, publish
+    from app.producer.report import REFUSED, WOULD_PUBLISH
 
     report = publish(settings, PublishOptions(dry_run=True))
-    return [file.file for file in report.files if file.status == "would_publish"]
+    return [
+        file.file
+        for file in report.files
+        if file.status == WOULD_PUBLISH or (file.status == REFUSED and not file.refused_before)
+    ]
 
 
 class FilesRefused(RuntimeError):

@@ -333,6 +333,18 @@ SPECS: tuple[SettingSpec, ...] = (
         "Task slots of the Airflow LocalExecutor (kept small for a 2-core machine).",
     ),
     SettingSpec(
+        "airflow_sensor_poke_seconds",
+        "AIRFLOW_SENSOR_POKE_SECONDS",
+        "30",
+        "How often a scheduled `clickstream_hourly` run looks for new files while it waits.",
+    ),
+    SettingSpec(
+        "airflow_sensor_timeout_seconds",
+        "AIRFLOW_SENSOR_TIMEOUT_SECONDS",
+        "600",
+        "How long a scheduled `clickstream_hourly` run waits for a new file before it is skipped.",
+    ),
+    SettingSpec(
         "airflow_database_url",
         "AIRFLOW_DATABASE_URL",
         "",
@@ -409,6 +421,13 @@ def _non_negative_float(variable: str, raw: str) -> float:
         raise SettingsError(f"{variable}: expected a number of seconds, got {raw!r}") from None
     if value < 0:
         raise SettingsError(f"{variable}: must not be negative, got {raw!r}")
+    return value
+
+
+def _positive_float(variable: str, raw: str) -> float:
+    value = _non_negative_float(variable, raw)
+    if value == 0:
+        raise SettingsError(f"{variable}: must be more than 0 seconds, got {raw!r}")
     return value
 
 
@@ -539,6 +558,8 @@ _PARSERS: dict[str, Callable[[str, str], Any]] = {
     "kafka_replication_factor": _positive_int,
     "kafka_min_insync_replicas": _positive_int,
     "airflow_parallelism": _positive_int,
+    "airflow_sensor_poke_seconds": _positive_float,
+    "airflow_sensor_timeout_seconds": _positive_float,
     "spark_cluster_workers": _positive_int,
     "kafka_security_protocol": _one_of("PLAINTEXT", "SASL_PLAINTEXT", "SASL_SSL"),
     "kafka_sasl_mechanism": _one_of("SCRAM-SHA-512", "SCRAM-SHA-256"),
@@ -604,6 +625,8 @@ class Settings:
     airflow_admin_user: str
     airflow_admin_password: str
     airflow_parallelism: int
+    airflow_sensor_poke_seconds: float
+    airflow_sensor_timeout_seconds: float
     airflow_database_url: str
     postgres_port: int
     alert_webhook_url: str

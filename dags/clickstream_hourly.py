@@ -21,8 +21,10 @@ from app.airflow_operators import ClickstreamSparkSubmitOperator, DrainTopicsOpe
 from app.alerts import WebhookNotifier
 from app.lineage import ARTICLES_TOPIC, CLICKS_TOPIC, HOURLY_TABLES
 from app.runtime.services import PUBLISH_POOL, SPARK_POOL  # created by `make up`, one slot each
+from app.settings import load_settings
 
 HOUR_PATTERN = r"^\d{4}-\d{2}-\d{2}T\d{2}$"
+SETTINGS = load_settings()  # the deployment's; a run's data folder may differ (its params)
 
 
 @dag(
@@ -71,8 +73,8 @@ HOUR_PATTERN = r"^\d{4}-\d{2}-\d{2}T\d{2}$"
 def clickstream_hourly() -> None:
     @task.sensor(
         task_id="wait_for_new_files",
-        poke_interval=30,
-        timeout=10 * 60,
+        poke_interval=SETTINGS.airflow_sensor_poke_seconds,
+        timeout=SETTINGS.airflow_sensor_timeout_seconds,  # then skipped: nothing new this hour
         mode="reschedule",
         soft_fail=True,
         execution_timeout=timedelta(minutes=5),  # one poke

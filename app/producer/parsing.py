@@ -198,7 +198,10 @@ def parse_lines(
     if not lines:
         raise HeaderError(f"{source}: empty file, no header")
     header_text = lines[0].rstrip(b"\r").decode("utf-8", errors="replace")
-    header = [column.strip() for column in next(csv.reader([header_text]), [])]
+    try:
+        header = [column.strip() for column in next(csv.reader([header_text]), [])]
+    except csv.Error as error:  # a binary file's first "line" (a carriage return inside it)
+        raise HeaderError(f"{source}: header is not a CSV line ({error}): {printable(header_text)}") from None
     parser = RowParser(schema, header, source, event_time, rules, int(time.time() * 1000))
     for number, raw in enumerate(lines[1:], start=2):
         yield parser.parse(number, raw[:-1] if raw.endswith(b"\r") else raw)

@@ -169,6 +169,7 @@ class Publisher:
         try:
             for file in files:
                 result.files.append(self._publish_file(file, ledger.get(file.name), options))
+            self._mark_refused_before(result, discovery.root)
             if not options.dry_run:
                 self._record_refusals(result, discovery.root)
         finally:
@@ -334,6 +335,18 @@ class Publisher:
             raise
         return run
 
+    def _mark_refused_before(self, result: PublishReport, root: Path) -> None:
+        """Flag each refusal the ledger holds already for the file as it is now (same reason, size and
+        time): the sensor does not count those as new, and they are not written again."""
+        for report in result.refused:
+            known, on_disk = self._refusals.get(report.file), _on_disk(report, root)
+            report.refused_before = (
+                known is not None
+                and on_disk is not None
+                and known.reason == report.message
+                and known.unchanged_on_disk(on_disk.st_size, on_disk.st_mtime_ns)
+            )
+
     def _record_refusals(self, result: PublishReport, root: Path) -> None:
         """Write each refused file's refusal to the ledger (one transaction), unless the ledger has it
         already for the file as it is: the next poll and the pipeline view see it, and an unchanged
@@ -342,20 +355,11 @@ class Publisher:
         now = datetime.now(UTC).isoformat(timespec="seconds")
         new: dict[str, Refusal] = {}
         for report in result.refused:
-            try:
-                on_disk = (root / report.file).lstat() if report.kind == "" else (root / report.file).stat()
-            except OSError:
-                continue  # gone meanwhile
-            known = self._refusals.get(report.file)
-            if (
-                known is not None
-                and known.reason == report.message
-                and known.unchanged_on_disk(on_disk.st_size, on_disk.st_mtime_ns)
-            ):
-                continue
-            new[report.file] = Refusal(
-                report.file, report.message, report.fix, on_disk.st_size, on_disk.st_mtime_ns, now
-            )
+            on_disk = _on_disk(report, root)
+            if on_disk is not None and not report.refused_before:
+                new[report.file] = Refusal(
+                    report.file, report.message, report.fix, on_disk.st_size, on_disk.st_mtime_ns, now
+                )
         # a refused file that is gone from the folder is refused no more
         gone = [name for name in self._refusals if name not in new and not os.path.lexists(root / name)]
         if not new and not gone:
@@ -438,6 +442,14 @@ class Publisher:
         self.producer.commit_transaction(120)
         if state == PUBLISHED and entry.rows > 0:
             self._published_content[entry.sha256] = entry  # a copy later in this run is recognised too
+
+
+def _on_disk(report: FileReport, root: Path) -> os.stat_result | None:
+    """A refused file's size and time as it is now (a refused link's own), None once it is gone."""
+    try:
+        return (root / report.file).lstat() if report.kind == "" else (root / report.file).stat()
+    except OSError:
+        return None
 
 
 def _content_fix(file: DataFile, error: HeaderError) -> str:

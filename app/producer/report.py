@@ -24,6 +24,7 @@ class FileReport:
     seconds: float = 0.0
     message: str = ""
     fix: str = ""  # for a refused file: what to do about it
+    refused_before: bool = False  # refused for the same reason when it was as it is now (the ledger)
     offsets: dict[str, list[int]] = field(default_factory=dict)
 
 

@@ -71,6 +71,9 @@ def settings(tmp_path_factory: pytest.TempPathFactory, alerts: AlertReceiver) ->
             "PRODUCER_DATA_ROOT_DIRECTORY": str(empty),
             "SPARK_TRIGGER_INTERVAL": "5 seconds",
             "ALERT_WEBHOOK_URL": alerts.url,
+            # a scheduled run with nothing new is skipped in seconds, not ten minutes
+            "AIRFLOW_SENSOR_POKE_SECONDS": "5",
+            "AIRFLOW_SENSOR_TIMEOUT_SECONDS": "20",
         },
     )
 

@@ -391,3 +391,57 @@ def test_refused_files_hold_back_nothing_and_the_run_fails_in_refused_files_alon
     outcome = airflow_client.wait_for_run(DAG, run_id, timeout=900)
     assert outcome.state == "success", outcome.task_states
     assert alerts.for_run(run_id) == []  # no message for a success
+
+
+def test_a_scheduled_run_is_skipped_by_its_sensor_when_only_refused_files_are_unchanged(
+    kafka: Service, airflow_client: AirflowClient, settings: Settings
+) -> None:
+    """A real scheduled run of the hourly DAG (the scheduler's, on the deployment's data folder) whose
+    folder holds only files already refused: its sensor finds nothing new and the run is skipped
+    (nothing published, no Spark job); a refused file that changes is new again."""
+    from app.orchestration import pending_files
+    from app.producer.publisher import publish
+
+    folder = settings.producer_data_root_directory
+    airflow_client.wait_for_dag(DAG)
+    airflow_client.unpause(DAG)  # the scheduler then creates the run of the latest hour
+    scheduled = finished_scheduled_run(airflow_client)
+    airflow_client.pause(DAG)  # no sensor of ours looks at the folder while it is set up
+    link, binary = folder / "clicks_hour_970.csv", folder / "clicks_hour_971.csv"
+    try:
+        link.symlink_to(SAMPLE / "README.md")
+        binary.write_bytes(bytes(range(256)) * 8)
+        for path in (link, binary):  # written long ago: stable
+            os.utime(path, (time.time() - 3600, time.time() - 3600), follow_symlinks=False)
+        assert pending_files(settings) == [link.name, binary.name]  # never refused: new, a run names them
+        refused = publish(settings)
+        assert sorted(file.status for file in refused.files) == ["refused", "refused"]
+        assert pending_files(settings) == []
+
+        airflow_client.call("POST", f"/api/v2/dags/{DAG}/dagRuns/{scheduled}/clear", {"dry_run": False})
+        airflow_client.unpause(DAG)
+        outcome = airflow_client.wait_for_run(DAG, scheduled, timeout=300, poll=2)
+        assert outcome.task_states["wait_for_new_files"] == "skipped", outcome.task_states
+        assert set(outcome.task_states.values()) == {"skipped"}, outcome.task_states  # nothing ran
+
+        binary.write_bytes(bytes(range(255, -1, -1)) * 8)  # changed: looked at again
+        os.utime(binary, (time.time() - 60, time.time() - 60))
+        assert pending_files(settings) == [binary.name]
+    finally:
+        link.unlink(missing_ok=True)
+        binary.unlink(missing_ok=True)
+        publish(settings)  # the refusals of files gone leave the ledger
+
+
+def finished_scheduled_run(airflow_client: AirflowClient, timeout: float = 180) -> str:
+    """The id of the scheduler's latest run of the hourly DAG, once it has finished."""
+    deadline = time.monotonic() + timeout
+    while True:
+        runs = airflow_client.call(
+            "GET", f"/api/v2/dags/{DAG}/dagRuns?run_type=scheduled&order_by=-logical_date&limit=5"
+        )["dag_runs"]
+        scheduled = [run for run in runs if run["run_type"] == "scheduled"]
+        if scheduled and scheduled[0]["state"] in ("success", "failed"):
+            return str(scheduled[0]["dag_run_id"])
+        assert time.monotonic() < deadline, f"no finished scheduled run of {DAG} within {timeout:.0f} s: {runs}"
+        time.sleep(2)

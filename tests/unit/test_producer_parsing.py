@@ -155,6 +155,17 @@ def test_a_binary_header_is_quoted_printable_and_short_in_its_refusal() -> None:
     assert message.startswith("binary.csv: header lacks required column(s) user_id")
 
 
+def test_a_header_the_csv_module_cannot_read_refuses_the_file_instead_of_raising_its_error() -> None:
+    """A carriage return inside the first line (any binary file may hold one) made `csv` raise its own
+    error, which stopped a whole publishing task instead of refusing the one file."""
+    from app.producer.parsing import HeaderError, parse_lines
+    from app.schemas import CLICKS
+
+    with pytest.raises(HeaderError) as refused:
+        next(parse_lines(bytes(range(255, 10, -1)) + b"\n1\n", CLICKS, "binary.csv"))
+    assert str(refused.value).startswith("binary.csv: header is not a CSV line (")
+
+
 def click(**changes: int | str) -> str:
     values = dict(zip(CLICKS.columns, GOOD_CLICK.split(","), strict=True))
     values.update({name: str(value) for name, value in changes.items()})
