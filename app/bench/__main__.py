@@ -149,8 +149,8 @@ def main(argv: list[str] | None = None) -> int:
         try:
             for service in services:
                 service.start()
-            ours = producer_runs(settings, data, scratch / "runs", args.runs)
-            producer_lines, producer_memory, ceiling_seconds = producer_section(settings, data, ours)
+            producer = producer_runs(settings, data, scratch / "runs", args.runs)
+            producer_lines, producer_memory, ceiling_seconds = producer_section(producer, settings)
             airflow_runs = []
             for number in range(1, args.runs + 1):
                 run_settings = with_own_names(settings, scratch / "airflow", "bench")

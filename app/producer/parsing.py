@@ -5,9 +5,13 @@ after the header either a `Message` (key, JSON value, line number) or a `Reject`
 reason, raw text). A header that lacks required columns refuses the whole file with a
 `HeaderError` naming them. Nothing here talks to Kafka.
 
-Rows whose columns are in schema order and are plain decimal integers (every row of the real
-data) take a fast path: one compiled regular expression and one string template per row. Any
-other row takes the careful path through the `csv` module, which finds the precise reason.
+A file is read in blocks of whole lines (`read_chunks`, about 8 MiB each), so its size does not
+bound memory. A block of a file whose header is in schema order takes the columnar path: pyarrow's
+CSV reader types every column at once, the values are checked as vectors (canonical decimal text,
+plausible click times) and the JSON values and keys are built in bulk (`MessageBatch`). A row the
+vectors cannot vouch for takes the row path: a fast path (one compiled regular expression and one
+string template per row), and for anything odd the careful path through the `csv` module, which
+finds the precise reason. Every path gives the same bytes for the same row (unit tests pin it).
 """
 
 from __future__ import annotations
@@ -15,15 +19,20 @@ from __future__ import annotations
 import csv
 import gzip
 import hashlib
+import itertools
 import json
 import re
 import time
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from app.event_time import EVENT_TIME, LONG_MAX, LONG_MIN, SESSION_START, EventTimeRules
 from app.schemas import RecordSchema
+
+if TYPE_CHECKING:
+    import numpy as np
 
 BOM = b"\xef\xbb\xbf"
 MAX_REJECT_TEXT = 10_000  # characters of a bad line kept in its reject record
@@ -61,24 +70,66 @@ class Reject:
     raw: str
 
 
+@dataclass(frozen=True, slots=True)
+class MessageBatch:
+    """Messages of consecutive lines, from `first_line` on, built in bulk."""
+
+    first_line: int
+    keys: list[bytes]
+    values: list[bytes]
+
+    @property
+    def line(self) -> int:
+        """The last line in the batch."""
+        return self.first_line + len(self.keys) - 1
+
+
+Item = Message | Reject | MessageBatch
+
+CHUNK_BYTES = 8 * 2**20
+
+
 @dataclass(frozen=True)
 class FileContent:
-    """A file's bytes as read once: what is hashed is exactly what is parsed and published."""
+    """A file as hashed in one streaming pass (its content, decompressed). Publishing reads it again
+    in blocks and hashes what it parsed, so a file changed in between is caught (`sha256` differs)."""
 
-    data: bytes
-    size: int
+    path: Path
+    size: int  # on disk
     sha256: str
     mtime_ns: int
+    lines: int  # newlines in the content
+
+
+def read_chunks(path: Path, chunk_bytes: int = CHUNK_BYTES) -> Iterator[bytes]:
+    """The file's content (gzip decompressed) in blocks that each end with a newline, but the last."""
+    packed = path.name.endswith(".gz")
+    try:
+        with gzip.open(path, "rb") if packed else path.open("rb") as stream:
+            rest = b""
+            while block := stream.read(chunk_bytes):
+                cut = block.rfind(b"\n") + 1
+                if cut == 0:
+                    rest += block  # a line longer than a block
+                    continue
+                yield rest + block[:cut]
+                rest = block[cut:]
+            if rest:
+                yield rest
+    except (OSError, EOFError) as error:
+        if not packed:
+            raise
+        raise HeaderError(f"{path}: not a readable gzip file ({error})") from None
 
 
 def read_file(path: Path) -> FileContent:
+    """Size, time, hash and line count of a file, in constant memory."""
     stat = path.stat()
-    raw = path.read_bytes()
-    try:
-        data = gzip.decompress(raw) if path.name.endswith(".gz") else raw
-    except (OSError, EOFError) as error:
-        raise HeaderError(f"{path}: not a readable gzip file ({error})") from None
-    return FileContent(data=data, size=stat.st_size, sha256=hashlib.sha256(data).hexdigest(), mtime_ns=stat.st_mtime_ns)
+    digest, lines = hashlib.sha256(), 0
+    for block in read_chunks(path):
+        digest.update(block)
+        lines += block.count(b"\n")
+    return FileContent(path, stat.st_size, digest.hexdigest(), stat.st_mtime_ns, lines)
 
 
 class RowParser:
@@ -111,8 +162,8 @@ class RowParser:
         self.click_index = schema.columns.index(EVENT_TIME) if self.rules else -1
         self.session_index = schema.columns.index(SESSION_START) if self.rules else -1
         self.template = "{" + ",".join(f'"{column}":%s' for column in schema.columns) + "}"
-        in_order = header == list(schema.columns)
-        self.fast = re.compile(",".join(f"({_INTEGER})" for _ in header)) if in_order else None
+        self.in_order = header == list(schema.columns)
+        self.fast = re.compile(",".join(f"({_INTEGER})" for _ in header)) if self.in_order else None
 
     def parse(self, number: int, raw: bytes) -> Message | Reject:
         try:
@@ -189,19 +240,140 @@ def parse_lines(
 ) -> Iterator[Message | Reject]:
     """Messages and rejects for every line after the header, in file order; line 1 is the header.
     With `rules`, clicks whose time is implausible (measured against now, the publishing clock)
-    are rejects too."""
-    if data.startswith(BOM):
-        data = data[len(BOM) :]
-    lines = data.split(b"\n")
-    if lines and lines[-1] == b"":
-        lines.pop()  # the file's final newline ends the last line; it does not start an empty one
-    if not lines:
+    are rejects too. The row path alone (`parse_chunks` is what the publisher uses)."""
+    for item in parse_chunks([data], schema, source, event_time, rules, columnar=False):
+        assert not isinstance(item, MessageBatch)
+        yield item
+
+
+def parse_chunks(
+    chunks: Iterable[bytes],
+    schema: RecordSchema,
+    source: str,
+    event_time: str | None = None,
+    rules: EventTimeRules | None = None,
+    columnar: bool = True,
+) -> Iterator[Item]:
+    """`parse_lines` over blocks of whole lines (`read_chunks`); with `columnar`, a block of a file
+    whose header is in schema order comes as `MessageBatch`es, with the rows the vectors cannot vouch
+    for as single items between them, all in line order. The header is checked on the first next()."""
+    blocks = iter(chunks)
+    first = next(blocks, b"")
+    if first.startswith(BOM):
+        first = first[len(BOM) :]
+    if not first:
         raise HeaderError(f"{source}: empty file, no header")
-    header_text = lines[0].rstrip(b"\r").decode("utf-8", errors="replace")
+    header_line, _, body = first.partition(b"\n")
+    header_text = header_line.rstrip(b"\r").decode("utf-8", errors="replace")
     try:
         header = [column.strip() for column in next(csv.reader([header_text]), [])]
     except csv.Error as error:  # a binary file's first "line" (a carriage return inside it)
         raise HeaderError(f"{source}: header is not a CSV line ({error}): {printable(header_text)}") from None
     parser = RowParser(schema, header, source, event_time, rules, int(time.time() * 1000))
-    for number, raw in enumerate(lines[1:], start=2):
-        yield parser.parse(number, raw[:-1] if raw.endswith(b"\r") else raw)
+    bulk = columnar and parser.in_order and event_time is None
+    number = 2
+    for block in itertools.chain([body], blocks):
+        if not block:
+            continue
+        items = encode_block(parser, block, number) if bulk else None
+        if items is None:
+            items = list(_parse_block(parser, block, number))
+        yield from items
+        number += block.count(b"\n") + (not block.endswith(b"\n"))
+
+
+def _parse_block(parser: RowParser, block: bytes, number: int) -> Iterator[Message | Reject]:
+    """The row path over a block of lines whose first is line `number`."""
+    lines = block.split(b"\n")
+    if lines[-1] == b"":
+        lines.pop()  # the block's final newline ends its last line; it does not start an empty one
+    for offset, raw in enumerate(lines):
+        yield parser.parse(number + offset, raw[:-1] if raw.endswith(b"\r") else raw)
+
+
+# Python values handed to pyarrow (a scalar, `to_numpy()`) make it import pandas, 0.7 s per process:
+# literals and numbers cross over through buffers instead
+
+
+def _literal(text: str) -> object:
+    """A pyarrow string scalar."""
+    import numpy as np
+    import pyarrow as pa
+
+    data = text.encode()
+    offsets = pa.py_buffer(np.array([0, len(data)], dtype=np.int32).tobytes())
+    return pa.Array.from_buffers(pa.string(), 1, [None, offsets, pa.py_buffer(data)])[0]
+
+
+def _numbers(column: object, dtype: type) -> np.ndarray:
+    """A pyarrow column of fixed-width numbers without nulls, as a NumPy array."""
+    import numpy as np
+
+    array = column.combine_chunks()  # type: ignore[attr-defined]
+    return np.frombuffer(array.buffers()[1], dtype=dtype)[array.offset : array.offset + len(array)]
+
+
+def encode_block(parser: RowParser, block: bytes, number: int) -> list[Item] | None:
+    """The columnar path over a block of lines whose first is line `number` (header in schema
+    order): None when pyarrow cannot type the block as the schema's integers (the row path then
+    finds each reason); else batches of the rows whose text is canonical and whose click time is
+    plausible, and the row path's item for each other row, in line order."""
+    import numpy as np
+    import pyarrow as pa
+    import pyarrow.compute as pc
+    import pyarrow.csv as pacsv
+
+    schema = parser.schema
+    raw = np.frombuffer(block, dtype=np.uint8)
+    ends = np.flatnonzero(raw == 10)
+    if not block.endswith(b"\n"):
+        ends = np.append(ends, len(block))
+    starts = np.concatenate(([0], ends[:-1] + 1))
+    lengths = ends - starts
+    carriage = np.zeros(len(ends), dtype=bool)
+    nonempty = lengths > 0
+    carriage[nonempty] = raw[ends[nonempty] - 1] == 13
+    lengths = lengths - carriage
+    try:
+        table = pacsv.read_csv(
+            pa.py_buffer(block),
+            read_options=pacsv.ReadOptions(column_names=list(schema.columns)),
+            convert_options=pacsv.ConvertOptions(
+                column_types=dict.fromkeys(schema.columns, pa.int64()),
+                null_values=[],
+                strings_can_be_null=False,
+                quoted_strings_can_be_null=False,
+            ),
+        )
+    except (pa.ArrowInvalid, pa.ArrowTypeError):
+        return None
+    if table.num_rows != len(ends) or any(column.null_count for column in table.columns):
+        return None  # an empty line skipped, a lone carriage return read as a line end
+    texts = [pc.cast(table.column(column), pa.string()) for column in schema.columns]
+    # the decimal text of each value is the row's own text exactly when the lengths agree (any other
+    # spelling of a number, a space, a quote or a plus sign is longer)
+    text_lengths = np.full(len(ends), len(texts) - 1, dtype=np.int64)  # the commas
+    for text in texts:
+        text_lengths += _numbers(pc.utf8_length(text), np.int32)
+    good: np.ndarray = text_lengths == lengths
+    if parser.rules is not None:
+        clicks = _numbers(table.column(EVENT_TIME), np.int64)
+        sessions = _numbers(table.column(SESSION_START), np.int64)
+        good = good & ~parser.rules.maybe_implausible(clicks, sessions, parser.published_ms)
+    pieces: list[object] = []
+    for position, (column, text) in enumerate(zip(schema.columns, texts, strict=True)):
+        pieces += [_literal(("{" if position == 0 else ",") + f'"{column}":'), text]
+    values = pc.cast(pc.binary_join_element_wise(*pieces, _literal("}"), _literal("")), pa.binary()).to_pylist()
+    keys = pc.cast(texts[parser.key_index], pa.binary()).to_pylist()
+    if good.all():
+        return [MessageBatch(number, keys, values)]
+    items: list[Item] = []
+    run_start = 0
+    for index in np.flatnonzero(~good).tolist():
+        if index > run_start:
+            items.append(MessageBatch(number + run_start, keys[run_start:index], values[run_start:index]))
+        items.append(parser.parse(number + index, block[starts[index] : starts[index] + lengths[index]]))
+        run_start = index + 1
+    if run_start < len(keys):
+        items.append(MessageBatch(number + run_start, keys[run_start:], values[run_start:]))
+    return items

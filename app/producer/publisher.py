@@ -14,11 +14,12 @@ committed line, still without duplicates.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 import os
 import time
-from collections.abc import Callable, Collection
+from collections.abc import Callable, Collection, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -40,7 +41,16 @@ from app.producer.ledger import (
     read_ledger_state,
     refusal_key,
 )
-from app.producer.parsing import FileContent, HeaderError, Message, Reject, parse_lines, read_file
+from app.producer.parsing import (
+    FileContent,
+    HeaderError,
+    Message,
+    MessageBatch,
+    Reject,
+    parse_chunks,
+    read_chunks,
+    read_file,
+)
 from app.producer.report import FileReport, PublishReport
 from app.schemas import (
     HEADER_FILE_VERSION,
@@ -56,6 +66,10 @@ log = logging.getLogger(__name__)
 PACED_COMMIT_SECONDS = 1.0
 Headers = list[tuple[str, str | bytes | None]]
 CLICK_EVENT_TIME = "click_timestamp"
+
+
+class ChangedWhilePublished(Exception):
+    """The file's content hashed while publishing differs from its content hashed before."""
 
 
 class PublishError(RuntimeError):
@@ -238,6 +252,11 @@ class Publisher:
             report.message, report.fix = str(error), _content_fix(file, error)
             log.error("refused: %s", error)
             return report
+        except ChangedWhilePublished:
+            report.status = status.SKIPPED_UNSTABLE
+            report.message = "changed while it was being published (its transaction was aborted); next run"
+            log.warning("skipped: %s: %s", file.name, report.message)
+            return report
         report.rows, report.rejected, report.offsets = run.rows, run.rejected, run.offsets
         report.status = status.WOULD_PUBLISH if options.dry_run else status.PUBLISHED
         report.seconds = round(time.monotonic() - started, 3)
@@ -274,17 +293,18 @@ class Publisher:
             run.rows, run.rejected, run.offsets = entry.rows, entry.rejected, dict(entry.offsets)
         event_time = CLICK_EVENT_TIME if file.kind is FileKind.CLICKS and options.replay_speedup else None
         rules = EventTimeRules.from_settings(self.settings)
-        items = parse_lines(
-            content.data, file.kind.schema, file.name, event_time, rules
-        )  # header checked on first next()
         paced = self.settings.producer_item_wait_time > 0 or event_time is not None
+        digest = hashlib.sha256()  # of what is parsed now, compared with `content.sha256` at the commit
+        items = parse_chunks(
+            _hashing(read_chunks(file.path), digest), file.kind.schema, file.name, event_time, rules, columnar=not paced
+        )  # header checked on first next()
         if options.dry_run or self.producer is None:
             for item in items:
-                run.rows += isinstance(item, Message)
+                run.rows += len(item.keys) if isinstance(item, MessageBatch) else isinstance(item, Message)
                 run.rejected += isinstance(item, Reject)
             return run
         producer = self.producer
-        self.progress.file_started(file, content.data.count(b"\n"))
+        self.progress.file_started(file, content.lines)
         headers_base: Headers = [
             (HEADER_SOURCE_FILE, file.name.encode()),
             (HEADER_SCHEMA_VERSION, str(SCHEMA_VERSION).encode()),
@@ -296,6 +316,13 @@ class Publisher:
         try:
             for item in items:
                 if item.line <= run.lines_done:
+                    continue
+                if isinstance(item, MessageBatch):
+                    sent = self._produce_batch(run, item, headers_base)
+                    run.rows += sent
+                    run.lines_done = item.line
+                    self.progress.lines_done(pending_progress + sent)
+                    pending_progress = 0
                     continue
                 headers: Headers = [*headers_base, (HEADER_SOURCE_LINE, str(item.line).encode())]
                 if isinstance(item, Message):
@@ -323,9 +350,14 @@ class Publisher:
                     producer.begin_transaction()
                     last_commit = time.monotonic()
             self.progress.lines_done(pending_progress)
+            if digest.hexdigest() != content.sha256:
+                raise ChangedWhilePublished(file.name)
             self._commit(run, content, PUBLISHED)
         except HeaderError:
             producer.abort_transaction(30)
+            raise
+        except ChangedWhilePublished:
+            _abort_quietly(producer)
             raise
         except (KafkaException, PublishError, BufferError) as error:
             _abort_quietly(producer)
@@ -334,6 +366,25 @@ class Publisher:
             _abort_quietly(producer)
             raise
         return run
+
+    def _produce_batch(self, run: _FileRun, batch: MessageBatch, headers_base: Headers) -> int:
+        """The batch's messages from the first line not sent yet; how many were sent. The per-message
+        work is the produce() call and its line header; delivery reports are served every 2,000."""
+        assert self.producer is not None
+        produce, poll, topic, delivered = self.producer.produce, self.producer.poll, run.file.topic, run.delivered
+        source, schema_version, file_version = headers_base
+        skip = max(0, run.lines_done - batch.first_line + 1)
+        line = batch.first_line + skip
+        for key, value in zip(batch.keys[skip:], batch.values[skip:], strict=True):
+            headers = [source, schema_version, file_version, (HEADER_SOURCE_LINE, b"%d" % line)]
+            try:
+                produce(topic, value, key, headers=headers, on_delivery=delivered)
+            except BufferError:  # the local queue is full: let deliveries drain it, then this one
+                self._produce(topic, key, value, headers, delivered)
+            line += 1
+            if line % 2000 == 0:
+                poll(0)
+        return len(batch.keys) - skip
 
     def _mark_refused_before(self, result: PublishReport, root: Path) -> None:
         """Flag each refusal the ledger holds already for the file as it is now (same reason, size and
@@ -442,6 +493,13 @@ class Publisher:
         self.producer.commit_transaction(120)
         if state == PUBLISHED and entry.rows > 0:
             self._published_content[entry.sha256] = entry  # a copy later in this run is recognised too
+
+
+def _hashing(blocks: Iterator[bytes], digest: Any) -> Iterator[bytes]:
+    """`blocks` as they are, each added to `digest` on its way."""
+    for block in blocks:
+        digest.update(block)
+        yield block
 
 
 def _on_disk(report: FileReport, root: Path) -> os.stat_result | None:
