@@ -19,6 +19,7 @@ import json
 import logging
 import os
 import time
+import zlib
 from collections.abc import Callable, Collection, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -160,6 +161,7 @@ class Publisher:
         self._options = PublishOptions()
         self._published_content: dict[str, LedgerEntry] = {}
         self._refusals: dict[str, Refusal] = {}
+        self._partition_counts: dict[str, int] = {}
 
     def publish(self, options: PublishOptions | None = None) -> PublishReport:
         options = self._options = options or PublishOptions()
@@ -369,22 +371,41 @@ class Publisher:
 
     def _produce_batch(self, run: _FileRun, batch: MessageBatch, headers_base: Headers) -> int:
         """The batch's messages from the first line not sent yet; how many were sent. The per-message
-        work is the produce() call and its line header; delivery reports are served every 2,000."""
+        work is the produce() call and its line header. Each message goes to the partition the
+        client's own partitioner would pick (CRC-32 of the key), so the batch's first and last message
+        of each partition are known: only those report their delivery (their offsets bound the
+        file's range in that partition). Any other message that fails fails the transaction's commit."""
         assert self.producer is not None
         produce, poll, topic, delivered = self.producer.produce, self.producer.poll, run.file.topic, run.delivered
         source, schema_version, file_version = headers_base
         skip = max(0, run.lines_done - batch.first_line + 1)
+        keys, values = batch.keys[skip:], batch.values[skip:]
+        count = self._partition_count(topic)
+        partitions = [zlib.crc32(key) % count for key in keys]
+        firsts: dict[int, int] = {}
+        lasts: dict[int, int] = {}
+        for index, partition in enumerate(partitions):
+            firsts.setdefault(partition, index)
+            lasts[partition] = index
+        reported = {*firsts.values(), *lasts.values()}
         line = batch.first_line + skip
-        for key, value in zip(batch.keys[skip:], batch.values[skip:], strict=True):
+        for index, (key, value, partition) in enumerate(zip(keys, values, partitions, strict=True)):
             headers = [source, schema_version, file_version, (HEADER_SOURCE_LINE, b"%d" % line)]
+            on_delivery = delivered if index in reported else None
             try:
-                produce(topic, value, key, headers=headers, on_delivery=delivered)
+                produce(topic, value, key, partition, headers=headers, on_delivery=on_delivery)
             except BufferError:  # the local queue is full: let deliveries drain it, then this one
-                self._produce(topic, key, value, headers, delivered)
+                self._produce(topic, key, value, headers, on_delivery, partition)
             line += 1
             if line % 2000 == 0:
                 poll(0)
-        return len(batch.keys) - skip
+        return len(keys)
+
+    def _partition_count(self, topic: str) -> int:
+        if topic not in self._partition_counts:
+            assert self.producer is not None
+            self._partition_counts[topic] = len(self.producer.list_topics(topic, timeout=30).topics[topic].partitions)
+        return self._partition_counts[topic]
 
     def _mark_refused_before(self, result: PublishReport, root: Path) -> None:
         """Flag each refusal the ledger holds already for the file as it is now (same reason, size and
@@ -439,12 +460,18 @@ class Publisher:
             del self._refusals[name]
 
     def _produce(
-        self, topic: str, key: bytes, value: bytes | None, headers: Headers, on_delivery: Callable[..., None]
+        self,
+        topic: str,
+        key: bytes,
+        value: bytes | None,
+        headers: Headers,
+        on_delivery: Callable[..., None] | None,
+        partition: int = -1,  # -1: the client's partitioner picks
     ) -> None:
         assert self.producer is not None
         while True:
             try:
-                self.producer.produce(topic, value, key, headers=headers, on_delivery=on_delivery)
+                self.producer.produce(topic, value, key, partition, headers=headers, on_delivery=on_delivery)
                 return
             except BufferError:  # the local queue is full: let deliveries drain it
                 self.producer.poll(0.05)

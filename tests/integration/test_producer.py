@@ -366,3 +366,42 @@ def test_a_refusal_is_recorded_once_not_read_again_until_the_file_changes_and_go
     (folder / "clicks_hour_003.csv").unlink()  # a refused file removed is refused no more
     publish(settings)
     assert read_ledger_state(settings).refusals == {}
+
+
+def test_each_message_lands_where_the_clients_partitioner_puts_its_key_and_the_ledger_bounds_them(
+    kafka: Service, own_topics: Settings
+) -> None:
+    """The bulk path picks each message's partition itself (CRC-32 of the key, as librdkafka's
+    default partitioner) so that only the first and last message of each partition report their
+    delivery: a message sent with no partition goes to the same one, and every message of the file
+    lies inside the ledger's offset range for its partition, whose ends are its own messages."""
+    import zlib
+
+    from confluent_kafka import Producer
+
+    from tests.integration.kafka_helpers import create_topic
+
+    settings = own_topics
+    copy_sample(settings)
+    publish(settings)
+    partitions = settings.kafka_topic_partitions
+    messages = [m for m in read_all(settings, settings.kafka_topic) if m.error() is None]
+    assert messages and all(m.partition() == zlib.crc32(m.key()) % partitions for m in messages)
+    ledger = read_ledger(settings)
+    for name, entry in ledger.items():
+        if entry.topic != settings.kafka_topic:
+            continue
+        offsets: dict[str, list[int]] = {}
+        for message in messages:
+            if header(message, HEADER_SOURCE_FILE) == name:
+                offsets.setdefault(str(message.partition()), []).append(message.offset())
+        assert entry.offsets == {partition: [min(got), max(got)] for partition, got in offsets.items()}, name
+
+    topic = create_topic(settings, partitions=7)
+    placed: dict[bytes, int] = {}
+    producer = Producer({"bootstrap.servers": settings.kafka_servers})
+    keys = [str(1506825423271737 + 7919 * n).encode() for n in range(200)]
+    for key in keys:
+        producer.produce(topic, b"{}", key, on_delivery=lambda _, m: placed.__setitem__(m.key(), m.partition()))
+    assert producer.flush(30) == 0
+    assert placed == {key: zlib.crc32(key) % 7 for key in keys}  # the client's own choice
