@@ -4,7 +4,8 @@ Each figure is the median of `--runs` runs (3 by default) and is set beside a ce
 the same invocation, so the ratios hold on a noisy shared machine. The report is written to
 `docs/benchmarks.md` with the machine's cores, memory, Java and library versions:
 1. our producer (all click files and the catalogue of `BENCH_DATA_DIR`) against Kafka's own
-   `ProducerPerformance` (`app/bench/producer.py`);
+   `ProducerPerformance` with our producer's properties and real messages, and against the bare
+   Python client sending the same messages (`app/bench/producer.py`, `app/bench/client_floor.py`);
 2. our producer against the original project's way, one JSON message per row with kafka-python
    (`app/bench/original_producer.py`);
 3. the streaming job draining what the producer published into the raw tables and every
@@ -12,7 +13,8 @@ the same invocation, so the ratios hold on a noisy shared machine. The report is
 4. one `clickstream_hourly` Airflow run over the whole folder against the sum of the two ceilings,
    and where its time goes (`app/bench/airflow_run.py`);
 5. the streaming job's latency under a replay at a fixed rate (`app/bench/latency.py`);
-6. the peak resident memory of the producer and of the Spark driver in those runs;
+6. the peak resident memory of the producer and of the Spark driver in those runs, and of the
+   producer publishing one 2 GiB click file (`app/bench/large_file.py`);
 7. a small update after the whole folder is in: 100 new clicks and one changed article through
    Airflow (`app/bench/airflow_run.py`);
 8. the sensor's poll of a folder of 10,000 published files (`app/bench/sensor.py`).
@@ -37,6 +39,7 @@ from pathlib import Path
 
 from app.bench.airflow_run import AirflowRun, run_through_airflow, update_section
 from app.bench.common import flat_data_folder, free_port, listing, machine, median_of
+from app.bench.large_file import large_file_run, large_file_section
 from app.bench.latency import latency_runs, latency_section
 from app.bench.producer import producer_runs, producer_section
 from app.bench.sensor import sensor_runs, sensor_section
@@ -47,7 +50,8 @@ from app.settings import REPO_ROOT, Settings, load_settings, with_own_names
 log = logging.getLogger("app.bench")
 
 REPORT = REPO_ROOT / "docs" / "benchmarks.md"
-LATENCY_INTERVAL = "10 seconds"
+LATENCY_INTERVAL = "5 seconds"
+LATENCY_RATE = 1000.0  # clicks/s the replays ask for
 
 
 def bench_settings(base: Settings, state: Path) -> Settings:
@@ -151,6 +155,7 @@ def main(argv: list[str] | None = None) -> int:
                 service.start()
             producer = producer_runs(settings, data, scratch / "runs", args.runs)
             producer_lines, producer_memory, ceiling_seconds = producer_section(producer, settings)
+            large = large_file_run(with_own_names(settings, scratch / "large", "bench"), data, scratch)
             airflow_runs = []
             for number in range(1, args.runs + 1):
                 run_settings = with_own_names(settings, scratch / "airflow", "bench")
@@ -164,7 +169,7 @@ def main(argv: list[str] | None = None) -> int:
                 scratch,
                 args.runs,
                 LATENCY_INTERVAL,
-                100.0,
+                LATENCY_RATE,
             )
             sensor = sensor_runs(
                 with_own_names(settings, scratch / "sensor", "bench"), data, scratch / "sensor-data", args.runs
@@ -177,12 +182,13 @@ def main(argv: list[str] | None = None) -> int:
         *producer_lines,
         *spark_lines,
         *airflow_section(airflow_runs, ceiling_seconds, median_of(run.wall_seconds for run in bare)),
-        *latency_section(latency, LATENCY_INTERVAL),
+        *latency_section(latency, LATENCY_INTERVAL, LATENCY_RATE),
         "## 6. Memory",
         "",
         "Peak resident memory (VmHWM), median of the runs above:",
         "",
         *producer_memory,
+        *large_file_section(large),
         *spark_memory,
         "",
         *update_section(airflow_runs),

@@ -115,6 +115,17 @@ def listing(values: Iterable[float], digits: int = 0) -> str:
     return ", ".join(f"{value:,.{digits}f}" for value in values)
 
 
+def commit() -> str:
+    """The code measured: HEAD's hash, and whether the work tree differs from it."""
+    from app.settings import REPO_ROOT
+
+    def git(*args: str) -> str:
+        return subprocess.run(["git", *args], cwd=REPO_ROOT, capture_output=True, text=True, check=False).stdout.strip()
+
+    head = git("rev-parse", "--short=12", "HEAD") or "?"
+    return head + (" with uncommitted changes" if git("status", "--porcelain", "--untracked-files=no") else "")
+
+
 def machine() -> dict[str, str]:
     import confluent_kafka
     import pyspark
@@ -125,6 +136,7 @@ def machine() -> dict[str, str]:
     java = subprocess.run([deps.java_executable(), "-version"], capture_output=True, text=True, check=False).stderr
     kafka_jar = next(iter(sorted(deps.KAFKA_JARS_DIR.glob("kafka_*.jar"))), None)
     return {
+        "commit": commit(),
         "cores": str(os.cpu_count()),
         "memory": f"{memory_kib / 1024 / 1024:.0f} GiB",
         "cpu": next(

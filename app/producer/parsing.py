@@ -86,7 +86,7 @@ class MessageBatch:
 
 Item = Message | Reject | MessageBatch
 
-CHUNK_BYTES = 8 * 2**20
+CHUNK_BYTES = 2 * 2**20  # a block's arrays and messages stay a few tens of MiB
 
 
 @dataclass(frozen=True)
@@ -295,6 +295,14 @@ def _parse_block(parser: RowParser, block: bytes, number: int) -> Iterator[Messa
 # literals and numbers cross over through buffers instead
 
 
+def _pool() -> object:
+    """The C library's allocator: it gives freed block memory back, where pyarrow's default
+    (mimalloc) kept the resident size growing with the blocks (145 MiB against 110 over the Globo set)."""
+    import pyarrow as pa
+
+    return pa.system_memory_pool()
+
+
 def _literal(text: str) -> object:
     """A pyarrow string scalar."""
     import numpy as np
@@ -309,7 +317,7 @@ def _numbers(column: object, dtype: type) -> np.ndarray:
     """A pyarrow column of fixed-width numbers without nulls, as a NumPy array."""
     import numpy as np
 
-    array = column.combine_chunks()  # type: ignore[attr-defined]
+    array = column.combine_chunks(memory_pool=_pool())  # type: ignore[attr-defined]
     return np.frombuffer(array.buffers()[1], dtype=dtype)[array.offset : array.offset + len(array)]
 
 
@@ -334,6 +342,7 @@ def encode_block(parser: RowParser, block: bytes, number: int) -> list[Item] | N
     nonempty = lengths > 0
     carriage[nonempty] = raw[ends[nonempty] - 1] == 13
     lengths = lengths - carriage
+    pool = _pool()
     try:
         table = pacsv.read_csv(
             pa.py_buffer(block),
@@ -344,17 +353,18 @@ def encode_block(parser: RowParser, block: bytes, number: int) -> list[Item] | N
                 strings_can_be_null=False,
                 quoted_strings_can_be_null=False,
             ),
+            memory_pool=pool,
         )
     except (pa.ArrowInvalid, pa.ArrowTypeError):
         return None
     if table.num_rows != len(ends) or any(column.null_count for column in table.columns):
         return None  # an empty line skipped, a lone carriage return read as a line end
-    texts = [pc.cast(table.column(column), pa.string()) for column in schema.columns]
+    texts = [pc.cast(table.column(column), pa.string(), memory_pool=pool) for column in schema.columns]
     # the decimal text of each value is the row's own text exactly when the lengths agree (any other
     # spelling of a number, a space, a quote or a plus sign is longer)
     text_lengths = np.full(len(ends), len(texts) - 1, dtype=np.int64)  # the commas
     for text in texts:
-        text_lengths += _numbers(pc.utf8_length(text), np.int32)
+        text_lengths += _numbers(pc.utf8_length(text, memory_pool=pool), np.int32)
     good: np.ndarray = text_lengths == lengths
     if parser.rules is not None:
         clicks = _numbers(table.column(EVENT_TIME), np.int64)
@@ -363,8 +373,9 @@ def encode_block(parser: RowParser, block: bytes, number: int) -> list[Item] | N
     pieces: list[object] = []
     for position, (column, text) in enumerate(zip(schema.columns, texts, strict=True)):
         pieces += [_literal(("{" if position == 0 else ",") + f'"{column}":'), text]
-    values = pc.cast(pc.binary_join_element_wise(*pieces, _literal("}"), _literal("")), pa.binary()).to_pylist()
-    keys = pc.cast(texts[parser.key_index], pa.binary()).to_pylist()
+    joined = pc.binary_join_element_wise(*pieces, _literal("}"), _literal(""), memory_pool=pool)
+    values = pc.cast(joined, pa.binary(), memory_pool=pool).to_pylist()
+    keys = pc.cast(texts[parser.key_index], pa.binary(), memory_pool=pool).to_pylist()
     if good.all():
         return [MessageBatch(number, keys, values)]
     items: list[Item] = []

@@ -109,8 +109,8 @@ def producer_config(settings: Settings) -> dict[str, Any]:
         "batch.size": 1_000_000,
         "batch.num.messages": 100_000,
         "compression.type": "lz4",
-        "queue.buffering.max.messages": 1_000_000,
-        "queue.buffering.max.kbytes": 1_048_576,
+        "queue.buffering.max.messages": 200_000,
+        "queue.buffering.max.kbytes": 65_536,
         "transaction.timeout.ms": 600_000,
     }
 

@@ -398,7 +398,7 @@ def test_each_message_lands_where_the_clients_partitioner_puts_its_key_and_the_l
         assert entry.offsets == {partition: [min(got), max(got)] for partition, got in offsets.items()}, name
 
     topic = create_topic(settings, partitions=7)
-    placed: dict[bytes, int] = {}
+    placed: dict[bytes | None, int | None] = {}
     producer = Producer({"bootstrap.servers": settings.kafka_servers})
     keys = [str(1506825423271737 + 7919 * n).encode() for n in range(200)]
     for key in keys:

@@ -97,3 +97,52 @@ def test_the_sensor_benchmarks_files_are_valid_one_row_files_with_different_cont
     assert len({read_file(path).sha256 for path in files}) == 3  # the producer would refuse a copy
     section = "\n".join(sensor_section(SensorRuns(3, 1.0, [0.4, 0.5, 0.6], [0.01, 0.01, 0.02])))
     assert "**Poll 0.50 s** (goal: under 1 s): met." in section
+
+
+PRODUCER_PERFORMANCE_OUTPUT = """\
+312345 records sent, 62469.0 records/sec (15.60 MB/sec), 12.1 ms avg latency, 300.0 ms max latency.
+In steady state.
+1041909 records sent, 801234.567800 records/sec (205.40 MB/sec), 10.11 ms avg latency, 350.00 ms max \
+latency, 8 ms 50th, 30 ms 95th, 60 ms 99th, 90 ms 99.9th.
+937719 steady state records sent, 851698.100000 records/sec (218.30 MB/sec), 9.50 ms avg latency, 300.00 \
+ms max latency, 7 ms 50th, 28 ms 95th, 55 ms 99th, 80 ms 99.9th.
+"""
+
+
+def test_the_ceiling_is_read_from_producer_performances_summaries_not_an_interval_report() -> None:
+    from app.bench.producer import ceiling_summary
+
+    total, steady = ceiling_summary(PRODUCER_PERFORMANCE_OUTPUT)
+    assert total == (1_041_909, 801_234.5678)
+    assert steady == (937_719, 851_698.1)
+    assert ceiling_summary(PRODUCER_PERFORMANCE_OUTPUT.split("937719")[0])[1] is None
+    with pytest.raises(SystemExit, match="no summary"):
+        ceiling_summary(PRODUCER_PERFORMANCE_OUTPUT.splitlines()[0])
+
+
+def test_the_large_file_repeats_the_click_rows_under_one_header(tmp_path: Path) -> None:
+    from app.bench.large_file import write_large_file
+
+    for name, rows in (("clicks_hour_000.csv", "1,2\n3,4\n"), ("clicks_hour_001.csv", "5,6")):
+        (tmp_path / name).write_text("a,b\n" + rows)
+    path = tmp_path / "large.csv"
+    assert write_large_file(tmp_path, path, 28) == 6  # stops at the first body that reaches the size
+    assert path.read_text() == "a,b\n1,2\n3,4\n5,6\n1,2\n3,4\n5,6\n"
+
+
+def test_latency_percentiles_are_over_every_click_of_every_replay() -> None:
+    from app.bench.latency import LatencyRun, latency_section
+
+    runs = [LatencyRun(4, 1000.0, [1.0, 1.0, 1.0, 1.0]), LatencyRun(4, 990.0, [9.0, 9.0, 9.0, 30.0])]
+    section = "\n".join(latency_section(runs, "5 seconds", 1000.0))
+    assert "| all | 8 | 995 | 5.0 | 30.0 |" in section or "| all | 8 | 995 | 9.0 | 30.0 |" in section
+    assert "max 30.0 s" in section and "95th percentile under 10 s (missed)" in section
+    assert "(held)." in section
+
+
+def test_the_report_names_the_commit_it_measured() -> None:
+    import re
+
+    from app.bench.common import commit
+
+    assert re.fullmatch(r"[0-9a-f]{12}( with uncommitted changes)?", commit())
