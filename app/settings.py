@@ -186,7 +186,7 @@ SPECS: tuple[SettingSpec, ...] = (
         "producer_item_wait_time",
         "PRODUCER_ITEM_WAIT_TIME",
         "0",
-        "Pause in seconds between two messages; 0 sends at full speed.",
+        "Seconds from one message to the next (the producer keeps to that pace); 0 sends at full speed.",
     ),
     # event-time sanity: clicks outside these bounds are set aside (rejects topic, quarantine table)
     SettingSpec(

@@ -21,7 +21,7 @@ import subprocess
 import sys
 import threading
 import time
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from app.orchestration import spark_job_environment
@@ -38,7 +38,7 @@ REPLAY_SECONDS = 20  # each replay lasts about this long at the asked rate
 class LatencyRun:
     clicks: int
     rate: float  # clicks/s the replay reached
-    delays: list[float]  # of every click of the replay, in publication order
+    delays: list[float] = field(repr=False)  # of every click of the replay, in publication order
 
     @property
     def median_seconds(self) -> float:
@@ -188,7 +188,11 @@ def latency_runs(
                 if len(found) != rows:
                     raise SystemExit(f"replay {number}: {len(found)} of {rows} clicks seen in the aggregate")
                 results.append(LatencyRun(rows, rows / replayed, found))
-                log.info("replay %s (%s): %s", number, ", ".join(files), results[-1])
+                log.info(
+                    "replay %s (%s): %s clicks at %.0f/s, median %.1f s, 95th percentile %.1f s",
+                    number, ", ".join(files), rows, results[-1].rate, results[-1].median_seconds,
+                    results[-1].p95_seconds,
+                )  # fmt: skip
     finally:
         os.killpg(job.pid, signal.SIGTERM)
         try:

@@ -240,9 +240,10 @@ def test_file_still_being_written_is_skipped_until_stable(kafka: Service, own_to
 
 
 def test_paced_publication_commits_as_it_goes_and_stays_exactly_once(kafka: Service, own_topics: Settings) -> None:
-    settings = replace(own_topics, producer_item_wait_time=0.001)
-    shutil.copy(SAMPLE / "clicks_hour_002.csv", settings.producer_data_root_directory / "clicks_hour_002.csv")
     rows = csv_rows(SAMPLE / "clicks_hour_002.csv")
+    # paced to last about 3 s: a commit every second (PACED_COMMIT_SECONDS) lands parts of it
+    settings = replace(own_topics, producer_item_wait_time=3.0 / rows)
+    shutil.copy(SAMPLE / "clicks_hour_002.csv", settings.producer_data_root_directory / "clicks_hour_002.csv")
     result = publish(settings)
     assert (result.files[0].status, result.files[0].rows) == (PUBLISHED, rows)
     ledger_records = read_all(settings, settings.kafka_ledger_topic)
@@ -405,3 +406,39 @@ def test_each_message_lands_where_the_clients_partitioner_puts_its_key_and_the_l
         producer.produce(topic, b"{}", key, on_delivery=lambda _, m: placed.__setitem__(m.key(), m.partition()))
     assert producer.flush(30) == 0
     assert placed == {key: zlib.crc32(key) % 7 for key in keys}  # the client's own choice
+
+
+def test_a_file_changed_between_its_hash_and_its_publication_is_aborted_and_published_next_run(
+    kafka: Service, own_topics: Settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A file is hashed in one pass and parsed in another: one that changes in between is not
+    published half old, half new. Its transaction is aborted, the other files go on, and the next
+    run publishes it as it is now."""
+    from app.producer import publisher
+    from app.producer.parsing import FileContent, read_file
+    from app.producer.report import SKIPPED_UNSTABLE
+
+    settings = own_topics
+    expected = copy_sample(settings)
+    target = settings.producer_data_root_directory / "clicks_hour_001.csv"
+
+    def hashed_then_changed(path: Path) -> FileContent:
+        content = read_file(path)
+        if path == target:
+            with target.open("a") as handle:
+                handle.write(target.read_text().splitlines()[1] + "\n")
+        return content
+
+    monkeypatch.setattr(publisher, "read_file", hashed_then_changed)
+    first = publish(settings)
+    statuses = {r.file: r.status for r in first.files}
+    assert statuses.pop(target.name) == SKIPPED_UNSTABLE
+    assert set(statuses.values()) == {PUBLISHED}
+    on_topic = count_by_header(read_all(settings, settings.kafka_topic), HEADER_SOURCE_FILE)
+    assert target.name not in on_topic  # nothing of it committed
+
+    monkeypatch.undo()
+    second = publish(settings)
+    assert {r.file: r.status for r in second.files}[target.name] == PUBLISHED
+    on_topic = count_by_header(read_all(settings, settings.kafka_topic), HEADER_SOURCE_FILE)
+    assert on_topic[target.name] == expected[target.name] + 1
