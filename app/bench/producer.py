@@ -90,13 +90,21 @@ def write_payload_file(values: list[bytes], path: Path) -> Path:
     return path
 
 
-def run_client_floor(settings: Settings, records: int, sample_file: Path, value_bytes: float) -> Rate:
-    """`app.bench.client_floor`: the bare Python client sending as many of our real messages."""
+def fresh_topics(settings: Settings, *prefixes: str) -> list[str]:
+    """A new topic for each prefix, laid out as the producer lays out ours (the broker creates no
+    topic on first use)."""
     from app.kafka_io import TopicSpec, ensure_topics
 
-    topic = f"bench-floor-{uuid.uuid4().hex[:8]}"
+    tag = uuid.uuid4().hex[:8]
+    names = [f"{prefix}-{tag}" for prefix in prefixes]
     config = {"min.insync.replicas": str(settings.kafka_min_insync_replicas)}
-    ensure_topics(settings, [TopicSpec(topic, settings.kafka_topic_partitions, config)])
+    ensure_topics(settings, [TopicSpec(name, settings.kafka_topic_partitions, config) for name in names])
+    return names
+
+
+def run_client_floor(settings: Settings, records: int, sample_file: Path, value_bytes: float) -> Rate:
+    """`app.bench.client_floor`: the bare Python client sending as many of our real messages."""
+    [topic] = fresh_topics(settings, "bench-floor")
     run = timed(
         [sys.executable, "-m", "app.bench.client_floor", topic, str(sample_file), str(records)],
         {**os.environ, **settings_environment(settings)},
@@ -135,11 +143,7 @@ def run_ceiling(settings: Settings, records: int, payload_file: Path, value_byte
     `payload_file`; the tool sends no keys or headers) with our producer's properties, committing a
     transaction every second, to a fresh topic of our topics' layout. Its steady-state rate (after a
     warm-up of a tenth of the records) is the ceiling: the higher of its two figures."""
-    from app.kafka_io import TopicSpec, ensure_topics
-
-    topic = f"bench-ceiling-{uuid.uuid4().hex[:8]}"
-    config = {"min.insync.replicas": str(settings.kafka_min_insync_replicas)}
-    ensure_topics(settings, [TopicSpec(topic, settings.kafka_topic_partitions, config)])
+    [topic] = fresh_topics(settings, "bench-ceiling")
     command = [
         deps.java_executable(),
         "-Xmx1g",
@@ -176,28 +180,16 @@ def ceiling_summary(output: str) -> tuple[tuple[int, float], tuple[int, float] |
 
 def run_original(settings: Settings, data_dir: Path) -> Rate:
     """The original project's way (`app.bench.original_producer`) over the same files, timed."""
-    from app.kafka_io import TopicSpec, ensure_topics
-
     files = sorted(data_dir.glob("clicks_hour_*.csv")) + sorted(data_dir.glob("articles_metadata.csv"))
-    tag = uuid.uuid4().hex[:8]
-    # the broker creates no topic on first use: both are made first, with our topics' layout
-    ensure_topics(
-        settings,
-        [
-            TopicSpec(
-                name, settings.kafka_topic_partitions, {"min.insync.replicas": str(settings.kafka_min_insync_replicas)}
-            )
-            for name in (f"bench-original-clicks-{tag}", f"bench-original-articles-{tag}")
-        ],
-    )
+    clicks, articles = fresh_topics(settings, "bench-original-clicks", "bench-original-articles")
     run = timed(
         [
             sys.executable,
             "-m",
             "app.bench.original_producer",
             settings.kafka_servers,
-            f"bench-original-clicks-{tag}",
-            f"bench-original-articles-{tag}",
+            clicks,
+            articles,
             *map(str, files),
         ],
         dict(os.environ),

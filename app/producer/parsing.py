@@ -94,7 +94,6 @@ class FileContent:
     """A file as hashed in one streaming pass (its content, decompressed). Publishing reads it again
     in blocks and hashes what it parsed, so a file changed in between is caught (`sha256` differs)."""
 
-    path: Path
     size: int  # on disk
     sha256: str
     mtime_ns: int
@@ -129,7 +128,7 @@ def read_file(path: Path) -> FileContent:
     for block in read_chunks(path):
         digest.update(block)
         lines += block.count(b"\n")
-    return FileContent(path, stat.st_size, digest.hexdigest(), stat.st_mtime_ns, lines)
+    return FileContent(stat.st_size, digest.hexdigest(), stat.st_mtime_ns, lines)
 
 
 class RowParser:
@@ -275,10 +274,8 @@ def parse_chunks(
     for block in itertools.chain([body], blocks):
         if not block:
             continue
-        items = encode_block(parser, block, number) if bulk else None
-        if items is None:
-            items = list(_parse_block(parser, block, number))
-        yield from items
+        batches = encode_block(parser, block, number) if bulk else None
+        yield from batches if batches is not None else _parse_block(parser, block, number)
         number += block.count(b"\n") + (not block.endswith(b"\n"))
 
 

@@ -356,10 +356,7 @@ class Publisher:
             if digest.hexdigest() != content.sha256:
                 raise ChangedWhilePublished(file.name)
             self._commit(run, content, PUBLISHED)
-        except HeaderError:
-            _abort_quietly(producer)
-            raise
-        except ChangedWhilePublished:
+        except (HeaderError, ChangedWhilePublished):
             _abort_quietly(producer)
             raise
         except (KafkaException, PublishError, BufferError) as error:
