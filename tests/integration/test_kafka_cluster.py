@@ -93,6 +93,24 @@ def kill(process: ManagedProcess) -> None:
         time.sleep(0.2)
 
 
+def rejoined(settings: Settings, cluster: KafkaCluster, timeout: float = 120.0) -> None:
+    """Wait until a restarted node is registered again and back in every click partition's in-sync
+    replicas (a client reading while it is still catching up can see its handle dropped)."""
+    topic = settings.kafka_topic
+    deadline = time.monotonic() + timeout
+    while True:
+        health = cluster.health()
+        if health.healthy:
+            partitions = AdminClient(client_config(settings)).list_topics(topic, timeout=10).topics[topic].partitions
+            if all(len(p.isrs) == 3 for p in partitions.values()):
+                return
+            health_text = f"in-sync replicas: {sorted((p.id, len(p.isrs)) for p in partitions.values())}"
+        else:
+            health_text = health.detail
+        assert time.monotonic() < deadline, f"the restarted broker did not rejoin in {timeout:.0f} s: {health_text}"
+        time.sleep(0.5)
+
+
 def test_a_broker_killed_while_publishing_and_another_while_draining_lose_and_duplicate_nothing(
     cluster: KafkaCluster, spark: SparkSession, tmp_path: Path
 ) -> None:
@@ -110,6 +128,7 @@ def test_a_broker_killed_while_publishing_and_another_while_draining_lose_and_du
     output, _ = producer.communicate(timeout=600)
     assert producer.returncode == 0, output[-3000:]  # two of three replicas are enough: it goes on
     process.start()
+    rejoined(settings, cluster)
     assert_each_row_once(settings, rows)
 
     # draining: another leader dies after the first micro-batch
@@ -129,6 +148,7 @@ def test_a_broker_killed_while_publishing_and_another_while_draining_lose_and_du
             os.killpg(job.pid, signal.SIGKILL)
     assert len(committed_batches(settings.check_point_location)) > 1
     process.start()
+    rejoined(settings, cluster)
 
     raw = spark.table(f"`{settings.hive_database}`.`raw_clicks`")
     clicks = sum(count for name, count in rows.items() if name.startswith("clicks_"))
