@@ -18,6 +18,7 @@ from typing import Any
 
 from confluent_kafka import Consumer, KafkaError, KafkaException, TopicPartition
 
+from app.hours import epoch_hour, epoch_hour_key
 from app.kafka_io import committed_reader_config
 from app.settings import Settings
 
@@ -25,6 +26,11 @@ log = logging.getLogger(__name__)
 
 PUBLISHED = "published"
 IN_PROGRESS = "in_progress"
+
+
+def hour_counts(per_epoch_hour: dict[int, int]) -> dict[str, int]:
+    """Per-hour counts as the ledger keeps them: `2017-10-01T03` -> rows, in hour order."""
+    return {epoch_hour_key(hour): rows for hour, rows in sorted(per_epoch_hour.items())}
 
 
 @dataclass(frozen=True)
@@ -43,6 +49,15 @@ class LedgerEntry:
     published_at: str = ""
     schema_version: int = 1
     mtime_ns: int = 0  # the file's modification time when it was read for publishing (0: not recorded)
+    # clicks: rows published, and rows set aside for their click time, per UTC hour of the click
+    # (`2017-10-01T03` -> rows); None in entries written before the ledger counted hours
+    hours: dict[str, int] | None = None
+    rejected_hours: dict[str, int] | None = None
+
+    @staticmethod
+    def epoch_hours(counts: dict[str, int] | None) -> dict[int, int]:
+        """Per-hour counts keyed by hours since 1970, as the producer counts them."""
+        return {epoch_hour(key): rows for key, rows in (counts or {}).items()}
 
     def unchanged_on_disk(self, size: int, mtime_ns: int) -> bool:
         """Whether a published file still has the size and modification time it was published with:

@@ -26,9 +26,10 @@ import time
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from app.event_time import EVENT_TIME, LONG_MAX, LONG_MIN, SESSION_START, EventTimeRules
+from app.hours import MS_PER_HOUR
 from app.schemas import RecordSchema
 
 if TYPE_CHECKING:
@@ -61,6 +62,7 @@ class Message:
     key: bytes
     value: bytes
     event_time_ms: int | None = None
+    click_hour: int | None = None  # clicks: the click's UTC hour, in hours since 1970 (the ledger counts them)
 
 
 @dataclass(frozen=True, slots=True)
@@ -68,6 +70,7 @@ class Reject:
     line: int
     reason: str
     raw: str
+    click_hour: int | None = None  # a click set aside for its event time: its hour, as in `Message`
 
 
 @dataclass(frozen=True, slots=True)
@@ -77,6 +80,7 @@ class MessageBatch:
     first_line: int
     keys: list[bytes]
     values: list[bytes]
+    click_hours: Any = None  # clicks: a numpy array of each message's `Message.click_hour`
 
     @property
     def line(self) -> int:
@@ -177,17 +181,19 @@ class RowParser:
             match = self.fast.fullmatch(text)
             if match is not None:
                 values = match.groups()
+                click_hour = None
                 if self.rules is not None:
-                    problem = self.rules.problem(
-                        int(values[self.click_index]), int(values[self.session_index]), self.published_ms
-                    )
+                    click_ms = int(values[self.click_index])
+                    click_hour = click_ms // MS_PER_HOUR
+                    problem = self.rules.problem(click_ms, int(values[self.session_index]), self.published_ms)
                     if problem is not None:
-                        return Reject(number, problem, text[:MAX_REJECT_TEXT])
+                        return Reject(number, problem, text[:MAX_REJECT_TEXT], click_hour)
                 return Message(
                     number,
                     values[self.key_index].encode(),
                     (self.template % values).encode(),
                     int(values[self.event_index]) if self.event_index is not None else None,
+                    click_hour,
                 )
         return self._parse_carefully(number, text)
 
@@ -217,16 +223,19 @@ class RowParser:
             if not LONG_MIN <= value <= LONG_MAX:
                 return Reject(number, f"{column} is outside a 64-bit integer: {shown!r}", text[:MAX_REJECT_TEXT])
             values.append(value)
+        click_hour = None
         if self.rules is not None:
+            click_hour = values[self.click_index] // MS_PER_HOUR
             problem = self.rules.problem(values[self.click_index], values[self.session_index], self.published_ms)
             if problem is not None:
-                return Reject(number, problem, text[:MAX_REJECT_TEXT])
+                return Reject(number, problem, text[:MAX_REJECT_TEXT], click_hour)
         record = dict(zip(self.schema.columns, values, strict=True))
         return Message(
             number,
             str(values[self.key_index]).encode(),
             json.dumps(record, separators=(",", ":")).encode(),
             values[self.event_index] if self.event_index is not None else None,
+            click_hour,
         )
 
 
@@ -363,10 +372,12 @@ def encode_block(parser: RowParser, block: bytes, number: int) -> list[Item] | N
     for text in texts:
         text_lengths += _numbers(pc.utf8_length(text, memory_pool=pool), np.int32)
     good: np.ndarray = text_lengths == lengths
+    hours = None
     if parser.rules is not None:
         clicks = _numbers(table.column(EVENT_TIME), np.int64)
         sessions = _numbers(table.column(SESSION_START), np.int64)
         good = good & ~parser.rules.maybe_implausible(clicks, sessions, parser.published_ms)
+        hours = clicks // MS_PER_HOUR
     pieces: list[object] = []
     for position, (column, text) in enumerate(zip(schema.columns, texts, strict=True)):
         pieces += [_literal(("{" if position == 0 else ",") + f'"{column}":'), text]
@@ -374,14 +385,25 @@ def encode_block(parser: RowParser, block: bytes, number: int) -> list[Item] | N
     values = pc.cast(joined, pa.binary(), memory_pool=pool).to_pylist()
     keys = pc.cast(texts[parser.key_index], pa.binary(), memory_pool=pool).to_pylist()
     if good.all():
-        return [MessageBatch(number, keys, values)]
+        return [MessageBatch(number, keys, values, hours)]
     items: list[Item] = []
     run_start = 0
     for index in np.flatnonzero(~good).tolist():
         if index > run_start:
-            items.append(MessageBatch(number + run_start, keys[run_start:index], values[run_start:index]))
+            items.append(
+                MessageBatch(
+                    number + run_start,
+                    keys[run_start:index],
+                    values[run_start:index],
+                    None if hours is None else hours[run_start:index],
+                )
+            )
         items.append(parser.parse(number + index, block[starts[index] : starts[index] + lengths[index]]))
         run_start = index + 1
     if run_start < len(keys):
-        items.append(MessageBatch(number + run_start, keys[run_start:], values[run_start:]))
+        items.append(
+            MessageBatch(
+                number + run_start, keys[run_start:], values[run_start:], None if hours is None else hours[run_start:]
+            )
+        )
     return items

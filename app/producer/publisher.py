@@ -20,6 +20,7 @@ import logging
 import os
 import time
 import zlib
+from collections import Counter
 from collections.abc import Callable, Collection, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -39,6 +40,7 @@ from app.producer.ledger import (
     LedgerEntry,
     Refusal,
     decide,
+    hour_counts,
     read_ledger_state,
     refusal_key,
 )
@@ -126,6 +128,15 @@ class _FileRun:
     lines_done: int = 1
     offsets: dict[str, list[int]] = field(default_factory=dict)
     errors: list[str] = field(default_factory=list)
+    hours: Counter[int] = field(default_factory=Counter)  # clicks published per epoch hour
+    rejected_hours: Counter[int] = field(default_factory=Counter)  # clicks set aside for their time, per hour
+
+    def count_hours(self, epoch_hours: Any) -> None:
+        """Add a batch's click hours (a numpy array) to the per-hour counts."""
+        import numpy as np
+
+        found, counts = np.unique(epoch_hours, return_counts=True)
+        self.hours.update(dict(zip(found.tolist(), counts.tolist(), strict=True)))
 
     def delivered(self, error: Any, message: Any) -> None:
         if error is not None:
@@ -294,6 +305,8 @@ class Publisher:
         run = _FileRun(file, version, lines_done=lines_done)
         if entry is not None and lines_done > 1:  # resuming a paced publication
             run.rows, run.rejected, run.offsets = entry.rows, entry.rejected, dict(entry.offsets)
+            run.hours.update(entry.epoch_hours(entry.hours))
+            run.rejected_hours.update(entry.epoch_hours(entry.rejected_hours))
         event_time = CLICK_EVENT_TIME if file.kind is FileKind.CLICKS and options.replay_speedup else None
         rules = EventTimeRules.from_settings(self.settings)
         paced = self.settings.producer_item_wait_time > 0 or event_time is not None
@@ -331,6 +344,8 @@ class Publisher:
                 if isinstance(item, Message):
                     self._produce(file.topic, item.key, item.value, headers, run.delivered)
                     run.rows += 1
+                    if item.click_hour is not None:
+                        run.hours[item.click_hour] += 1
                     self._pace(item)
                 else:
                     self._produce(
@@ -341,6 +356,8 @@ class Publisher:
                         run.delivered,
                     )
                     run.rejected += 1
+                    if item.click_hour is not None:
+                        run.rejected_hours[item.click_hour] += 1
                     log.warning("rejected: %s line %s: %s", file.name, item.line, item.reason)
                 run.lines_done = item.line
                 pending_progress += 1
@@ -378,6 +395,8 @@ class Publisher:
         source, schema_version, file_version = headers_base
         skip = max(0, run.lines_done - batch.first_line + 1)
         keys, values = batch.keys[skip:], batch.values[skip:]
+        if batch.click_hours is not None:
+            run.count_hours(batch.click_hours[skip:])
         count = self._partition_count(topic)
         partitions = [zlib.crc32(key) % count for key in keys]
         firsts: dict[int, int] = {}
@@ -510,6 +529,8 @@ class Publisher:
             rows=run.rows,
             rejected=run.rejected,
             offsets=run.offsets,
+            hours=hour_counts(run.hours),
+            rejected_hours=hour_counts(run.rejected_hours),
             published_at=datetime.now(UTC).isoformat(timespec="seconds"),
             schema_version=SCHEMA_VERSION,
             mtime_ns=content.mtime_ns,

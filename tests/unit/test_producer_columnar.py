@@ -52,18 +52,20 @@ BAD_ROWS = [
 
 
 def flat(items: list[Message | Reject | MessageBatch]) -> list[tuple[object, ...]]:
-    """Every item as (line, key, value) or (line, reason, raw), batches spread out."""
+    """Every item as (line, key, value, click hour) or (line, reason, raw, click hour), batches spread
+    out: the per-hour counts of the ledger come out the same on both paths too."""
     rows: list[tuple[object, ...]] = []
     for item in items:
         if isinstance(item, MessageBatch):
+            hours = [None] * len(item.keys) if item.click_hours is None else item.click_hours.tolist()
             rows += [
-                ("message", item.first_line + offset, key, value)
-                for offset, (key, value) in enumerate(zip(item.keys, item.values, strict=True))
+                ("message", item.first_line + offset, key, value, hour)
+                for offset, (key, value, hour) in enumerate(zip(item.keys, item.values, hours, strict=True))
             ]
         elif isinstance(item, Message):
-            rows.append(("message", item.line, item.key, item.value))
+            rows.append(("message", item.line, item.key, item.value, item.click_hour))
         else:
-            rows.append(("reject", item.line, item.reason, item.raw))
+            rows.append(("reject", item.line, item.reason, item.raw, item.click_hour))
     return rows
 
 
@@ -128,3 +130,10 @@ def test_the_columnar_path_does_not_import_pandas() -> None:
         "assert items and 'pandas' not in sys.modules, sorted(sys.modules)"
     )
     subprocess.run([sys.executable, "-c", code], cwd=REPO_ROOT, check=True)
+
+
+def test_each_click_carries_its_utc_hour_for_the_ledgers_per_hour_counts() -> None:
+    data = HEADER + b"\n" + GOOD + b"\n" + GOOD.replace(b"1506826828020", b"1506830400000") + b"\n"
+    hours = [row[-1] for row in flat(columnar([data]))]
+    assert hours == [1506826828020 // 3_600_000, 1506830400000 // 3_600_000]  # 2017-10-01T03 and T04
+    assert [row[-1] for row in row_path(data)] == hours
