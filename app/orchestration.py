@@ -15,6 +15,7 @@ from datetime import datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from app.hours import HOUR_LAYOUT
 from app.settings import REPO_ROOT, Settings, kafka_properties, load_settings
 
 if TYPE_CHECKING:
@@ -138,9 +139,6 @@ def drain_state(settings: Settings, target: Offsets) -> str:
     return DRAIN_HERE if running_stream(settings) is None else STREAM_DRAINS
 
 
-HOUR_LAYOUT = "%Y-%m-%dT%H"
-
-
 def recompute_range(
     params: Mapping[str, Any], interval_start: datetime | None, interval_end: datetime | None
 ) -> tuple[str, str] | None:
@@ -183,21 +181,94 @@ def report_refused_files(*results: Mapping[str, Any] | None) -> dict[str, Any]:
     return {"refused": []}
 
 
+class TablesDisagree(RuntimeError):
+    """The tables disagree with each other or with the ledger; the message lists each disagreement."""
+
+
+class HoursNotBalanced(RuntimeError):
+    """A day's hours are not all balanced in `hour_reconciliation`; the message names each."""
+
+
 def check_run_tables(settings: Settings, recompute_arguments: list[str]) -> dict[str, Any]:
-    """The run's check: its hours (the batch job's `--from`/`--to`; every hour when there are
-    none); raises, listing every disagreement, when the tables disagree."""
+    """The run's check: its hours (the batch job's `--from`/`--to`) and every hour changed since
+    its last check (all hours when there are no arguments and nothing was reconciled yet); writes
+    their rows of `hour_reconciliation`; raises, listing every disagreement, when the tables
+    disagree. Returns the balanced hours (`landed_hours`) and the days that were complete before
+    and had an hour landed again (`recomputed_days`), for the asset events."""
+    from app.hours import hour_key
     from app.table_checks import check_tables, hours_in_range
 
     given = dict(zip(recompute_arguments[::2], recompute_arguments[1::2], strict=True))
-    hours = hours_in_range(given["--from"], given["--to"]) if given else None
+    hours = hours_in_range(given["--from"], given["--to"]) if given else []
     report = check_tables(settings, hours)
     if report.problems:
         listed = "\n".join(f"  - {problem}" for problem in report.problems[:50])
-        raise RuntimeError(f"{len(report.problems)} disagreement(s) in the tables ({report.scope}):\n{listed}")
+        raise TablesDisagree(f"{len(report.problems)} disagreement(s) in the tables ({report.scope}):\n{listed}")
+    landed = report.balanced_hours
     log.info(
-        "the tables agree: %s, %s raw clicks, %s ledger file(s)", report.scope, report.raw_clicks, report.files_checked
-    )
-    return {"scope": report.scope, "raw_clicks": report.raw_clicks, "ledger_files": report.files_checked}
+        "the tables agree: %s, %s raw clicks, %s ledger file(s); %s hour(s) balanced",
+        report.scope, report.raw_clicks, report.files_checked, len(landed),
+    )  # fmt: skip
+    return {
+        "scope": report.scope,
+        "raw_clicks": report.raw_clicks,
+        "ledger_files": report.files_checked,
+        "landed_hours": [hour_key(hour) for hour in landed],
+        "recomputed_days": sorted({day for day, _ in landed} & report.days_complete_before),
+    }
+
+
+def announce(events: Any, check_result: Mapping[str, Any], field: str) -> list[str]:
+    """Add the check's `field` keys (hours or days) to an asset's outlet events as its partitions;
+    skip the task when there are none, so that no event without a partition is sent."""
+    keys = [str(key) for key in check_result.get(field) or []]
+    if not keys:
+        from airflow.sdk.exceptions import AirflowSkipException
+
+        raise AirflowSkipException(f"no {field.replace('_', ' ')} to announce")
+    events.add_partitions(keys)
+    log.info("announced %s partition(s) of %s: %s", len(keys), field.replace("_", " "), ", ".join(keys))
+    return keys
+
+
+def day_to_build(params: Mapping[str, Any], partition_key: str | None) -> str:
+    """The day a `clickstream_daily` run builds: its `day` parameter, else its partition key."""
+    from app.hours import DAY_LAYOUT
+
+    day = params.get("day") or partition_key
+    if not day:
+        raise ParameterError("day: give the UTC day to build, like 2017-10-01 (a scheduled run has it as partition)")
+    try:
+        return datetime.strptime(str(day), DAY_LAYOUT).strftime(DAY_LAYOUT)
+    except ValueError:
+        raise ParameterError(f"day: expected a UTC day like 2017-10-01, got {day!r}") from None
+
+
+def check_day_tables(settings: Settings, day: str) -> dict[str, Any]:
+    """Raise `TablesDisagree` when a daily table of `day` does not add up to the day's raw clicks."""
+    from app.table_checks import check_day
+
+    problems = check_day(settings, day)
+    if problems:
+        listed = "\n".join(f"  - {problem}" for problem in problems)
+        raise TablesDisagree(f"{len(problems)} disagreement(s) in the daily tables:\n{listed}")
+    log.info("%s: the daily tables add up to the day's raw clicks", day)
+    return {"day": day}
+
+
+def require_balanced_day(settings: Settings, day: str) -> dict[str, Any]:
+    """Raise `HoursNotBalanced` naming each hour of `day` that is not balanced in `hour_reconciliation`."""
+    from app.reconciliation import ReconciliationTable, balanced_day
+
+    table = ReconciliationTable(settings)
+    rows = table.read([day]) if table.exists() else {}
+    problems = balanced_day(rows, day)
+    if problems:
+        listed = "\n".join(f"  - {problem}" for problem in problems)
+        raise HoursNotBalanced(f"{day}: {len(problems)} of its 24 hours are not balanced; not building it:\n{listed}")
+    clicks = sum(int(row["raw_clicks"]) for row in rows.values())
+    log.info("%s: all 24 hours balanced, %s clicks", day, clicks)
+    return {"day": day, "clicks": clicks}
 
 
 def spark_job_environment(settings: Settings) -> dict[str, str]:

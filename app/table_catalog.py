@@ -26,6 +26,8 @@ class TableKind(Enum):
     RAW = "raw"  # append-only: one row per Kafka record, never rewritten (compaction only merges files)
     DIMENSION = "dimension"  # one row per key, upserted: a batch rewrites only the buckets of its keys
     AGGREGATE = "aggregate"  # recomputed per hour from the raw clicks, each partition replaced whole
+    DAILY = "daily"  # built per day from the raw clicks of its 24 hours by clickstream_daily, each day replaced whole
+    CHECK = "check"  # written by check_tables (no Spark): an hour's row replaced each time the hour is checked
 
 
 class Source(Enum):
@@ -37,6 +39,8 @@ class Source(Enum):
     RAW_ARTICLES = "rows of raw_articles"
     ENRICHED_CLICKS = "clicks of the recomputed hours with their articles"
     SESSION_CLICKS = "clicks of the sessions that started in the recomputed hours, with their articles"
+    DAY_CLICKS = "clicks of the days built, with their articles"
+    CHECKS = "the per-hour counts check_tables compares"
 
 
 class Home(Enum):
@@ -45,6 +49,7 @@ class Home(Enum):
 
 
 HOURLY = ("dt", "hour")
+DAILY = ("dt",)
 ARTICLE_BUCKETS = 16  # partitions of `articles` (article_id mod 16): an upsert rewrites the buckets of its keys
 
 
@@ -52,13 +57,14 @@ ARTICLE_BUCKETS = 16  # partitions of `articles` (article_id mod 16): an upsert 
 class Table:
     name: str
     kind: TableKind
-    transform: str  # the function of spark_jobs.transforms that builds its rows
+    transform: str | None  # the function of spark_jobs.transforms that builds its rows (None: not Spark)
     source: Source
     home: Home
     partition_columns: tuple[str, ...]
     one_row_per: str
     ledger_kind: str | None = None  # raw tables: the producer's file kind whose rows it holds
     adds_up_to_raw_clicks: bool = False  # aggregates: its `clicks` of an hour sum to the hour's raw clicks
+    columns: tuple[tuple[str, str], ...] = ()  # a table not built by a transform: its data columns (Hive types)
 
     @property
     def hourly(self) -> bool:
@@ -147,6 +153,57 @@ TABLES: tuple[Table, ...] = (
     ),
 )
 
+TABLES += (
+    Table(
+        "article_daily",
+        TableKind.DAILY,
+        "article_daily",
+        Source.DAY_CLICKS,
+        Home.WAREHOUSE,
+        DAILY,
+        "article and UTC day: clicks, exact distinct users and sessions of the day, category, publisher",
+    ),
+    Table(
+        "category_daily",
+        TableKind.DAILY,
+        "category_daily",
+        Source.DAY_CLICKS,
+        Home.WAREHOUSE,
+        DAILY,
+        "category and UTC day: clicks, exact distinct users, sessions and articles of the day",
+    ),
+    Table(
+        "day_summary",
+        TableKind.DAILY,
+        "day_summary",
+        Source.DAY_CLICKS,
+        Home.WAREHOUSE,
+        DAILY,
+        "UTC day: clicks, distinct users, sessions and articles, the hours with clicks, the top 10 categories",
+    ),
+    Table(
+        "hour_reconciliation",
+        TableKind.CHECK,
+        None,
+        Source.CHECKS,
+        Home.WAREHOUSE,
+        DAILY,
+        "UTC hour (`hour` column; one file per hour): clicks published per the ledger, set aside by the producer, "
+        "landed in raw_clicks, each aggregate's click sum, the state (`balanced` or the first disagreement) and "
+        "when it was checked",
+        columns=(
+            ("hour", "int"),
+            ("published", "bigint"),
+            ("rejected", "bigint"),
+            ("raw_clicks", "bigint"),
+            *((f"{table.name}_clicks", "bigint") for table in TABLES if table.adds_up_to_raw_clicks),
+            ("aggregate_versions", "string"),
+            ("state", "string"),
+            ("checked_at", "timestamp"),
+        ),
+    ),
+)
+
 TABLE_NAMES: tuple[str, ...] = tuple(table.name for table in TABLES)
 BY_NAME: dict[str, Table] = {table.name: table for table in TABLES}
 
@@ -158,6 +215,10 @@ def tables_of_kind(kind: TableKind) -> tuple[Table, ...]:
 def raw_table_of_ledger_kind() -> dict[str, str]:
     """The producer's file kinds ("clicks", "articles") and the raw table that holds their rows."""
     return {table.ledger_kind: table.name for table in TABLES if table.ledger_kind}
+
+
+def daily_tables() -> tuple[Table, ...]:
+    return tables_of_kind(TableKind.DAILY)
 
 
 def aggregates_adding_up_to_raw_clicks() -> tuple[str, ...]:

@@ -23,15 +23,25 @@ import sys
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from typing import Any
 
-from app.orchestration import HOUR_LAYOUT
+from app.hours import HOUR_LAYOUT, Hour, hour_key, parse_hour_key
 from app.producer.ledger import LedgerEntry
+from app.reconciliation import (
+    BALANCED,
+    HourCounts,
+    ReconciliationTable,
+    balanced_day,
+    now,
+    row_of,
+    state_of,
+    versions_of,
+)
 from app.settings import Settings
 from app.table_catalog import aggregates_adding_up_to_raw_clicks, raw_table_of_ledger_kind
 
 log = logging.getLogger(__name__)
 
-Hour = tuple[str, int]
 Offsets = dict[str, dict[int, int]]
 AGGREGATES = aggregates_adding_up_to_raw_clicks()
 RAW_TABLE_OF_KIND = raw_table_of_ledger_kind()
@@ -94,6 +104,12 @@ class CheckReport:
     raw_clicks: int
     files_checked: int
     problems: list[str] = field(default_factory=list)
+    states: dict[Hour, str] = field(default_factory=dict)  # each hour checked: its reconciliation state
+    days_complete_before: set[str] = field(default_factory=set)  # days whose 24 hours were balanced before
+
+    @property
+    def balanced_hours(self) -> list[Hour]:
+        return sorted(hour for hour, state in self.states.items() if state == BALANCED)
 
 
 def hours_in_range(first: str, last: str) -> list[Hour]:
@@ -108,10 +124,36 @@ def hours_in_range(first: str, last: str) -> list[Hour]:
     return hours
 
 
-def check_tables(settings: Settings, hours: list[Hour] | None = None) -> CheckReport:
-    """Read the counts (offsets first: the tables read afterwards hold at least what the checkpoint
-    passed) and compare them."""
+def drained(entry: LedgerEntry, checkpoint: Offsets) -> bool:
+    """Whether the stream has passed every record of a ledger entry."""
+    return all(checkpoint.get(entry.topic, {}).get(int(p), 0) > last for p, (_, last) in entry.offsets.items())
+
+
+def hours_to_check(
+    asked: Iterable[Hour] | None,
+    current_versions: Mapping[Hour, str],
+    reconciled: Mapping[Hour, Mapping[str, object]],
+) -> set[Hour]:
+    """Every hour the tables or the reconciliation know when none are asked; else the hours asked
+    and every hour whose aggregates changed since its last reconciliation (recomputed by the stream
+    or another run) or that was never reconciled: what the run touched, found from the metastore's
+    locations alone."""
+    if asked is None:
+        return set(current_versions) | set(reconciled)
+    changed = {
+        hour
+        for hour, versions in current_versions.items()
+        if hour not in reconciled or reconciled[hour]["aggregate_versions"] != versions
+    }
+    return set(asked) | changed
+
+
+def check_tables(settings: Settings, hours: list[Hour] | None = None, record: bool = True) -> CheckReport:
+    """Check `hours` (every hour when None) and the hours changed since their last check: read their
+    counts (offsets first: the tables read afterwards hold at least what the checkpoint passed),
+    compare them, and, with `record`, write their rows of `hour_reconciliation`."""
     import pyarrow as pa
+    import pyarrow.compute as pc
 
     from app.checkpoint import committed_offsets
     from app.kafka_io import end_offsets
@@ -123,46 +165,175 @@ def check_tables(settings: Settings, hours: list[Hour] | None = None) -> CheckRe
     ledger = [entry for entry in read_ledger(settings).values() if entry.kind in RAW_TABLE_OF_KIND]
     topic_ends = end_offsets(settings, [settings.kafka_topic, settings.kafka_metadata_topic])
     locations = HiveCatalog(settings).locations()
-    wanted = None if hours is None else set(hours)
+    reconciliation = ReconciliationTable(settings) if "hour_reconciliation" in locations else None
+    reconciled = reconciliation.read() if reconciliation is not None else {}
 
     def hourly(table: str) -> dict[Hour, str]:
-        partitions = {partition_hour(name): location for name, location in locations.get(table, {}).items()}
-        return {hour: location for hour, location in partitions.items() if wanted is None or hour in wanted}
+        return {partition_hour(name): location for name, location in locations.get(table, {}).items()}
 
-    raw = hourly("raw_clicks")
+    raw_all = hourly("raw_clicks")
+    aggregate_all = {table: hourly(table) for table in AGGREGATES}
+    current_versions = {
+        hour: versions_of({table: aggregate_all[table].get(hour) for table in AGGREGATES})
+        for hour in set(raw_all).union(*aggregate_all.values())
+    }
+    scope = sorted(hours_to_check(hours, current_versions, reconciled))
+    wanted = set(scope)
+
+    raw = {hour: location for hour, location in raw_all.items() if hour in wanted}
     raw_per_hour = dict(zip(raw, in_parallel(parquet_rows, list(raw.values())), strict=True))
     aggregates = {}
     for table in AGGREGATES:
-        partitions = hourly(table)
+        partitions = {hour: location for hour, location in aggregate_all[table].items() if hour in wanted}
         sums = in_parallel(
             lambda location: sum(read_columns(location, ["clicks"])["clicks"]), list(partitions.values())
         )
         aggregates[table] = dict(zip(partitions, sums, strict=True))
 
-    landed: dict[str, dict[tuple[str, int], dict[int, Landed]]] = {}
+    # the ledger's click files with clicks in these hours (all of them for an entry without per-hour
+    # counts), and every raw partition holding their clicks: what the per-file check reads
+    keys = {hour_key(hour) for hour in scope}
+    click_entries = [entry for entry in ledger if entry.kind == "clicks"]
+    checked_clicks = [e for e in click_entries if e.hours is None or keys & set(e.hours) or hours is None]
+    if any(entry.hours is None for entry in checked_clicks):
+        raw_to_read = raw_all
+    else:
+        needed = {parse_hour_key(key) for entry in checked_clicks for key in entry.hours or {}} | wanted
+        raw_to_read = {hour: location for hour, location in raw_all.items() if hour in needed}
     columns = ["source_file", "file_version", "kafka_partition", "kafka_offset"]
+    ledger_files = {(entry.file, entry.version) for entry in click_entries}
+    landed: dict[str, dict[tuple[str, int], dict[int, Landed]]] = {}
+    raw_from_ledger: dict[Hour, int] = {}
     for kind, table in RAW_TABLE_OF_KIND.items():
-        files = [path for location in locations.get(table, {}).values() for path in parquet_files(location)]
-        if not files:
+        # raw_articles is partitioned by arrival day and small: read whole
+        sources: dict[Any, str] = dict(raw_to_read) if kind == "clicks" else dict(locations.get(table, {}))
+        read = [(where, location) for where, location in sources.items() if parquet_files(location)]
+        if not read:
             continue
-        import pyarrow.parquet as pq
-
-        rows = pa.concat_tables([pq.read_table(path, columns=columns) for path in files])
-        summary = rows.group_by(columns[:3]).aggregate(
-            [("kafka_offset", "count"), ("kafka_offset", "min"), ("kafka_offset", "max")]
+        tables = in_parallel(lambda location: _read_table(location, columns), [location for _, location in read])
+        if kind == "clicks":
+            for (hour, _), rows in zip(read, tables, strict=True):
+                if hour in wanted:
+                    known = _from_files(rows, ledger_files)
+                    raw_from_ledger[hour] = int(pc.sum(pc.cast(known, pa.int64())).as_py() or 0)
+        summary = (
+            pa.concat_tables(tables)
+            .group_by(columns[:3])
+            .aggregate([("kafka_offset", "count"), ("kafka_offset", "min"), ("kafka_offset", "max")])
         )
         per_file = landed.setdefault(kind, {})
         for row in summary.to_pylist():
             per_file.setdefault((str(row["source_file"]), int(row["file_version"])), {})[
                 int(row["kafka_partition"])
             ] = Landed(int(row["kafka_offset_count"]), int(row["kafka_offset_min"]), int(row["kafka_offset_max"]))
-    scope = "every hour" if hours is None else f"{len(hours)} hour(s) from {hours[0]} to {hours[-1]}"
+
+    checked = [entry for entry in ledger if entry.kind != "clicks"] + checked_clicks
+    problems = find_disagreements(raw_per_hour, aggregates, checked, landed, checkpoint, topic_ends)
+    states = {}
+    counted: list[HourCounts] = []
+    for hour in scope:
+        counts = hour_counts(
+            hour, click_entries, checkpoint, raw_per_hour, raw_from_ledger, aggregates, current_versions
+        )
+        counted.append(counts)
+        states[hour] = state_of(counts)
+        if counts.published is not None and not counts.landing and counts.published != counts.raw_from_ledger:
+            problems.append(f"{hour[0]} hour {hour[1]}: {states[hour]}")
+    complete_before = {day for day in {hour[0] for hour in scope} if not balanced_day(reconciled, day)}
+    if record and reconciliation is not None and counted:
+        checked_at = now()
+        reconciliation.write({counts.hour: row_of(counts, checked_at) for counts in counted})
+    described = "every hour" if hours is None else f"{len(hours)} hour(s) asked"
+    if scope:
+        described += f", {len(scope)} checked from {hour_key(scope[0])} to {hour_key(scope[-1])}"
     return CheckReport(
-        scope=scope,
+        scope=described,
         raw_clicks=sum(raw_per_hour.values()),
-        files_checked=len(ledger),
-        problems=find_disagreements(raw_per_hour, aggregates, ledger, landed, checkpoint, topic_ends),
+        files_checked=len(checked),
+        problems=problems,
+        states=states,
+        days_complete_before=complete_before,
     )
+
+
+def check_day(settings: Settings, day: str) -> list[str]:
+    """The daily tables of `day` against its raw clicks: each adds up to the day's raw rows (every
+    disagreement, one sentence each)."""
+    from app.metastore import partition_hour
+    from app.pipeline_view import HiveCatalog, in_parallel, parquet_rows, read_columns
+    from app.table_catalog import daily_tables
+
+    locations = HiveCatalog(settings).locations()
+    raw = [location for name, location in locations.get("raw_clicks", {}).items() if partition_hour(name)[0] == day]
+    raw_rows = sum(in_parallel(parquet_rows, raw))
+    problems = []
+    for table in daily_tables():
+        location = locations.get(table.name, {}).get(f"dt={day}")
+        summed = sum(read_columns(location, ["clicks"])["clicks"]) if location else 0
+        if summed != raw_rows:
+            problems.append(f"{day}: raw_clicks has {raw_rows} rows, {table.name} adds up to {summed} clicks")
+    return problems
+
+
+def hour_counts(
+    hour: Hour,
+    click_entries: list[LedgerEntry],
+    checkpoint: Offsets,
+    raw_per_hour: Mapping[Hour, int],
+    raw_from_ledger: Mapping[Hour, int],
+    aggregates: Mapping[str, Mapping[Hour, int]],
+    current_versions: Mapping[Hour, str],
+) -> HourCounts:
+    """One hour's figures from the ledger and the tables' counts."""
+    key = hour_key(hour)
+    published: int | None = 0
+    rejected = 0
+    landing = []
+    for entry in click_entries:
+        if entry.hours is None:
+            if drained(entry, checkpoint):
+                published = None  # published before the ledger counted hours: unknown
+            continue
+        rejected += (entry.rejected_hours or {}).get(key, 0)
+        if key not in entry.hours:
+            continue
+        if not drained(entry, checkpoint):
+            landing.append(entry.file)
+        elif published is not None:
+            published += entry.hours[key]
+    return HourCounts(
+        hour=hour,
+        published=published,
+        rejected=rejected,
+        raw_clicks=raw_per_hour.get(hour, 0),
+        raw_from_ledger=raw_from_ledger.get(hour, 0),
+        aggregate_clicks={table: per_hour.get(hour, 0) for table, per_hour in aggregates.items()},
+        aggregate_versions=current_versions.get(hour, versions_of({})),
+        landing=tuple(sorted(landing)),
+    )
+
+
+def _read_table(location: str, columns: list[str]) -> Any:
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    from app.pipeline_view import parquet_files
+
+    return pa.concat_tables([pq.read_table(path, columns=columns) for path in parquet_files(location)])
+
+
+def _from_files(rows: Any, files: set[tuple[str, int]]) -> Any:
+    """A boolean column: whether each raw row came from one of those (file, version)s."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    names = pc.binary_join_element_wise(
+        pc.cast(rows.column("source_file"), pa.string()),
+        pc.cast(rows.column("file_version"), pa.string()),
+        "\x00",
+    )
+    wanted = pa.array([f"{name}\x00{version}" for name, version in sorted(files)], pa.string())
+    return pc.fill_null(pc.is_in(names, value_set=wanted), False)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -4,7 +4,9 @@ Every hour (and for each hour of a backfill): wait for files that are not publis
 the article files and then the click files (exactly once), drain both topics with the streaming
 job (available-now; when `clickstream_streaming` runs, wait for it to pass the topics' end
 instead), recompute the run's hours with the batch job, and check that the aggregates agree with
-the raw table and the raw table with the producer's ledger. A file the producer refuses holds back
+the raw table and the raw table with the producer's ledger, hour by hour (`hour_reconciliation`).
+Each balanced hour is announced as a partition of the `clickstream_landed_hours` asset
+(`2017-10-01T03`), which schedules `clickstream_daily`. A file the producer refuses holds back
 nothing: the rest is published and processed, and the run fails at its end in `refused_files`,
 which names each refused file, why, and what to do. Triggered from the UI it takes a data
 folder and a range of hours to recompute. The work lives in `app/` and `spark_jobs/`.
@@ -13,13 +15,14 @@ folder and a range of hours to recompute. The work lives in `app/` and `spark_jo
 from __future__ import annotations
 
 from datetime import timedelta
+from typing import Any
 
 import pendulum
 from airflow.sdk import Param, PokeReturnValue, dag, get_current_context, task
 
 from app.airflow_operators import ClickstreamSparkSubmitOperator, DrainTopicsOperator
 from app.alerts import WebhookNotifier
-from app.lineage import ARTICLES_TOPIC, CLICKS_TOPIC, HOURLY_TABLES
+from app.lineage import ARTICLES_TOPIC, CLICKS_TOPIC, HOURLY_TABLES, LANDED_HOURS, RECOMPUTED_DAYS, RECONCILIATION
 from app.runtime.services import PUBLISH_POOL, SPARK_POOL  # created by `make up`, one slot each
 from app.settings import load_settings
 
@@ -130,7 +133,7 @@ def clickstream_hourly() -> None:
     )
 
     # also after a skipped recompute; not retried: a disagreement does not go away by itself
-    @task(trigger_rule="none_failed_min_one_success", inlets=HOURLY_TABLES, retries=0)
+    @task(trigger_rule="none_failed_min_one_success", inlets=HOURLY_TABLES, outlets=[RECONCILIATION], retries=0)
     def check_tables(recompute_arguments: list[str]) -> dict[str, object]:
         from app.orchestration import check_run_tables, run_settings
 
@@ -145,7 +148,23 @@ def clickstream_hourly() -> None:
         ti = get_current_context()["ti"]
         return report_refused_files(*(ti.xcom_pull(task_ids=task) for task in ("publish_articles", "publish_clicks")))
 
+    # the hours the check found balanced, as partitions of the landed-hours asset (skipped when none)
+    @task(outlets=[LANDED_HOURS])
+    def announce_landed_hours(check_result: dict[str, object], *, outlet_events: Any = None) -> list[str]:
+        from app.orchestration import announce
+
+        return announce(outlet_events[LANDED_HOURS], check_result, "landed_hours")
+
+    # the days that were complete and had an hour landed again: their daily run is due again
+    @task(outlets=[RECOMPUTED_DAYS])
+    def announce_recomputed_days(check_result: dict[str, object], *, outlet_events: Any = None) -> list[str]:
+        from app.orchestration import announce
+
+        return announce(outlet_events[RECOMPUTED_DAYS], check_result, "recomputed_days")
+
     check = check_tables(hours)  # type: ignore[arg-type]  # an XComArg, resolved when the task runs
+    announce_landed_hours(check)  # type: ignore[arg-type]
+    announce_recomputed_days(check)  # type: ignore[arg-type]
     articles, clicks = publish_articles(), publish_clicks()
     wait_for_new_files() >> articles >> clicks >> drain >> hours >> recompute >> check
     [articles, clicks, check] >> refused_files()

@@ -37,7 +37,7 @@ from app.event_time import EventTimeRules
 from app.metastore import hour_partition, partition_hour, partition_values
 from app.schemas import ARTICLES, CLICKS
 from app.settings import Settings
-from app.table_catalog import Source, TableKind, tables_of_kind
+from app.table_catalog import Source, TableKind, daily_tables, tables_of_kind
 from spark_jobs import transforms as T
 from spark_jobs.tables import BatchTag, TableStore
 
@@ -301,6 +301,33 @@ class Pipeline:
             pending = changed
         raise RuntimeError(f"the raw data of hours {pending} kept changing over {attempts} recomputations")
 
+    def build_days(self, days: Iterable[str], attempts: int = 5) -> list[str]:
+        """Rebuild the daily tables of these UTC days (`2017-10-01`) from the raw clicks of their 24
+        hours and the current articles, each day's partitions replaced whole; returns the days that
+        had clicks. Like `recompute_hours`, it builds a day again when its raw data or the articles
+        changed while it was built (the stream writing beside it)."""
+        pending = sorted(set(days))
+        built: set[str] = set()
+        for _ in range(attempts):
+            if not pending:
+                return sorted(built)
+            hours = [(day, hour) for day in pending for hour in range(24)]
+            before = self._inputs(hours)
+            raw = self.store.table("raw_clicks").where(F.col("dt").isin(pending))
+            enriched = T.enrich_clicks(T.click_facts(raw), self.store.table("articles")).persist()
+            try:
+                for table in daily_tables():
+                    assert table.transform is not None
+                    written = self.store.replace_partitions(table.name, T.TABLE_TRANSFORMS[table.transform](enriched))
+                    built.update(partition_values(name)["dt"] for name in written)
+            finally:
+                enriched.unpersist()
+            after = self._inputs(hours)
+            pending = sorted({day for day, hour in hours if before[(day, hour)] != after[(day, hour)]})
+            if pending:
+                log.info("raw data of %s day(s) changed while building them; again: %s", len(pending), pending)
+        raise RuntimeError(f"the raw data of days {pending} kept changing over {attempts} builds")
+
     def _inputs(self, hours: list[Hour]) -> dict[Hour, tuple[object, ...]]:
         """What an hour's aggregates are computed from: its raw partition's files and the articles'
         buckets (an append adds a file; a compaction or an upsert moves a folder)."""
@@ -315,7 +342,7 @@ class Pipeline:
         enriched = T.enrich_clicks(T.click_facts(raw.where(hours_filter(hours))), articles).persist()
         try:
             for table in tables_of_kind(TableKind.AGGREGATE):
-                if table.source is Source.ENRICHED_CLICKS:
+                if table.source is Source.ENRICHED_CLICKS and table.transform is not None:
                     self.store.replace_partitions(table.name, T.TABLE_TRANSFORMS[table.transform](enriched))
             session_hours = _hours(T.session_start_hours(enriched))
             if session_hours:
@@ -327,7 +354,7 @@ class Pipeline:
                     T.enrich_clicks(T.click_facts(elsewhere), articles)
                 )
                 for table in tables_of_kind(TableKind.AGGREGATE):
-                    if table.source is Source.SESSION_CLICKS:
+                    if table.source is Source.SESSION_CLICKS and table.transform is not None:
                         self.store.replace_partitions(table.name, T.TABLE_TRANSFORMS[table.transform](session_clicks))
         finally:
             enriched.unpersist()

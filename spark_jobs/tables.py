@@ -138,11 +138,13 @@ def empty_inputs(spark: SparkSession) -> dict[Source, DataFrame]:
         Source.RAW_ARTICLES: raw_articles,
         Source.ENRICHED_CLICKS: enriched,
         Source.SESSION_CLICKS: enriched,
+        Source.DAY_CLICKS: enriched,
     }
 
 
 def table_specs(spark: SparkSession, settings: Settings) -> dict[str, TableSpec]:
-    """Every table of the catalogue with its folder and schema (its transform applied to an empty input)."""
+    """Every table of the catalogue with its folder and schema (its transform applied to an empty input,
+    or, for a table written without Spark, its declared columns)."""
     inputs = empty_inputs(spark)
     homes = {
         Home.LAKE: settings.parquet_destination_path,
@@ -150,7 +152,11 @@ def table_specs(spark: SparkSession, settings: Settings) -> dict[str, TableSpec]
     }
     specs = {}
     for table in TABLES:
-        rows = T.TABLE_TRANSFORMS[table.transform](inputs[table.source])
+        if table.transform is None:
+            declared = [*table.columns, *((column, "string") for column in table.partition_columns)]
+            rows = spark.createDataFrame([], ", ".join(f"`{name}` {kind}" for name, kind in declared))
+        else:
+            rows = T.TABLE_TRANSFORMS[table.transform](inputs[table.source])
         specs[table.name] = TableSpec(table, homes[table.home] / table.name, rows.schema)
     return specs
 

@@ -322,3 +322,65 @@ def session_summary(enriched: DataFrame) -> DataFrame:
             hour_of_day.alias("hour"),
         )
     )
+
+
+@table_transform
+def article_daily(enriched: DataFrame) -> DataFrame:
+    """Per article and UTC day: clicks, and users and sessions counted exactly over the whole day (a
+    user of two hours counts once: not a sum of the hours)."""
+    return (
+        enriched.groupBy("dt", F.col("click_article_id").alias("article_id"))
+        .agg(
+            F.max("category_id").alias("category_id"),
+            F.max("publisher_id").alias("publisher_id"),
+            F.count(F.lit(1)).alias("clicks"),
+            distinct_count("user_id").alias("users"),
+            distinct_count("session_id").alias("sessions"),
+        )
+        .select("article_id", "category_id", "publisher_id", "clicks", "users", "sessions", "dt")
+    )
+
+
+@table_transform
+def category_daily(enriched: DataFrame) -> DataFrame:
+    """Per category and UTC day: clicks, and exact distinct users, sessions and articles of the day."""
+    return (
+        enriched.groupBy("dt", "category_id")
+        .agg(
+            F.count(F.lit(1)).alias("clicks"),
+            distinct_count("user_id").alias("users"),
+            distinct_count("session_id").alias("sessions"),
+            distinct_count("click_article_id").alias("articles"),
+        )
+        .select("category_id", "clicks", "users", "sessions", "articles", "dt")
+    )
+
+
+TOP_CATEGORIES = 10
+
+
+@table_transform
+def day_summary(enriched: DataFrame) -> DataFrame:
+    """One row per UTC day: clicks, exact distinct users, sessions and articles, how many hours had
+    clicks, and the day's top categories by clicks (ties: the smaller id first)."""
+    totals = enriched.groupBy("dt").agg(
+        F.count(F.lit(1)).alias("clicks"),
+        distinct_count("user_id").alias("users"),
+        distinct_count("session_id").alias("sessions"),
+        distinct_count("click_article_id").alias("articles"),
+        F.size(F.collect_set("hour")).alias("hours_with_clicks"),
+    )
+    by_category = enriched.groupBy("dt", "category_id").agg(F.count(F.lit(1)).alias("clicks"))
+    ranked = by_category.withColumn(
+        "_rank",
+        F.row_number().over(Window.partitionBy("dt").orderBy(F.col("clicks").desc(), F.col("category_id"))),
+    ).where(F.col("_rank") <= TOP_CATEGORIES)
+    top = ranked.groupBy("dt").agg(
+        F.transform(
+            F.array_sort(F.collect_list(F.struct("_rank", "category_id", "clicks"))),
+            lambda entry: F.struct(entry["category_id"].alias("category_id"), entry["clicks"].alias("clicks")),
+        ).alias("top_categories")
+    )
+    return totals.join(top, "dt").select(
+        "clicks", "users", "sessions", "articles", "hours_with_clicks", "top_categories", "dt"
+    )

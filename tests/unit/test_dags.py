@@ -22,7 +22,7 @@ def dagbag():  # type: ignore[no-untyped-def]
 
 def test_dags_import_without_errors(dagbag) -> None:  # type: ignore[no-untyped-def]
     assert dagbag.import_errors == {}
-    assert {"clickstream_hourly", "clickstream_streaming"} <= set(dagbag.dag_ids)
+    assert {"clickstream_hourly", "clickstream_streaming", "clickstream_daily"} <= set(dagbag.dag_ids)
 
 
 def test_hourly_dag_tasks_and_order(dagbag) -> None:  # type: ignore[no-untyped-def]
@@ -37,7 +37,7 @@ def test_hourly_dag_tasks_and_order(dagbag) -> None:  # type: ignore[no-untyped-
         "check_tables",
         "refused_files",
     ]
-    assert sorted(dag.task_ids) == sorted(order)
+    assert sorted(dag.task_ids) == sorted([*order, "announce_landed_hours", "announce_recomputed_days"])
     for upstream, downstream in itertools.pairwise(order):
         assert downstream in dag.get_task(upstream).downstream_task_ids
     assert dag.get_task("drain_topics").application.endswith("spark_jobs/streaming_job.py")
@@ -51,6 +51,57 @@ def test_hourly_dag_tasks_and_order(dagbag) -> None:  # type: ignore[no-untyped-
     refused = dag.get_task("refused_files")
     assert refused.upstream_task_ids == {"publish_articles", "publish_clicks", "check_tables"}
     assert refused.trigger_rule == "all_done_min_one_success" and refused.retries == 0
+    # the balanced hours and the days landed again go out as asset partitions after the check
+    for announce in ("announce_landed_hours", "announce_recomputed_days"):
+        assert dag.get_task(announce).upstream_task_ids == {"check_tables"}
+
+
+def test_daily_dag_rolls_up_24_landed_hours_or_a_recomputed_day(dagbag) -> None:  # type: ignore[no-untyped-def]
+    dag = dagbag.dags["clickstream_daily"]
+    assert dag.task_ids == ["hours_balanced", "build_day", "check_day"]
+    assert dag.get_task("build_day").application.endswith("spark_jobs/build_days.py")
+    assert dag.get_task("hours_balanced").retries == 0
+    from airflow.serialization.serialized_objects import DagSerialization
+
+    from app.lineage import LANDED_HOURS, RECOMPUTED_DAYS
+
+    # as the scheduler sees it: the serialized DAG's timetable
+    timetable = DagSerialization.from_dict(DagSerialization.to_dict(dag)).timetable
+    hours = timetable.get_partition_mapper(name=LANDED_HOURS.name, uri=LANDED_HOURS.uri)
+    assert hours.to_downstream("2017-10-01T23") == "2017-10-01"
+    expected = hours.to_upstream("2017-10-01")
+    assert len(expected) == 24 and {"2017-10-01T00", "2017-10-01T23"} <= expected
+    days = timetable.get_partition_mapper(name=RECOMPUTED_DAYS.name, uri=RECOMPUTED_DAYS.uri)
+    assert days.to_downstream("2017-10-01") == "2017-10-01"
+
+
+def test_the_day_comes_from_the_param_or_the_partition_and_is_validated() -> None:
+    from app.orchestration import day_to_build
+
+    assert day_to_build({"day": "2017-10-02"}, "2017-10-01") == "2017-10-02"
+    assert day_to_build({"day": None}, "2017-10-01") == "2017-10-01"
+    with pytest.raises(ParameterError, match="give the UTC day"):
+        day_to_build({}, None)
+    with pytest.raises(ParameterError, match="expected a UTC day"):
+        day_to_build({"day": "yesterday"}, None)
+
+
+def test_announcing_adds_the_keys_as_partitions_or_skips_without_any() -> None:
+    from airflow.sdk.exceptions import AirflowSkipException
+
+    from app.orchestration import announce
+
+    class Events:
+        keys: list[str] = []
+
+        def add_partitions(self, keys: list[str]) -> None:
+            self.keys = keys
+
+    events = Events()
+    assert announce(events, {"landed_hours": ["2017-10-01T03"]}, "landed_hours") == ["2017-10-01T03"]
+    assert events.keys == ["2017-10-01T03"]
+    with pytest.raises(AirflowSkipException):
+        announce(Events(), {"landed_hours": []}, "landed_hours")
 
 
 def test_streaming_dag_runs_one_processing_time_stream_and_retries(dagbag) -> None:  # type: ignore[no-untyped-def]

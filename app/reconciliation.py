@@ -1,0 +1,191 @@
+"""The per-hour reconciliation: one row per UTC hour in `hour_reconciliation`, from file to aggregate.
+
+`check_tables` fills it. For each hour it checks, it writes what the producer's ledger says was
+published (click files whose records the stream has passed; per-hour counts the producer keeps in
+the ledger), what the producer set aside for its click time, what `raw_clicks` holds (and of that,
+what came from those ledger files), each aggregate's click sum, the aggregate versions it read, and
+the hour's state: `balanced`, `landing` (a file with clicks of the hour is not drained yet), or the
+first disagreement in words. The pipeline view draws the rows as a strip of hours, and
+`clickstream_daily` builds a day only when its 24 rows are balanced.
+
+The table is partitioned by `dt` with one Parquet file per day holding that day's hours. An hour's
+row is replaced by rewriting its day's file under a lock (`<table>/_lock`) and renaming the new file
+over the old one: a reader sees the day before or after, and two checks of the same day never lose
+each other's hours. Reading the whole table is one small file per day: a hundred times the Globo
+set (300 days) is 300 files.
+
+Quarantined records are not in the rows: a record Spark sets aside did not parse or has an
+implausible click time, so it has no hour a row could count it under; the quarantine table and the
+pipeline view count them.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import logging
+import uuid
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from app.hours import Hour, hour_key
+from app.metastore import Metastore
+from app.settings import Settings
+from app.table_catalog import BY_NAME, aggregates_adding_up_to_raw_clicks
+
+log = logging.getLogger(__name__)
+
+TABLE = "hour_reconciliation"
+BALANCED = "balanced"
+LANDING = "landing"
+DAY_FILE = "hours.parquet"
+AGGREGATES = aggregates_adding_up_to_raw_clicks()
+_ARROW_TYPES = {"int": "int32", "bigint": "int64", "string": "string"}
+
+
+@dataclass(frozen=True)
+class HourCounts:
+    """What one hour's check found."""
+
+    hour: Hour
+    published: int | None  # per the ledger, of drained click files; None: a drained file has no per-hour counts
+    rejected: int  # set aside by the producer for their click time
+    raw_clicks: int  # rows of the hour's raw partition
+    raw_from_ledger: int  # of those, rows from click files in the ledger (others came from other producers)
+    aggregate_clicks: Mapping[str, int]  # aggregate table -> its click sum for the hour
+    aggregate_versions: str  # the aggregate partitions read (their folders' version ids)
+    landing: tuple[str, ...] = field(default=())  # files with clicks of this hour not drained yet
+
+
+def state_of(counts: HourCounts) -> str:
+    """`balanced`, `landing: ...`, or the hour's first disagreement in words."""
+    if counts.landing:
+        return f"{LANDING}: {', '.join(counts.landing[:3])}{' ...' if len(counts.landing) > 3 else ''} not drained yet"
+    if counts.published is not None and counts.published != counts.raw_from_ledger:
+        return (
+            f"the ledger published {counts.published} click(s) of this hour, "
+            f"raw_clicks holds {counts.raw_from_ledger} of its files"
+        )
+    for table in AGGREGATES:
+        summed = counts.aggregate_clicks.get(table, 0)
+        if summed != counts.raw_clicks:
+            return f"raw_clicks holds {counts.raw_clicks} row(s), {table} adds up to {summed} click(s)"
+    return BALANCED
+
+
+def row_of(counts: HourCounts, checked_at: datetime) -> dict[str, Any]:
+    return {
+        "hour": counts.hour[1],
+        "published": counts.published,
+        "rejected": counts.rejected,
+        "raw_clicks": counts.raw_clicks,
+        **{f"{table}_clicks": counts.aggregate_clicks.get(table, 0) for table in AGGREGATES},
+        "aggregate_versions": counts.aggregate_versions,
+        "state": state_of(counts),
+        "checked_at": checked_at,
+    }
+
+
+def version_of(location: str) -> str:
+    """The version id of a replaced partition's folder (`.../versions/<id>/dt=.../hour=...`), or the
+    folder itself for one written otherwise."""
+    parts = Path(location).parts
+    return parts[parts.index("versions") + 1] if "versions" in parts[:-1] else location
+
+
+def versions_of(per_table: Mapping[str, str | None]) -> str:
+    """The aggregate versions of an hour as one text, in the catalogue's order (`-`: no partition)."""
+    return ",".join(f"{table}:{version_of(per_table.get(table) or '-')}" for table in AGGREGATES)
+
+
+def arrow_schema() -> Any:
+    import pyarrow as pa
+
+    fields = []
+    for name, kind in BY_NAME[TABLE].columns:
+        if kind == "timestamp":
+            fields.append(pa.field(name, pa.timestamp("us", tz="UTC")))
+        else:
+            fields.append(pa.field(name, pa.type_for_alias(_ARROW_TYPES[kind])))
+    return pa.schema(fields)
+
+
+class ReconciliationTable:
+    """Reads and writes `hour_reconciliation` through the metastore and Parquet, without Spark."""
+
+    def __init__(self, settings: Settings, metastore: Metastore | None = None) -> None:
+        self.metastore = metastore or Metastore(settings.hive_metastore_uri, settings.hive_database)
+
+    def exists(self) -> bool:
+        return TABLE in self.metastore.tables()
+
+    def read(self, days: Iterable[str] | None = None) -> dict[Hour, dict[str, Any]]:
+        """The rows of those days (every day when None), by hour."""
+        import pyarrow.parquet as pq
+
+        from app.pipeline_view import in_parallel
+
+        names = None if days is None else [f"dt={day}" for day in sorted(set(days))]
+        locations = self.metastore.partition_locations(TABLE, names)
+
+        def read_day(location: str) -> list[dict[str, Any]]:
+            path = Path(location) / DAY_FILE
+            return pq.read_table(path).to_pylist() if path.exists() else []
+
+        rows: dict[Hour, dict[str, Any]] = {}
+        for name, day_rows in zip(locations, in_parallel(read_day, list(locations.values())), strict=True):
+            day = name.removeprefix("dt=")
+            for row in day_rows:
+                rows[(day, int(row["hour"]))] = row
+        return rows
+
+    def write(self, rows: Mapping[Hour, dict[str, Any]]) -> None:
+        """Replace those hours' rows (the other hours of their days stay)."""
+        import pyarrow as pa
+        import pyarrow.parquet as pq
+
+        root = Path(self.metastore.table_location(TABLE))
+        root.mkdir(parents=True, exist_ok=True)
+        by_day: dict[str, dict[int, dict[str, Any]]] = {}
+        for (day, hour), row in rows.items():
+            by_day.setdefault(day, {})[hour] = row
+        schema = arrow_schema()
+        with open(root / "_lock", "a") as lock:
+            fcntl.flock(lock, fcntl.LOCK_EX)  # one writer at a time: each keeps the others' hours
+            existing = self.metastore.partition_locations(TABLE, [f"dt={day}" for day in by_day])
+            new = {}
+            for day, hours in sorted(by_day.items()):
+                folder = Path(existing.get(f"dt={day}", root / f"dt={day}"))
+                folder.mkdir(parents=True, exist_ok=True)
+                path = folder / DAY_FILE
+                kept = (
+                    [row for row in pq.read_table(path).to_pylist() if row["hour"] not in hours]
+                    if path.exists()
+                    else []
+                )
+                merged = sorted([*kept, *hours.values()], key=lambda row: int(row["hour"]))
+                temporary = folder / f".{DAY_FILE}.{uuid.uuid4().hex}"
+                pq.write_table(pa.Table.from_pylist(merged, schema=schema), temporary)
+                temporary.replace(path)  # readers see the day's file before or after
+                if f"dt={day}" not in existing:
+                    new[f"dt={day}"] = str(folder)
+            self.metastore.add_partitions(TABLE, new)
+        log.info("%s: wrote %s hour(s) of %s day(s)", TABLE, len(rows), len(by_day))
+
+
+def balanced_day(rows: Mapping[Hour, Mapping[str, Any]], day: str) -> list[str]:
+    """The hours of `day` that are not balanced, each with its state ("2017-10-01T05: never checked"
+    for an hour without a row); empty when all 24 are balanced."""
+    problems = []
+    for hour in range(24):
+        row = rows.get((day, hour))
+        state = "never checked" if row is None else str(row["state"])
+        if state != BALANCED:
+            problems.append(f"{hour_key((day, hour))}: {state}")
+    return problems
+
+
+def now() -> datetime:
+    return datetime.now(UTC)
