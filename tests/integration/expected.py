@@ -160,3 +160,56 @@ def expected_tables(click_files: Iterable[Path], articles_file: Path | None) -> 
 def normalise(rows: Iterable[Any]) -> set[tuple[Any, ...]]:
     """Spark rows as plain tuples, floats rounded like the expectation."""
     return {tuple(round(value, 6) if isinstance(value, float) else value for value in row) for row in rows}
+
+
+def daily_tables(click_files: Iterable[Path], articles_file: Path | None) -> dict[str, set[tuple[Any, ...]]]:
+    """The daily tables: per article and per category the day's clicks with users and sessions
+    counted over the whole day, and one summary row per day with its top 10 categories."""
+    clicks = load_clicks(click_files)
+    enriched = enrich(clicks, pd.read_csv(articles_file) if articles_file is not None else None)
+    per_article = enriched.groupby(["dt", "click_article_id"]).agg(
+        category_id=("category_id", "max"),
+        publisher_id=("publisher_id", "max"),
+        clicks=("user_id", "size"),
+        users=("user_id", "nunique"),
+        sessions=("session_id", "nunique"),
+    )
+    per_category = enriched.groupby(["dt", "category_id"]).agg(
+        clicks=("user_id", "size"),
+        users=("user_id", "nunique"),
+        sessions=("session_id", "nunique"),
+        articles=("click_article_id", "nunique"),
+    )
+    summary = set()
+    for dt, day in enriched.groupby("dt"):
+        ranked = sorted(day.groupby("category_id").size().items(), key=lambda item: (-item[1], item[0]))[:10]
+        summary.add(
+            (
+                len(day),
+                int(day["user_id"].nunique()),
+                int(day["session_id"].nunique()),
+                int(day["click_article_id"].nunique()),
+                int(day["hour"].nunique()),
+                tuple((int(str(category)), int(count)) for category, count in ranked),
+                dt,
+            )
+        )
+    return {
+        "article_daily": {
+            (
+                int(r.click_article_id),
+                int(r.category_id),
+                _int_or_none(r.publisher_id),
+                int(r.clicks),
+                int(r.users),
+                int(r.sessions),
+                r.dt,
+            )
+            for r in _rows(per_article)
+        },
+        "category_daily": {
+            (int(r.category_id), int(r.clicks), int(r.users), int(r.sessions), int(r.articles), r.dt)
+            for r in _rows(per_category)
+        },
+        "day_summary": summary,
+    }

@@ -102,3 +102,25 @@ def shifted_copy(source: Path, target: Path, days: int) -> None:
     frame["session_start"] += shift
     frame["session_id"] += shift  # distinct sessions
     frame.to_csv(target, index=False)
+
+
+def clicks_of_a_day(folder: Path, day: str, hours: list[int], per_hour: int = 50) -> list[Path]:
+    """One click file per hour of `day` (UTC), `per_hour` clicks each, made of the sample's clicks of
+    2017-10-01T03 moved into that hour; users and sessions recur across hours (the same sessions a
+    fixed number of days later), so a day's distinct counts are less than the sums of its hours."""
+    source = pd.read_csv(CLICK_FILES[0])
+    moment = pd.to_datetime(source["click_timestamp"], unit="ms", utc=True)
+    source = source[moment.dt.floor("h") == pd.Timestamp("2017-10-01T03:00", tz="UTC")].reset_index(drop=True)
+    origin = int(pd.Timestamp("2017-10-01T03:00", tz="UTC").timestamp() * 1000)
+    day_start = int(pd.Timestamp(day, tz="UTC").timestamp() * 1000)
+    written = []
+    for hour in hours:
+        rows = source.iloc[(hour * per_hour) % (len(source) - per_hour) :][:per_hour].copy()
+        shift = day_start + hour * 3_600_000 - origin
+        rows["click_timestamp"] += shift
+        rows["session_start"] += shift
+        rows["session_id"] += day_start - origin  # the same sessions in every hour of the day
+        path = folder / f"clicks_hour_{day.replace('-', '')}_{hour:02d}.csv"
+        rows.to_csv(path, index=False)
+        written.append(path)
+    return written
