@@ -77,6 +77,13 @@ class Charts:
     top_articles: list[tuple[int, int, int]] = field(default_factory=list)  # article, category, clicks
     by_device_group: list[tuple[int, int]] = field(default_factory=list)
     by_referrer_type: list[tuple[int, int]] = field(default_factory=list)
+    by_environment: list[tuple[int, int]] = field(default_factory=list)
+    reconciliation: list[tuple[str, str, int]] = field(default_factory=list)  # (hour, state, raw clicks)
+
+
+# the codes the Globo data set documents (its README); other columns are anonymised numbers
+ENVIRONMENTS = {1: "Facebook Instant Article", 2: "Mobile App", 3: "AMP (Accelerated Mobile Pages)", 4: "Web"}
+DEVICE_GROUPS = {1: "Tablet", 2: "TV", 3: "Empty", 4: "Mobile", 5: "Desktop"}
 
 
 @dataclass
@@ -288,14 +295,18 @@ def _hour_key(name: str) -> str:
 
 
 def read_charts(metastore: HiveCatalog, hour: str | None) -> Charts:
+    """The hour-level figures from `hour_reconciliation` (one small file per day), the hours it has
+    not checked yet from their `category_hourly` partitions, and only the chosen hour's files for
+    the detail charts: the cost grows with the days and the unchecked hours, not with the clicks."""
     locations = metastore.locations()
     charts = Charts()
     category_hourly = locations.get("category_hourly", {})
-    names = list(category_hourly)
-    clicks = in_parallel(
-        lambda location: sum(read_columns(location, ["clicks"])["clicks"]), list(category_hourly.values())
-    )
-    per_hour = {_hour_key(name): total for name, total in zip(names, clicks, strict=True)}
+    reconciled = _reconciliation_rows(locations.get("hour_reconciliation", {}))
+    charts.reconciliation = [(_key(hour), str(row["state"]), int(row["raw_clicks"])) for hour, row in reconciled]
+    per_hour = {_key(hour): int(row["raw_clicks"]) for hour, row in reconciled if row["raw_clicks"]}
+    unchecked = {name: location for name, location in category_hourly.items() if _hour_key(name) not in per_hour}
+    clicks = in_parallel(lambda location: sum(read_columns(location, ["clicks"])["clicks"]), list(unchecked.values()))
+    per_hour.update({_hour_key(name): total for name, total in zip(unchecked, clicks, strict=True)})
     charts.clicks_per_hour = sorted(per_hour.items())
     if not per_hour:
         return charts
@@ -320,7 +331,32 @@ def read_charts(metastore: HiveCatalog, hour: str | None) -> Charts:
         )
         charts.by_device_group = _sum_by(context["click_device_group"], context["clicks"])
         charts.by_referrer_type = _sum_by(context["click_referrer_type"], context["clicks"])
+        environments = read_columns(locations["context_hourly"][partition], ["click_environment", "clicks"])
+        charts.by_environment = _sum_by(environments["click_environment"], environments["clicks"])
     return charts
+
+
+def _key(hour: Hour) -> str:
+    return f"{hour[0]}T{hour[1]:02d}"
+
+
+def _reconciliation_rows(days: dict[str, str]) -> list[tuple[Hour, dict[str, Any]]]:
+    """The rows of `hour_reconciliation`, in hour order (none when the table does not exist yet)."""
+    if not days:
+        return []
+    import pyarrow.parquet as pq
+
+    from app.reconciliation import DAY_FILE
+
+    def read_day(location: str) -> list[dict[str, Any]]:
+        path = _folder(location) / DAY_FILE
+        return pq.read_table(path, columns=["hour", "state", "raw_clicks"]).to_pylist() if path.exists() else []
+
+    rows = []
+    for name, day_rows in zip(days, in_parallel(read_day, list(days.values())), strict=True):
+        day = name.removeprefix("dt=")
+        rows += [((day, int(row["hour"])), row) for row in day_rows]
+    return sorted(rows, key=lambda item: item[0])
 
 
 def _sum_by(keys: list[int], values: list[int]) -> list[tuple[int, int]]:

@@ -23,7 +23,16 @@ from urllib.parse import quote
 from fastapi import Depends, FastAPI, HTTPException, Request
 from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
 
-from app.pipeline_view import Charts, KafkaState, PipelineState, Section, TableState, read_state
+from app.pipeline_view import (
+    DEVICE_GROUPS,
+    ENVIRONMENTS,
+    Charts,
+    KafkaState,
+    PipelineState,
+    Section,
+    TableState,
+    read_state,
+)
 from app.settings import load_settings
 
 PREFIX = "/clickstream"
@@ -103,6 +112,7 @@ th { background: #edf2f7; } tr:nth-child(even) td { background: #f7fafc; } td.n 
 .ok { color: #276749; } .warn { color: #975a16; }
 .charts { display: grid; grid-template-columns: repeat(auto-fit, minmax(460px, 1fr)); gap: .8rem; }
 .chart { height: 300px; border: 1px solid #e2e8f0; border-radius: 4px; }
+.chart.strip { height: 140px; grid-column: 1 / -1; }
 """
 
 
@@ -221,8 +231,8 @@ def _charts(charts: Charts) -> str:
     )
     figures = {
         "clicks-per-hour": _bars(
-            "Clicks per hour (UTC)", [f"{h}:00" for h, _ in charts.clicks_per_hour],
-            [c for _, c in charts.clicks_per_hour],
+            "Clicks per hour (UTC)", [_moment(h) for h, _ in charts.clicks_per_hour],
+            [c for _, c in charts.clicks_per_hour], axis="date",
         ),
         "top-categories": _bars(
             f"Top categories, {charts.hour}:00", [f"cat {c}" for c, _, _ in charts.top_categories],
@@ -233,15 +243,23 @@ def _charts(charts: Charts) -> str:
             [n for _, _, n in charts.top_articles],
         ),
         "device-groups": _bars(
-            f"Clicks by device group, {charts.hour}:00", [f"device {d}" for d, _ in charts.by_device_group],
-            [n for _, n in charts.by_device_group],
+            f"Clicks by device group, {charts.hour}:00",
+            [_named(DEVICE_GROUPS, d) for d, _ in charts.by_device_group], [n for _, n in charts.by_device_group],
+        ),
+        "environments": _bars(
+            f"Clicks by environment, {charts.hour}:00",
+            [_named(ENVIRONMENTS, e) for e, _ in charts.by_environment], [n for _, n in charts.by_environment],
         ),
         "referrer-types": _bars(
             f"Clicks by referrer type, {charts.hour}:00", [f"referrer {r}" for r, _ in charts.by_referrer_type],
             [n for _, n in charts.by_referrer_type],
         ),
     }  # fmt: skip
-    divs = "".join(f'<div class="chart" id="{name}"></div>' for name in figures)
+    if charts.reconciliation:
+        figures = {"reconciliation": _strip(charts.reconciliation), **figures}
+    divs = "".join(
+        f'<div class="chart{" strip" if name == "reconciliation" else ""}" id="{name}"></div>' for name in figures
+    )
     script = "".join(
         f"Plotly.newPlot({json.dumps(name)}, {json.dumps(figure['data'])}, {json.dumps(figure['layout'])}, "
         "{displaylogo: false, responsive: true});"
@@ -254,15 +272,62 @@ def _charts(charts: Charts) -> str:
     return f'{form}<div class="charts">{divs}</div><script>{script}</script>'
 
 
-def _bars(title: str, labels: list[str], values: list[int]) -> dict[str, Any]:
+def _bars(title: str, labels: list[str], values: list[int], axis: str = "category") -> dict[str, Any]:
     return {
         "data": [{"type": "bar", "x": labels, "y": values, "marker": {"color": "#017cee"}}],
         "layout": {
             "title": {"text": title, "font": {"size": 14}},
             "margin": {"l": 50, "r": 10, "t": 40, "b": 70},
-            "xaxis": {"type": "category"},
+            "xaxis": {"type": axis},
         },
     }
+
+
+STATE_COLOURS = {"balanced": "#38a169", "landing": "#d69e2e", "disagrees": "#e53e3e"}
+
+
+def _strip(rows: list[tuple[str, str, int]]) -> dict[str, Any]:
+    """`hour_reconciliation` as a strip of hours on a time axis, one colour per state."""
+    kinds: dict[str, list[tuple[str, str, int]]] = {}
+    for row in rows:
+        state = row[1]
+        kind = "balanced" if state == "balanced" else "landing" if state.startswith("landing") else "disagrees"
+        kinds.setdefault(kind, []).append(row)
+    data = [
+        {
+            "type": "bar",
+            "name": kind,
+            "x": [_moment(hour) for hour, _, _ in members],
+            "y": [1] * len(members),
+            "text": [f"{hour}: {state} ({clicks:,} clicks)" for hour, state, clicks in members],
+            "hoverinfo": "text",
+            "textposition": "none",
+            "marker": {"color": STATE_COLOURS[kind]},
+            "width": 3_600_000,
+            "offset": 0,
+        }
+        for kind, members in kinds.items()
+    ]
+    return {
+        "data": data,
+        "layout": {
+            "title": {"text": "Hours reconciled, file to aggregate (hour_reconciliation)", "font": {"size": 14}},
+            "margin": {"l": 20, "r": 10, "t": 40, "b": 40},
+            "xaxis": {"type": "date"},
+            "yaxis": {"visible": False},
+            "barmode": "overlay",
+            "bargap": 0,
+        },
+    }
+
+
+def _moment(hour: str) -> str:
+    """`2017-10-01T03` as a time plotly reads (UTC)."""
+    return f"{hour}:00:00"
+
+
+def _named(codes: dict[int, str], code: int) -> str:
+    return f"{codes[code]} ({code})" if code in codes else f"code {code}"
 
 
 def _size(size: int | None) -> str:

@@ -21,6 +21,12 @@ def state(kafka_error: str | None = None) -> PipelineState:
         top_articles=[(160974, 281, 120)],
         by_device_group=[(1, 1500), (3, 724)],
         by_referrer_type=[(2, 2000)],
+        by_environment=[(4, 2000), (2, 224)],
+        reconciliation=[
+            ("2017-10-01T03", "balanced", 2224),
+            ("2017-10-01T04", "landing: clicks_hour_001.csv not drained yet", 1258),
+            ("2017-10-01T05", "raw_clicks holds 3 row(s), article_hourly adds up to 2 click(s)", 3),
+        ],
     )
     ledger = [
         {"file": "clicks_hour_000.csv", "kind": "clicks", "version": 1, "status": "published", "rows": 1883,
@@ -42,6 +48,21 @@ def test_every_section_shows_its_figures() -> None:
         assert f'id="{chart}"' in page
     assert 'src="/clickstream/static/plotly.min.js"' in page and "cdn" not in page.lower()
     assert 'class="down"' not in page
+
+
+def test_the_charts_name_the_documented_codes_and_draw_hours_on_a_time_axis() -> None:
+    page = render_page(state(), 0.4)
+    for name in ("Tablet (1)", "Empty (3)", "Web (4)", "Mobile App (2)"):
+        assert name in page, name
+    assert '"x": ["2017-10-01T03:00:00", "2017-10-01T04:00:00"]' in page and '"type": "date"' in page
+
+
+def test_the_reconciliation_strip_colours_each_hour_by_its_state() -> None:
+    page = render_page(state(), 0.4)
+    assert 'id="reconciliation"' in page
+    for kind in ("balanced", "landing", "disagrees"):
+        assert f'"name": "{kind}"' in page, kind
+    assert "2017-10-01T05: raw_clicks holds 3 row(s), article_hourly adds up to 2 click(s) (3 clicks)" in page
 
 
 def test_a_service_that_is_down_is_a_message_and_the_rest_still_shows() -> None:
