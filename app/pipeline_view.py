@@ -295,15 +295,27 @@ def _hour_key(name: str) -> str:
 
 
 def read_charts(metastore: HiveCatalog, hour: str | None) -> Charts:
-    """The hour-level figures from `hour_reconciliation` (one small file per day), the hours it has
-    not checked yet from their `category_hourly` partitions, and only the chosen hour's files for
-    the detail charts: the cost grows with the days and the unchecked hours, not with the clicks."""
+    """The hour-level figures from `hour_reconciliation` (one small file per day) for the hours whose
+    aggregates are still the versions it checked, the other hours' from their `category_hourly`
+    partitions, and only the chosen hour's files for the detail charts: the cost grows with the
+    days and the hours changed since their check, not with the clicks."""
+    from app.reconciliation import AGGREGATES, versions_of
+
     locations = metastore.locations()
     charts = Charts()
     category_hourly = locations.get("category_hourly", {})
     reconciled = _reconciliation_rows(locations.get("hour_reconciliation", {}))
     charts.reconciliation = [(_key(hour), str(row["state"]), int(row["raw_clicks"])) for hour, row in reconciled]
-    per_hour = {_key(hour): int(row["raw_clicks"]) for hour, row in reconciled if row["raw_clicks"]}
+    aggregates = {
+        table: {partition_hour(name): location for name, location in locations.get(table, {}).items()}
+        for table in AGGREGATES
+    }
+    per_hour = {
+        _key(hour): int(row["category_hourly_clicks"])
+        for hour, row in reconciled
+        if row["category_hourly_clicks"]
+        and row["aggregate_versions"] == versions_of({table: aggregates[table].get(hour) for table in AGGREGATES})
+    }
     unchecked = {name: location for name, location in category_hourly.items() if _hour_key(name) not in per_hour}
     clicks = in_parallel(lambda location: sum(read_columns(location, ["clicks"])["clicks"]), list(unchecked.values()))
     per_hour.update({_hour_key(name): total for name, total in zip(unchecked, clicks, strict=True)})
@@ -350,7 +362,8 @@ def _reconciliation_rows(days: dict[str, str]) -> list[tuple[Hour, dict[str, Any
 
     def read_day(location: str) -> list[dict[str, Any]]:
         path = _folder(location) / DAY_FILE
-        return pq.read_table(path, columns=["hour", "state", "raw_clicks"]).to_pylist() if path.exists() else []
+        columns = ["hour", "state", "raw_clicks", "category_hourly_clicks", "aggregate_versions"]
+        return pq.read_table(path, columns=columns).to_pylist() if path.exists() else []
 
     rows = []
     for name, day_rows in zip(days, in_parallel(read_day, list(days.values())), strict=True):

@@ -166,6 +166,9 @@ def test_pipeline_view_shows_every_section_with_real_figures(
     assert "quarantine" in tables and tables["article_hourly"]["latest_partition"].startswith("dt=")
     charts = state["charts"]["data"]
     assert sum(clicks for _, clicks in charts["clicks_per_hour"]) == raw_clicks
+    # the runs before checked their hours: each has its reconciled state
+    reconciled = {hour: hour_state for hour, hour_state, _ in charts["reconciliation"]}
+    assert "balanced" in set(reconciled.values()), reconciled
     assert charts["top_categories"] and charts["top_articles"] and charts["by_device_group"]
 
     # each view answers within 2 s (after the first, which imports pyarrow and plotly's file)
@@ -186,6 +189,7 @@ def test_pipeline_view_shows_every_section_with_real_figures(
     page.get_by_role("cell", name="raw_clicks", exact=True).wait_for()
     page.get_by_role("cell", name=f"{raw_clicks:,}", exact=True).first.wait_for()
     page.locator("#clicks-per-hour .main-svg").first.wait_for()  # plotly drew the chart, offline
+    page.locator("#reconciliation .main-svg").first.wait_for()  # the strip of reconciled hours
     assert page.locator(".down").count() == 0
     page.screenshot(path=str(OUTPUT / "05-pipeline-view.png"), full_page=True)
 
@@ -193,6 +197,15 @@ def test_pipeline_view_shows_every_section_with_real_figures(
     page.goto(f"{settings.airflow_url}/plugin/clickstream")
     page.frame_locator("iframe").first.get_by_role("heading", name="Hive tables").wait_for()
     page.screenshot(path=str(OUTPUT / "06-pipeline-view-in-airflow.png"))
+
+    # the landed hours are partitions of an asset, listed in the UI's asset view
+    (asset,) = airflow_client.call("GET", "/api/v2/assets?name_pattern=clickstream_landed_hours")["assets"]
+    events = airflow_client.call("GET", f"/api/v2/assets/events?asset_id={asset['id']}&order_by=-timestamp")
+    latest = events["asset_events"][0]["partition_key"]
+    assert latest in reconciled, (latest, reconciled)
+    page.goto(f"{settings.airflow_url}/assets/{asset['id']}")
+    page.get_by_text(f"Partition Key: {latest}").first.wait_for()
+    page.screenshot(path=str(OUTPUT / "08-landed-hours-asset-partitions.png"), full_page=True)
 
     # with Kafka stopped, the view says so and still shows the tables
     kafka.stop()
