@@ -17,7 +17,9 @@ the same invocation, so the ratios hold on a noisy shared machine. The report is
    producer publishing one 2 GiB click file (`app/bench/large_file.py`);
 7. a small update after the whole folder is in: 100 new clicks and one changed article through
    Airflow (`app/bench/airflow_run.py`);
-8. the sensor's poll of a folder of 10,000 published files (`app/bench/sensor.py`).
+8. the sensor's poll of a folder of 10,000 published files (`app/bench/sensor.py`);
+9. the pipeline view and `check_tables` on the tables of the whole set and of a ten times larger set
+   (`app/bench/view_cost.py`).
 
 The benchmark starts its own broker, PostgreSQL, metastore and Airflow (a fresh state folder, free loopback
 ports), so every run begins with empty topics and tables and the user's state is left alone;
@@ -44,6 +46,7 @@ from app.bench.latency import latency_runs, latency_section
 from app.bench.producer import producer_runs, producer_section
 from app.bench.sensor import sensor_runs, sensor_section
 from app.bench.spark import spark_section
+from app.bench.view_cost import view_runs, view_section
 from app.runtime.services import HiveMetastore, KafkaBroker, PostgresServer
 from app.settings import REPO_ROOT, Settings, load_settings, with_own_names
 
@@ -171,6 +174,7 @@ def main(argv: list[str] | None = None) -> int:
                 LATENCY_INTERVAL,
                 LATENCY_RATE,
             )
+            view_whole, view_larger = view_runs(run_settings, args.runs)
             sensor = sensor_runs(
                 with_own_names(settings, scratch / "sensor", "bench"), data, scratch / "sensor-data", args.runs
             )
@@ -193,6 +197,7 @@ def main(argv: list[str] | None = None) -> int:
         "",
         *update_section(airflow_runs),
         *sensor_section(sensor),
+        *view_section(view_whole, view_larger),
     ]
     write_report(sections, facts, args.runs, data_dir, time.monotonic() - started)
     log.info("wrote %s", REPORT)

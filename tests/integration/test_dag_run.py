@@ -22,7 +22,7 @@ from app.runtime.process import process_group_alive
 from app.runtime.services import Airflow, LocalRuntime, PostgresServer, Service, settings_environment
 from app.settings import REPO_ROOT, Settings
 from tests.integration.conftest import ALERT_SECRET, AlertReceiver
-from tests.integration.expected import expected_tables
+from tests.integration.expected import expected_tables, load_clicks
 from tests.integration.jobs import aggregates, shifted_copy, table_rows
 
 if TYPE_CHECKING:
@@ -58,7 +58,15 @@ def test_hourly_dag_run_over_the_sample(
     )
     outcome = airflow_client.wait_for_run(DAG, run_id, timeout=900)
     assert outcome.state == "success", outcome.task_states
-    assert set(outcome.task_states.values()) == {"success"}
+    # every task succeeded; no day of the sample was complete before, so no day is announced again
+    states = dict(outcome.task_states)
+    assert states.pop("announce_recomputed_days") == "skipped"
+    assert set(states.values()) == {"success"}
+    # the hours asked (an empty one counts) and every other hour the drain landed, each checked once
+    clicked = {f"{dt}T{hour:02d}" for dt, hour in load_clicks(sorted(SAMPLE.glob("clicks_hour_*.csv")))[["dt", "hour"]]
+               .itertuples(index=False)}  # fmt: skip
+    asked = {f"2017-10-01T{hour:02d}" for hour in range(24)}
+    assert set(airflow_client.xcom(DAG, run_id, "announce_landed_hours")) == asked | clicked
 
     published = airflow_client.xcom(DAG, run_id, "publish_clicks")
     assert '"rows": 4208' in json.dumps(published)

@@ -146,3 +146,13 @@ def test_the_report_names_the_commit_it_measured() -> None:
     from app.bench.common import commit
 
     assert re.fullmatch(r"[0-9a-f]{12}( with uncommitted changes)?", commit())
+
+
+def test_the_view_cost_section_reports_both_sets_against_the_goal() -> None:
+    from app.bench.view_cost import ViewCost, view_section
+
+    whole = ViewCost(hours=207, clicks=677_862, views=[0.4, 0.5, 0.6], run_checks=[0.2, 0.3, 0.2], full_check=3.1)
+    larger = ViewCost(hours=2_070, clicks=6_778_620, views=[1.1, 1.3, 1.2], run_checks=[0.5, 0.6, 0.5], full_check=30.5)
+    lines = view_section(whole, larger)
+    assert "| the shared data set | 207 | 677,862 | 0.50 (0.40, 0.50, 0.60) | 0.20 (0.20, 0.30, 0.20) | 3.1 |" in lines
+    assert "**View 1.20 s at most** (goal: under 2 s on both): met." in lines
