@@ -14,9 +14,9 @@ over the old one: a reader sees the day before or after, and two checks of the s
 each other's hours. Reading the whole table is one small file per day: a hundred times the Globo
 set (300 days) is 300 files.
 
-Quarantined records are not in the rows: a record Spark sets aside did not parse or has an
-implausible click time, so it has no hour a row could count it under; the quarantine table and the
-pipeline view count them.
+A record Spark quarantines is counted under the hour of its click when its click time is readable
+(the quarantine table's `click_hour`); one that did not parse at all has no hour and is counted only
+in the quarantine table.
 """
 
 from __future__ import annotations
@@ -52,6 +52,7 @@ class HourCounts:
     hour: Hour
     published: int | None  # per the ledger, of drained click files; None: a drained file has no per-hour counts
     rejected: int  # set aside by the producer for their click time
+    quarantined: int  # set aside by Spark (records from other producers) with a click time in this hour
     raw_clicks: int  # rows of the hour's raw partition
     raw_from_ledger: int  # of those, rows from click files in the ledger (others came from other producers)
     aggregate_clicks: Mapping[str, int]  # aggregate table -> its click sum for the hour
@@ -80,6 +81,7 @@ def row_of(counts: HourCounts, checked_at: datetime) -> dict[str, Any]:
         "hour": counts.hour[1],
         "published": counts.published,
         "rejected": counts.rejected,
+        "quarantined": counts.quarantined,
         "raw_clicks": counts.raw_clicks,
         **{f"{table}_clicks": counts.aggregate_clicks.get(table, 0) for table in AGGREGATES},
         "aggregate_versions": counts.aggregate_versions,

@@ -13,6 +13,11 @@ of kind `AGGREGATE` with source `ENRICHED_CLICKS`: the recomputation writes it f
 recomputes, and when it has a `clicks` column that adds up to the hour's raw clicks
 (`adds_up_to_raw_clicks`), `check_tables` checks it.
 
+A daily table (kind `DAILY`, source `DAY_CLICKS`, partitioned by `dt`) is built the same way from
+the enriched clicks of whole days by `spark_jobs/build_days.py`, which `clickstream_daily` runs. A
+table written without Spark (`hour_reconciliation`, by `check_tables`) has no transform and
+declares its columns instead; the Spark jobs still create it, so any Hive reader finds it.
+
 This module imports nothing heavy: the Airflow DAG files and the pipeline view read it at parse time.
 """
 
@@ -99,7 +104,8 @@ TABLES: tuple[Table, ...] = (
         Source.ANY_RECORDS,
         Home.LAKE,
         ("dt",),
-        "record that did not parse, with the reason; partitioned by the day it arrived",
+        "record that did not parse, with the reason and its click's hour when readable; partitioned by the day it "
+        "arrived",
     ),
     Table(
         "articles",
@@ -188,13 +194,14 @@ TABLES += (
         Source.CHECKS,
         Home.WAREHOUSE,
         DAILY,
-        "UTC hour (`hour` column; one file per hour): clicks published per the ledger, set aside by the producer, "
-        "landed in raw_clicks, each aggregate's click sum, the state (`balanced` or the first disagreement) and "
-        "when it was checked",
+        "UTC hour (`hour` column; one file per day): clicks published per the ledger, set aside by the producer, "
+        "quarantined by Spark, landed in raw_clicks, each aggregate's click sum, the state (`balanced` or the "
+        "first disagreement) and when it was checked",
         columns=(
             ("hour", "int"),
             ("published", "bigint"),
             ("rejected", "bigint"),
+            ("quarantined", "bigint"),
             ("raw_clicks", "bigint"),
             *((f"{table.name}_clicks", "bigint") for table in TABLES if table.adds_up_to_raw_clicks),
             ("aggregate_versions", "string"),

@@ -227,13 +227,14 @@ def check_tables(settings: Settings, hours: list[Hour] | None = None, record: bo
                 int(row["kafka_partition"])
             ] = Landed(int(row["kafka_offset_count"]), int(row["kafka_offset_min"]), int(row["kafka_offset_max"]))
 
+    quarantined = quarantined_per_hour(list(locations.get("quarantine", {}).values()))
     checked = [entry for entry in ledger if entry.kind != "clicks"] + checked_clicks
     problems = find_disagreements(raw_per_hour, aggregates, checked, landed, checkpoint, topic_ends)
     states = {}
     counted: list[HourCounts] = []
     for hour in scope:
         counts = hour_counts(
-            hour, click_entries, checkpoint, raw_per_hour, raw_from_ledger, aggregates, current_versions
+            hour, click_entries, checkpoint, raw_per_hour, raw_from_ledger, aggregates, current_versions, quarantined
         )
         counted.append(counts)
         states[hour] = state_of(counts)
@@ -283,6 +284,7 @@ def hour_counts(
     raw_from_ledger: Mapping[Hour, int],
     aggregates: Mapping[str, Mapping[Hour, int]],
     current_versions: Mapping[Hour, str],
+    quarantined: Mapping[str, int],
 ) -> HourCounts:
     """One hour's figures from the ledger and the tables' counts."""
     key = hour_key(hour)
@@ -305,12 +307,35 @@ def hour_counts(
         hour=hour,
         published=published,
         rejected=rejected,
+        quarantined=quarantined.get(key, 0),
         raw_clicks=raw_per_hour.get(hour, 0),
         raw_from_ledger=raw_from_ledger.get(hour, 0),
         aggregate_clicks={table: per_hour.get(hour, 0) for table, per_hour in aggregates.items()},
         aggregate_versions=current_versions.get(hour, versions_of({})),
         landing=tuple(sorted(landing)),
     )
+
+
+def quarantined_per_hour(locations: list[str]) -> dict[str, int]:
+    """Quarantined records per click hour (`2017-10-01T03`), from the quarantine table's `click_hour`
+    (one small column; files written before it existed have none). The quarantine holds only what
+    failed, so reading all of it stays small."""
+    import pyarrow.parquet as pq
+
+    from app.pipeline_view import in_parallel, parquet_files
+
+    def hours_in(location: str) -> list[str]:
+        found = []
+        for path in parquet_files(location):
+            if "click_hour" in pq.ParquetFile(path).schema_arrow.names:
+                found += [h for h in pq.read_table(path, columns=["click_hour"]).column(0).to_pylist() if h]
+        return found
+
+    counts: dict[str, int] = {}
+    for hours in in_parallel(hours_in, locations):
+        for hour in hours:
+            counts[hour] = counts.get(hour, 0) + 1
+    return counts
 
 
 def _read_table(location: str, columns: list[str]) -> Any:

@@ -188,6 +188,7 @@ class TableStore:
                         f"writes it partitioned by {spec.partition_columns}: drop it (it is rebuilt from the raw "
                         "tables by recompute_hours) or set HIVE_DATABASE to a new database"
                     )
+                self._add_new_columns(spec)
                 continue
             columns = ", ".join(f"`{f.name}` {f.dataType.simpleString()}" for f in spec.data_fields)
             parts = ", ".join(f"`{f.name}` {f.dataType.simpleString()}" for f in spec.partition_fields)
@@ -200,6 +201,20 @@ class TableStore:
             except AnalysisException as error:
                 if "already exists" not in str(error).lower():
                     raise
+
+    def _add_new_columns(self, spec: TableSpec) -> None:
+        """Data columns this version writes that an existing table lacks are added at its end (files
+        written before read them as null)."""
+        known = {column.name for column in self.metastore.table(spec.name).sd.cols}
+        new = [f for f in spec.data_fields if f.name not in known]
+        if new:
+            columns = ", ".join(f"`{f.name}` {f.dataType.simpleString()}" for f in new)
+            try:
+                self.spark.sql(f"ALTER TABLE {self.qualified(spec.name)} ADD COLUMNS ({columns})")
+            except AnalysisException as error:  # another job starting at once added them first
+                if "already exists" not in str(error).lower() and "duplicate" not in str(error).lower():
+                    raise
+            log.info("%s: added column(s) %s", spec.name, ", ".join(f.name for f in new))
 
     def table(self, name: str) -> DataFrame:
         return self.spark.table(self.qualified(name))

@@ -121,7 +121,10 @@ def _event_time_error(rules: EventTimeRules) -> Column:
 
 @table_transform
 def quarantined(parsed: DataFrame) -> DataFrame:
-    """Records that did not parse, with topic, partition, offset, raw value and reason."""
+    """Records that did not parse, with topic, partition, offset, raw value and reason, and the UTC
+    hour of the click (`2017-10-01T03`) when the record has a readable click time: the hour whose
+    reconciliation counts it."""
+    click_time = F.timestamp_millis(F.col(f"record.{EVENT_TIME}"))
     return parsed.where(F.col("parse_error").isNotNull()).select(
         "kafka_topic",
         "kafka_partition",
@@ -129,6 +132,7 @@ def quarantined(parsed: DataFrame) -> DataFrame:
         "kafka_timestamp",
         "raw_value",
         F.col("parse_error").alias("reason"),
+        F.date_format(click_time, "yyyy-MM-dd'T'HH").alias("click_hour"),
         F.date_format("kafka_timestamp", "yyyy-MM-dd").alias("dt"),
     )
 

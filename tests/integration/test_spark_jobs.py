@@ -20,9 +20,11 @@ from app.checkpoint import pending_hours
 from app.orchestration import DRAIN_HERE, drain_state, topics_end
 from app.producer.discovery import FileKind
 from app.producer.publisher import PublishOptions, publish
+from app.reconciliation import ReconciliationTable
 from app.runtime.services import Service
 from app.settings import Settings
 from app.summary import summarise_tables
+from app.table_checks import check_tables
 from tests.conftest import own_pipeline
 from tests.integration.expected import expected_tables, load_clicks
 from tests.integration.jobs import (
@@ -179,6 +181,15 @@ def test_implausible_click_times_are_set_aside_by_the_producer_and_by_the_job(
         assert any(row.reason.startswith(expected) for row in quarantine), expected
     days = {row.dt for row in table_rows(spark, settings, "raw_clicks")}
     assert min(days) >= "2000-01-01" and max(days) <= time.strftime("%Y-%m-%d", time.gmtime(time.time() + 86400))
+
+    # the click that starts before its session has a readable time: its hour's reconciliation counts it
+    before_session = next(row for row in quarantine if row.reason.startswith(cases[(2, 1506826828020 + 3_600_000)]))
+    assert before_session.click_hour == "2017-10-01T03"
+    assert {row.click_hour for row in quarantine if row.reason.startswith("click_timestamp before")} == {
+        "1970-01-01T00"
+    }
+    check_tables(settings, [("2017-10-01", 3)])
+    assert ReconciliationTable(settings).read(["2017-10-01"])[("2017-10-01", 3)]["quarantined"] == 1
 
 
 def test_checkpoint_of_another_query_stops_the_job_with_a_clear_message(

@@ -327,3 +327,24 @@ def test_compaction_beside_a_running_stream_loses_and_duplicates_nothing(
     assert len(coordinates) == len(set(coordinates)) == total
     sent = sorted(own.producer_data_root_directory.glob("clicks_hour_*.csv"))
     assert aggregates(spark, own) == expected_tables(sent, None)
+
+
+def test_a_table_an_earlier_version_created_gets_the_columns_this_version_writes(
+    kafka: Service, metastore: Service, settings: Settings, spark: SparkSession, tmp_path: Path
+) -> None:
+    from spark_jobs.tables import TableStore
+
+    own = own_pipeline(settings, tmp_path / "pipeline")
+    store = TableStore(spark, own)
+    spec = store.tables["quarantine"]
+    earlier = ", ".join(f"`{f.name}` {f.dataType.simpleString()}" for f in spec.data_fields if f.name != "click_hour")
+    spark.sql(f"CREATE DATABASE IF NOT EXISTS `{own.hive_database}`")
+    spec.root.mkdir(parents=True)
+    spark.sql(
+        f"CREATE EXTERNAL TABLE {store.qualified('quarantine')} ({earlier}) PARTITIONED BY (`dt` string) "
+        f"STORED AS PARQUET LOCATION 'file://{spec.root}'"
+    )
+    store.ensure_tables()
+    columns = [column.name for column in store.metastore.table("quarantine").sd.cols]
+    assert columns == [f.name for f in spec.data_fields]  # click_hour added at the end
+    store.ensure_tables()  # and only once

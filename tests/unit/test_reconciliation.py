@@ -15,6 +15,7 @@ def counts(**changes: object) -> HourCounts:
         "hour": HOUR,
         "published": 10,
         "rejected": 1,
+        "quarantined": 0,
         "raw_clicks": 10,
         "raw_from_ledger": 10,
         "aggregate_clicks": AGGREGATES,
