@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import logging
 import sys
+from collections import Counter
 
 from rich.console import Console
 
@@ -68,7 +69,9 @@ def main() -> int:
     except (RuntimeErrorWithHint, SettingsError, KafkaSetupError, LedgerReadError, AirflowApiError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 1
-    console.print(f"\n[bold]this run[/bold] ({run_id}): every task {set(outcome.task_states.values())}")
+    states = Counter(outcome.task_states.values())
+    counted = ", ".join(f"{count} {state}" for state, count in sorted(states.items()))
+    console.print(f"\n[bold]this run[/bold] ({run_id}): tasks {counted}")
     for task, summary in published.items():
         console.print(f"  {task}: {summary.get('rows', 0):,} rows, {summary.get('rejected', 0):,} rejected")
     by_topic: dict[str, tuple[int, int]] = {}

@@ -69,12 +69,14 @@ def measure(settings: Settings, runs: int, copies: bool = False) -> ViewCost:
 
 
 def ten_times(settings: Settings, copies: int = COPIES) -> None:
-    """Link every hourly partition and reconciliation day into `copies` more, shifted by weeks."""
+    """Link every hourly partition and reconciliation day into `copies` more, each shifted by whole
+    weeks past the data's span, so no copy lands on another's days."""
     from app.metastore import Metastore, partition_values
     from app.reconciliation import TABLE as RECONCILIATION
     from app.table_catalog import TABLES
 
     metastore = Metastore(settings.hive_metastore_uri, settings.hive_database)
+    weeks = weeks_apart([partition_values(name)["dt"] for name in metastore.partition_locations("raw_clicks")])
     for table in [t.name for t in TABLES if t.hourly] + [RECONCILIATION]:
         locations = metastore.partition_locations(table)
         root = Path(metastore.table_location(table))
@@ -82,7 +84,8 @@ def ten_times(settings: Settings, copies: int = COPIES) -> None:
             added = {}
             for name, folder in locations.items():
                 values = partition_values(name)
-                day = (datetime.strptime(values["dt"], "%Y-%m-%d") + timedelta(weeks=copy)).strftime("%Y-%m-%d")
+                shift = timedelta(weeks=copy * weeks)
+                day = (datetime.strptime(values["dt"], "%Y-%m-%d") + shift).strftime("%Y-%m-%d")
                 shifted = "/".join(f"{key}={day if key == 'dt' else value}" for key, value in values.items())
                 target = root / f"bench-copy-{copy}" / shifted
                 target.mkdir(parents=True, exist_ok=True)
@@ -92,6 +95,12 @@ def ten_times(settings: Settings, copies: int = COPIES) -> None:
                 added[shifted] = str(target)
             metastore.add_partitions(table, added)
         log.info("%s: %s partitions, %s copies", table, len(locations), copies)
+
+
+def weeks_apart(days: list[str]) -> int:
+    """Whole weeks between copies, so that no copy's days meet another's: more than the data spans."""
+    first, last = (datetime.strptime(day, "%Y-%m-%d") for day in (min(days), max(days)))
+    return (last - first).days // 7 + 1
 
 
 def view_runs(settings: Settings, runs: int) -> tuple[ViewCost, ViewCost]:

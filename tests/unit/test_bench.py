@@ -156,3 +156,11 @@ def test_the_view_cost_section_reports_both_sets_against_the_goal() -> None:
     lines = view_section(whole, larger)
     assert "| the shared data set | 207 | 677,862 | 0.50 (0.40, 0.50, 0.60) | 0.20 (0.20, 0.30, 0.20) | 3.1 |" in lines
     assert "**View 1.20 s at most** (goal: under 2 s on both): met." in lines
+
+
+def test_copies_of_the_tables_are_shifted_past_the_datas_span() -> None:
+    from app.bench.view_cost import weeks_apart
+
+    assert weeks_apart(["2017-10-01", "2017-10-03"]) == 1
+    assert weeks_apart(["2017-10-01", "2017-10-20"]) == 3  # 19 days: copies 21 days apart never meet
+    assert weeks_apart(["2017-10-01", "2017-10-08"]) == 2
