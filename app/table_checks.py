@@ -1,18 +1,25 @@
 """The tables' check: fail loudly when the Hive tables disagree with each other or with what was published.
 
-Two checks, both on counts every table must agree on:
-1. For each hour of the range (every hour in the tables when no range is given): the clicks of
-   `article_hourly`, `category_hourly` and `context_hourly` each add up to the rows of that hour
-   in `raw_clicks`.
-2. For each file in the producer's ledger whose records the stream has passed (its offsets are
-   below the checkpoint's): the raw table holds exactly the ledger's row count for that file and
-   version, at offsets inside the ranges the ledger recorded, and the topic's end is past them.
+Which hours: those asked (a run's range) and every hour whose aggregate partitions moved since its
+last check or that was never checked (found from the metastore's locations, no data read); every
+hour when none are asked (by hand). Three checks, all on counts the tables must agree on:
+1. For each of those hours: the clicks of `article_hourly`, `category_hourly` and
+   `context_hourly` each add up to the rows of that hour in `raw_clicks`.
+2. For each of those hours: `raw_clicks` holds as many rows of the ledger's click files as the
+   ledger says were published in that hour (per-hour counts the producer keeps), once those files
+   are drained.
+3. For each file in the producer's ledger with clicks in those hours, whose records the stream has
+   passed (its offsets are below the checkpoint's): the raw table holds exactly the ledger's row
+   count for that file and version, at offsets inside the ranges the ledger recorded, and the
+   topic's end is past them.
+Each hour checked gets its row in `hour_reconciliation` (`app/reconciliation.py`).
 
 The tables are read as any reader reads them: partition locations from the Hive Metastore, rows
-from the Parquet files (footers for the counts, four columns for the per-file check), so the
-check takes seconds and no Spark. The hourly DAG's `check_tables` task runs it;
-`python -m app.table_checks [--from 2017-10-01T00 --to 2017-10-01T05]` runs it by hand (exit 1
-on a disagreement). The comparison (`find_disagreements`) is plain Python over the counts.
+from the Parquet files (footers for the counts, four columns of the raw partitions holding the
+checked files' clicks), so the check takes seconds and no Spark. The hourly DAG's `check_tables`
+task runs it; `python -m app.table_checks [--from 2017-10-01T00 --to 2017-10-01T05]` runs it by
+hand (exit 1 on a disagreement). The comparisons (`find_disagreements`, `state_of`) are plain
+Python over the counts.
 """
 
 from __future__ import annotations
