@@ -299,12 +299,13 @@ def read_charts(metastore: HiveCatalog, hour: str | None) -> Charts:
     aggregates are still the versions it checked, the other hours' from their `category_hourly`
     partitions, and only the chosen hour's files for the detail charts: the cost grows with the
     days and the hours changed since their check, not with the clicks."""
-    from app.reconciliation import AGGREGATES, versions_of
+    from app.reconciliation import AGGREGATES, rows_of_days, versions_of
 
     locations = metastore.locations()
     charts = Charts()
     category_hourly = locations.get("category_hourly", {})
-    reconciled = _reconciliation_rows(locations.get("hour_reconciliation", {}))
+    columns = ["hour", "state", "raw_clicks", "category_hourly_clicks", "aggregate_versions"]
+    reconciled = list(rows_of_days(locations.get("hour_reconciliation", {}), columns).items())
     charts.reconciliation = [(_key(hour), str(row["state"]), int(row["raw_clicks"])) for hour, row in reconciled]
     aggregates = {
         table: {partition_hour(name): location for name, location in locations.get(table, {}).items()}
@@ -350,26 +351,6 @@ def read_charts(metastore: HiveCatalog, hour: str | None) -> Charts:
 
 def _key(hour: Hour) -> str:
     return f"{hour[0]}T{hour[1]:02d}"
-
-
-def _reconciliation_rows(days: dict[str, str]) -> list[tuple[Hour, dict[str, Any]]]:
-    """The rows of `hour_reconciliation`, in hour order (none when the table does not exist yet)."""
-    if not days:
-        return []
-    import pyarrow.parquet as pq
-
-    from app.reconciliation import DAY_FILE
-
-    def read_day(location: str) -> list[dict[str, Any]]:
-        path = _folder(location) / DAY_FILE
-        columns = ["hour", "state", "raw_clicks", "category_hourly_clicks", "aggregate_versions"]
-        return pq.read_table(path, columns=columns).to_pylist() if path.exists() else []
-
-    rows = []
-    for name, day_rows in zip(days, in_parallel(read_day, list(days.values())), strict=True):
-        day = name.removeprefix("dt=")
-        rows += [((day, int(row["hour"])), row) for row in day_rows]
-    return sorted(rows, key=lambda item: item[0])
 
 
 def _sum_by(keys: list[int], values: list[int]) -> list[tuple[int, int]]:

@@ -125,23 +125,8 @@ class ReconciliationTable:
 
     def read(self, days: Iterable[str] | None = None) -> dict[Hour, dict[str, Any]]:
         """The rows of those days (every day when None), by hour."""
-        import pyarrow.parquet as pq
-
-        from app.pipeline_view import in_parallel
-
         names = None if days is None else [f"dt={day}" for day in sorted(set(days))]
-        locations = self.metastore.partition_locations(TABLE, names)
-
-        def read_day(location: str) -> list[dict[str, Any]]:
-            path = Path(location) / DAY_FILE
-            return pq.read_table(path).to_pylist() if path.exists() else []
-
-        rows: dict[Hour, dict[str, Any]] = {}
-        for name, day_rows in zip(locations, in_parallel(read_day, list(locations.values())), strict=True):
-            day = name.removeprefix("dt=")
-            for row in day_rows:
-                rows[(day, int(row["hour"]))] = row
-        return rows
+        return rows_of_days(self.metastore.partition_locations(TABLE, names))
 
     def write(self, rows: Mapping[Hour, dict[str, Any]]) -> None:
         """Replace those hours' rows (the other hours of their days stay)."""
@@ -175,6 +160,25 @@ class ReconciliationTable:
                     new[f"dt={day}"] = str(folder)
             self.metastore.add_partitions(TABLE, new)
         log.info("%s: wrote %s hour(s) of %s day(s)", TABLE, len(rows), len(by_day))
+
+
+def rows_of_days(locations: Mapping[str, str], columns: list[str] | None = None) -> dict[Hour, dict[str, Any]]:
+    """The rows of the table's day folders (partition name `dt=...` -> folder), by hour, in hour
+    order; `columns` of them (every column when None). The day files are read at once."""
+    import pyarrow.parquet as pq
+
+    from app.pipeline_view import in_parallel
+
+    def read_day(location: str) -> list[dict[str, Any]]:
+        path = Path(location) / DAY_FILE
+        return pq.read_table(path, columns=columns).to_pylist() if path.exists() else []
+
+    rows: dict[Hour, dict[str, Any]] = {}
+    for name, day_rows in zip(locations, in_parallel(read_day, list(locations.values())), strict=True):
+        day = name.removeprefix("dt=")
+        for row in day_rows:
+            rows[(day, int(row["hour"]))] = row
+    return dict(sorted(rows.items()))
 
 
 def balanced_day(rows: Mapping[Hour, Mapping[str, Any]], day: str) -> list[str]:

@@ -41,6 +41,7 @@ from app.reconciliation import (
     balanced_day,
     now,
     row_of,
+    rows_of_days,
     state_of,
     versions_of,
 )
@@ -165,7 +166,7 @@ def check_tables(settings: Settings, hours: list[Hour] | None = None, record: bo
     from app.checkpoint import committed_offsets
     from app.kafka_io import end_offsets
     from app.metastore import partition_hour
-    from app.pipeline_view import HiveCatalog, in_parallel, parquet_files, parquet_rows, read_columns
+    from app.pipeline_view import HiveCatalog, in_parallel, parquet_rows, read_columns
     from app.producer.ledger import read_ledger
 
     checkpoint = committed_offsets(settings)
@@ -173,7 +174,7 @@ def check_tables(settings: Settings, hours: list[Hour] | None = None, record: bo
     topic_ends = end_offsets(settings, [settings.kafka_topic, settings.kafka_metadata_topic])
     locations = HiveCatalog(settings).locations()
     reconciliation = ReconciliationTable(settings) if "hour_reconciliation" in locations else None
-    reconciled = reconciliation.read() if reconciliation is not None else {}
+    reconciled = rows_of_days(locations.get("hour_reconciliation", {}))
 
     def hourly(table: str) -> dict[Hour, str]:
         return {partition_hour(name): location for name, location in locations.get(table, {}).items()}
@@ -214,12 +215,13 @@ def check_tables(settings: Settings, hours: list[Hour] | None = None, record: bo
     for kind, table in RAW_TABLE_OF_KIND.items():
         # raw_articles is partitioned by arrival day and small: read whole
         sources: dict[Any, str] = dict(raw_to_read) if kind == "clicks" else dict(locations.get(table, {}))
-        read = [(where, location) for where, location in sources.items() if parquet_files(location)]
+        found = in_parallel(lambda location: _read_table(location, columns), list(sources.values()))
+        read = [(where, rows) for where, rows in zip(sources, found, strict=True) if rows is not None]
         if not read:
             continue
-        tables = in_parallel(lambda location: _read_table(location, columns), [location for _, location in read])
+        tables = [rows for _, rows in read]
         if kind == "clicks":
-            for (hour, _), rows in zip(read, tables, strict=True):
+            for hour, rows in read:
                 if hour in wanted:
                     known = _from_files(rows, ledger_files)
                     raw_from_ledger[hour] = int(pc.sum(pc.cast(known, pa.int64())).as_py() or 0)
@@ -346,12 +348,14 @@ def quarantined_per_hour(locations: list[str]) -> dict[str, int]:
 
 
 def _read_table(location: str, columns: list[str]) -> Any:
+    """Those columns of a folder's Parquet files as one Arrow table; None for a folder without any."""
     import pyarrow as pa
     import pyarrow.parquet as pq
 
     from app.pipeline_view import parquet_files
 
-    return pa.concat_tables([pq.read_table(path, columns=columns) for path in parquet_files(location)])
+    files = parquet_files(location)
+    return pa.concat_tables([pq.read_table(path, columns=columns) for path in files]) if files else None
 
 
 def _from_files(rows: Any, files: set[tuple[str, int]]) -> Any:
