@@ -223,11 +223,11 @@ def enrich_clicks(clicks: DataFrame, articles: DataFrame) -> DataFrame:
     )
 
 
-@table_transform
-def article_hourly(enriched: DataFrame) -> DataFrame:
-    """Per article and hour: clicks, distinct users, distinct sessions, category and publisher."""
+def per_article(enriched: DataFrame, period: tuple[str, ...]) -> DataFrame:
+    """Per article and period (`dt`, `hour` or `dt` alone): clicks, users and sessions counted
+    exactly over the period, category and publisher; the period's columns last."""
     return (
-        enriched.groupBy("dt", "hour", F.col("click_article_id").alias("article_id"))
+        enriched.groupBy(*period, F.col("click_article_id").alias("article_id"))
         .agg(
             F.max("category_id").alias("category_id"),
             F.max("publisher_id").alias("publisher_id"),
@@ -235,20 +235,31 @@ def article_hourly(enriched: DataFrame) -> DataFrame:
             distinct_count("user_id").alias("users"),
             distinct_count("session_id").alias("sessions"),
         )
-        .select("article_id", "category_id", "publisher_id", "clicks", "users", "sessions", "dt", "hour")
+        .select("article_id", "category_id", "publisher_id", "clicks", "users", "sessions", *period)
     )
+
+
+def per_category(enriched: DataFrame, period: tuple[str, ...]) -> DataFrame:
+    """Per category and period: clicks, and users, sessions and articles counted exactly over it."""
+    return enriched.groupBy(*period, "category_id").agg(
+        F.count(F.lit(1)).alias("clicks"),
+        distinct_count("user_id").alias("users"),
+        distinct_count("session_id").alias("sessions"),
+        distinct_count("click_article_id").alias("articles"),
+    )
+
+
+@table_transform
+def article_hourly(enriched: DataFrame) -> DataFrame:
+    """Per article and hour: clicks, distinct users, distinct sessions, category and publisher."""
+    return per_article(enriched, PARTITION_COLUMNS)
 
 
 @table_transform
 def category_hourly(enriched: DataFrame) -> DataFrame:
     """Per category and hour: clicks, distinct users, sessions and articles, and the mean word
     count of the distinct articles clicked (null where no clicked article of the category is known)."""
-    counts = enriched.groupBy("dt", "hour", "category_id").agg(
-        F.count(F.lit(1)).alias("clicks"),
-        distinct_count("user_id").alias("users"),
-        distinct_count("session_id").alias("sessions"),
-        distinct_count("click_article_id").alias("articles"),
-    )
+    counts = per_category(enriched, PARTITION_COLUMNS)
     words = (
         enriched.select("dt", "hour", "category_id", "click_article_id", "words_count")
         .distinct()
@@ -332,32 +343,13 @@ def session_summary(enriched: DataFrame) -> DataFrame:
 def article_daily(enriched: DataFrame) -> DataFrame:
     """Per article and UTC day: clicks, and users and sessions counted exactly over the whole day (a
     user of two hours counts once: not a sum of the hours)."""
-    return (
-        enriched.groupBy("dt", F.col("click_article_id").alias("article_id"))
-        .agg(
-            F.max("category_id").alias("category_id"),
-            F.max("publisher_id").alias("publisher_id"),
-            F.count(F.lit(1)).alias("clicks"),
-            distinct_count("user_id").alias("users"),
-            distinct_count("session_id").alias("sessions"),
-        )
-        .select("article_id", "category_id", "publisher_id", "clicks", "users", "sessions", "dt")
-    )
+    return per_article(enriched, ("dt",))
 
 
 @table_transform
 def category_daily(enriched: DataFrame) -> DataFrame:
     """Per category and UTC day: clicks, and exact distinct users, sessions and articles of the day."""
-    return (
-        enriched.groupBy("dt", "category_id")
-        .agg(
-            F.count(F.lit(1)).alias("clicks"),
-            distinct_count("user_id").alias("users"),
-            distinct_count("session_id").alias("sessions"),
-            distinct_count("click_article_id").alias("articles"),
-        )
-        .select("category_id", "clicks", "users", "sessions", "articles", "dt")
-    )
+    return per_category(enriched, ("dt",)).select("category_id", "clicks", "users", "sessions", "articles", "dt")
 
 
 TOP_CATEGORIES = 10
