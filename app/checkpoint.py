@@ -33,6 +33,7 @@ import time
 from pathlib import Path
 from typing import IO, Any
 
+from app.hours import Hour
 from app.schemas import SCHEMA_VERSION
 from app.settings import Settings
 
@@ -98,7 +99,7 @@ def _pending_hours_file(settings: Settings) -> Path:
     return settings.check_point_location / "streaming.pending-hours.json"
 
 
-def pending_hours(settings: Settings) -> list[tuple[str, int]]:
+def pending_hours(settings: Settings) -> list[Hour]:
     """Hours landed by a drain whose aggregates are not recomputed yet, as (dt, hour), in order."""
     path = _pending_hours_file(settings)
     if not path.exists():
@@ -106,12 +107,12 @@ def pending_hours(settings: Settings) -> list[tuple[str, int]]:
     return sorted((str(dt), int(hour)) for dt, hour in json.loads(path.read_text()))
 
 
-def add_pending_hours(settings: Settings, hours: list[tuple[str, int]]) -> None:
+def add_pending_hours(settings: Settings, hours: list[Hour]) -> None:
     """Add hours to the list, atomically (before the micro-batch that landed them is committed)."""
     _write_hours(settings, sorted(set(pending_hours(settings)) | set(hours)))
 
 
-def clear_pending_hours(settings: Settings, done: list[tuple[str, int]]) -> None:
+def clear_pending_hours(settings: Settings, done: list[Hour]) -> None:
     """Take recomputed hours off the list (the file goes when it is empty)."""
     left = sorted(set(pending_hours(settings)) - set(done))
     if left:
@@ -120,7 +121,7 @@ def clear_pending_hours(settings: Settings, done: list[tuple[str, int]]) -> None
         _pending_hours_file(settings).unlink(missing_ok=True)
 
 
-def _write_hours(settings: Settings, hours: list[tuple[str, int]]) -> None:
+def _write_hours(settings: Settings, hours: list[Hour]) -> None:
     _write_json(_pending_hours_file(settings), hours)
 
 

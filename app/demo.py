@@ -18,12 +18,13 @@ from collections import Counter
 
 from rich.console import Console
 
-from app.airflow_client import AirflowApiError, AirflowClient
+from app.airflow.client import AirflowApiError, AirflowClient
 from app.kafka_io import KafkaSetupError
 from app.producer.ledger import LedgerReadError, read_ledger
 from app.runtime.__main__ import format_status, up
+from app.runtime.airflow_server import Airflow
+from app.runtime.local import LocalRuntime
 from app.runtime.process import RuntimeErrorWithHint
-from app.runtime.services import Airflow, LocalRuntime
 from app.settings import SettingsError, load_settings
 from app.spark_session import build_spark_session
 from app.summary import summarise_tables
@@ -36,7 +37,7 @@ DAG = "clickstream_hourly"
 
 def main() -> int:
     logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    logging.getLogger("app.airflow_client").setLevel(logging.INFO)  # one line per task as it changes state
+    logging.getLogger("app.airflow.client").setLevel(logging.INFO)  # one line per task as it changes state
     console = Console(width=160)
     try:
         settings = load_settings()

@@ -1,9 +1,12 @@
 """A UTC hour of clicks: its forms and how they convert.
 
-Three forms are in use: an hour *key* (`2017-10-01T03`, the text users type, Airflow's asset
+Four forms are in use: an hour *key* (`2017-10-01T03`, the text users type, Airflow's asset
 partition key and the ledger's per-hour counts), a table *hour* (`("2017-10-01", 3)`, the
-`dt`/`hour` partition values of the hourly tables), and an *epoch hour* (hours since 1970, what
-the producer computes from a click's millisecond timestamp). A day is `2017-10-01`.
+`dt`/`hour` partition values of the hourly tables), its *partition name* (`dt=2017-10-01/hour=3`,
+Hive's), and an *epoch hour* (hours since 1970, what the producer computes from a click's
+millisecond timestamp). A day is `2017-10-01`. Ranges of hours include both ends.
+
+This module imports nothing of the project: every other module may use it.
 """
 
 from __future__ import annotations
@@ -13,6 +16,10 @@ from datetime import UTC, datetime, timedelta
 MS_PER_HOUR = 3_600_000
 HOUR_LAYOUT = "%Y-%m-%dT%H"
 DAY_LAYOUT = "%Y-%m-%d"
+HOUR_KEY_PATTERN = r"^\d{4}-\d{2}-\d{2}T\d{2}$"  # an hour key, for forms that check what users type
+DAY_PATTERN = r"^\d{4}-\d{2}-\d{2}$"
+# what a user may give for an hour (the key, or a timestamp within the hour)
+MOMENT_LAYOUTS = ("%Y-%m-%dT%H", "%Y-%m-%dT%H:%M", "%Y-%m-%dT%H:%M:%S", "%Y-%m-%d %H:%M:%S", "%Y-%m-%dT%H:%M:%S%z")
 
 Hour = tuple[str, int]  # (dt, hour of day): an hourly table's partition values
 
@@ -42,3 +49,59 @@ def hours_of_day(day: str) -> list[Hour]:
     """The 24 hours of a UTC day (`2017-10-01`); ValueError when it is not a day."""
     datetime.strptime(day, DAY_LAYOUT)
     return [(day, hour) for hour in range(24)]
+
+
+def hour_start(hour: Hour) -> datetime:
+    """("2017-10-01", 3) -> 2017-10-01 03:00 UTC."""
+    return datetime.strptime(hour_key(hour), HOUR_LAYOUT).replace(tzinfo=UTC)
+
+
+def hour_of(moment: datetime) -> Hour:
+    """The hour a UTC moment falls in."""
+    return moment.strftime(DAY_LAYOUT), moment.hour
+
+
+def parse_moment(text: str) -> datetime:
+    """The UTC hour of a key or timestamp (`2017-10-01T05`, `2017-10-01T05:30:00+02:00`, ...), as the
+    moment it starts; ValueError for anything else. A time without a zone is UTC."""
+    for layout in MOMENT_LAYOUTS:
+        try:
+            moment = datetime.strptime(text, layout)
+        except ValueError:
+            continue
+        moment = moment.astimezone(UTC) if moment.tzinfo else moment.replace(tzinfo=UTC)
+        return moment.replace(minute=0, second=0, microsecond=0)
+    raise ValueError(f"not an hour: {text!r} (expected e.g. 2017-10-01T05)")
+
+
+def hours_from(first: datetime, last: datetime) -> list[Hour]:
+    """Every hour from the one `first` falls in to the one `last` falls in; ValueError when `last` is earlier."""
+    if last < first:
+        raise ValueError(f"{last:{HOUR_LAYOUT}} is before {first:{HOUR_LAYOUT}}")
+    hours, moment = [], first.replace(minute=0, second=0, microsecond=0)
+    while moment <= last:
+        hours.append(hour_of(moment))
+        moment += timedelta(hours=1)
+    return hours
+
+
+def hours_in_range(first: str, last: str) -> list[Hour]:
+    """Every hour from key `first` to key `last` (like 2017-10-01T05); ValueError for a bad key or order."""
+    return hours_from(datetime.strptime(first, HOUR_LAYOUT), datetime.strptime(last, HOUR_LAYOUT))
+
+
+def partition_hour(name: str) -> Hour:
+    """The hour of an hourly partition's name, `dt=2017-10-01/hour=3` -> ("2017-10-01", 3);
+    ("", 0) for a partition without them (so any table's partitions sort by it)."""
+    values = dict(part.split("=", 1) for part in name.split("/") if part)
+    return values.get("dt", ""), int(values.get("hour", 0))
+
+
+def hour_partition(hour: Hour) -> str:
+    """The name of an hourly partition: ("2017-10-01", 3) -> `dt=2017-10-01/hour=3`."""
+    return f"dt={hour[0]}/hour={hour[1]}"
+
+
+def partition_key(name: str) -> str:
+    """`dt=2017-10-01/hour=3` -> `2017-10-01T03`."""
+    return hour_key(partition_hour(name))

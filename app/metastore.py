@@ -7,6 +7,12 @@ cost a tenth of a second each, a third of a micro-batch touching 200 hours. The 
 `check_tables` read locations here, so nothing of theirs starts Spark. Spark caches a table's file
 listing: a job that changed partitions here refreshes the table (`REFRESH TABLE`) before reading it.
 
+Every partition the jobs write carries Hive's basic statistics in its parameters (`numRows`,
+`numFiles`, `totalSize`), set in the same call that adds the partition or points it at a new
+folder: a reader learns a table's rows from one listing call instead of every file's footer, and
+Spark's planner sees the sizes. The metastore keeps the figures it is given when `numFiles` and
+`totalSize` are among them (it lists the folder itself only when they are missing or change).
+
 Partition names are Hive's: `dt=2017-10-01/hour=3` (values in the order of the partition keys).
 A connection is opened per call: a restarted metastore is simply reached again by the next call.
 """
@@ -15,8 +21,9 @@ from __future__ import annotations
 
 import copy
 import logging
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
+from dataclasses import dataclass
 from typing import Any
 
 log = logging.getLogger(__name__)
@@ -26,21 +33,41 @@ class MetastoreUnreachable(ConnectionError):
     """The metastore did not accept the connection or did not answer in time."""
 
 
+@dataclass(frozen=True)
+class PartitionStats:
+    """A partition's rows, data files and bytes, as Hive's basic statistics."""
+
+    rows: int
+    files: int
+    bytes: int
+
+    def __add__(self, other: PartitionStats) -> PartitionStats:
+        return PartitionStats(self.rows + other.rows, self.files + other.files, self.bytes + other.bytes)
+
+    def parameters(self) -> dict[str, str]:
+        return {"numRows": str(self.rows), "numFiles": str(self.files), "totalSize": str(self.bytes)}
+
+    @classmethod
+    def of(cls, parameters: Mapping[str, str] | None) -> PartitionStats | None:
+        """The statistics in a partition's parameters; None when any of them is missing or unknown (-1)."""
+        try:
+            found = cls(*(int((parameters or {})[key]) for key in ("numRows", "numFiles", "totalSize")))
+        except (KeyError, ValueError):
+            return None
+        return found if min(found.rows, found.files, found.bytes) >= 0 else None
+
+
+@dataclass(frozen=True)
+class PartitionEntry:
+    """A partition as the metastore holds it: its local folder and its statistics, when it has them."""
+
+    location: str
+    stats: PartitionStats | None
+
+
 def partition_values(name: str) -> dict[str, str]:
     """`dt=2017-10-01/hour=3` -> {"dt": "2017-10-01", "hour": "3"}."""
     return dict(part.split("=", 1) for part in name.split("/") if part)
-
-
-def partition_hour(name: str) -> tuple[str, int]:
-    """The (dt, hour) of an hourly partition's name, `dt=2017-10-01/hour=3` -> ("2017-10-01", 3);
-    ("", 0) for a partition without them (so any table's partitions sort by it)."""
-    values = partition_values(name)
-    return values.get("dt", ""), int(values.get("hour", 0))
-
-
-def hour_partition(hour: tuple[str, int]) -> str:
-    """The name of an hourly partition: ("2017-10-01", 3) -> `dt=2017-10-01/hour=3`."""
-    return f"dt={hour[0]}/hour={hour[1]}"
 
 
 def partition_name(keys: list[str], values: list[str]) -> str:
@@ -110,8 +137,9 @@ class Metastore:
     def table_location(self, name: str) -> str:
         return local_path(self.table(name).sd.location)
 
-    def partition_locations(self, name: str, names: list[str] | None = None) -> dict[str, str]:
-        """Partition name -> local folder, of every partition of the table, or of those `names` that exist."""
+    def partitions(self, name: str, names: list[str] | None = None) -> dict[str, PartitionEntry]:
+        """Partition name -> folder and statistics, of every partition of the table, or of those
+        `names` that exist; one call."""
         if names is not None and not names:
             return {}
         with self.client() as client:
@@ -120,10 +148,22 @@ class Metastore:
                 partitions = client.get_partitions(self.database, name, -1)
             else:
                 partitions = client.get_partitions_by_names(self.database, name, sorted(set(names)))
-        return {partition_name(keys, list(p.values)): local_path(p.sd.location) for p in partitions}
+        return {
+            partition_name(keys, list(p.values)): PartitionEntry(
+                local_path(p.sd.location), PartitionStats.of(p.parameters)
+            )
+            for p in partitions
+        }
 
-    def add_partitions(self, name: str, folders: Mapping[str, str]) -> None:
-        """Register new partitions (name -> folder) in one call; those that exist already are left alone."""
+    def partition_locations(self, name: str, names: list[str] | None = None) -> dict[str, str]:
+        """Partition name -> local folder, of every partition of the table, or of those `names` that exist."""
+        return {partition: entry.location for partition, entry in self.partitions(name, names).items()}
+
+    def add_partitions(
+        self, name: str, folders: Mapping[str, str], stats: Mapping[str, PartitionStats] | None = None
+    ) -> None:
+        """Register new partitions (name -> folder, with their statistics when given) in one call;
+        those that exist already are left alone."""
         if not folders:
             return
         from thrift_files.libraries.thrift_hive_metastore_client.ttypes import AddPartitionsRequest, Partition
@@ -142,7 +182,7 @@ class Metastore:
                         dbName=self.database,
                         tableName=name,
                         sd=storage,
-                        parameters={},
+                        parameters=stats[partition].parameters() if stats and partition in stats else {},
                     )
                 )
             request = AddPartitionsRequest(
@@ -150,18 +190,38 @@ class Metastore:
             )
             client.add_partitions_req(request)
 
-    def move_partitions(self, name: str, folders: Mapping[str, str]) -> dict[str, str]:
-        """Point existing partitions at new folders in one call (readers through the metastore see
-        each partition's old folder or its new one, never a mix); returns their previous folders."""
+    def move_partitions(
+        self, name: str, folders: Mapping[str, str], stats: Mapping[str, PartitionStats] | None = None
+    ) -> dict[str, str]:
+        """Point existing partitions at new folders, with the new folders' statistics when given, in
+        one call (readers through the metastore see each partition's old folder and figures or its
+        new ones, never a mix); returns their previous folders."""
         if not folders:
             return {}
+        return self._alter(name, sorted(folders), lambda partition: folders[partition], stats or {})
+
+    def set_stats(self, name: str, stats: Mapping[str, PartitionStats]) -> None:
+        """Give existing partitions new statistics (their folders stay) in one call."""
+        if stats:
+            self._alter(name, sorted(stats), lambda partition: None, stats)
+
+    def _alter(
+        self,
+        name: str,
+        names: list[str],
+        folder_of: Callable[[str], str | None],
+        stats: Mapping[str, PartitionStats],
+    ) -> dict[str, str]:
         with self.client() as client:
             keys = [key.name for key in client.get_table(self.database, name).partitionKeys]
-            partitions = client.get_partitions_by_names(self.database, name, sorted(folders))
+            partitions = client.get_partitions_by_names(self.database, name, names)
             previous = {}
             for partition in partitions:
                 found = partition_name(keys, list(partition.values))
                 previous[found] = local_path(partition.sd.location)
-                partition.sd.location = location_uri(folders[found])
+                if (folder := folder_of(found)) is not None:
+                    partition.sd.location = location_uri(folder)
+                if found in stats:
+                    partition.parameters = {**(partition.parameters or {}), **stats[found].parameters()}
             client.alter_partitions(self.database, name, partitions)
         return previous

@@ -2,9 +2,9 @@
 
 Each section is read on its own and carries its own error, so a service that is down turns into a
 message on the page while the other sections still show. The Hive tables are read the way any
-reader of the tables would: their locations from the metastore (thrift), their rows from the
-Parquet files there (footers for the counts, a few columns for the charts). Nothing here starts
-Spark, so a view takes well under a second on the sample.
+reader of the tables would: their locations and statistics from the metastore (thrift), a few
+columns of the Parquet files there for the charts. Nothing here starts Spark, and the cost grows
+with the partitions and days, not with the rows.
 """
 
 from __future__ import annotations
@@ -16,15 +16,17 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar
 
-from app.metastore import partition_hour
+from app.hours import hour_key, partition_hour, partition_key
+from app.metastore import PartitionEntry
+from app.parquet_folders import folder, in_parallel, listed_size, parquet_rows, read_columns
 from app.settings import Settings
-from app.table_catalog import TABLE_NAMES  # every table of the pipeline, in the order the page lists them
+from app.table_catalog import BY_NAME, TABLE_NAMES, TableKind  # TABLE_NAMES: in the order the page lists them
 
 log = logging.getLogger(__name__)
 
 SERVICE_TIMEOUT = 2.0  # seconds a service may take to answer before the view says it is down
 TOP = 10
-Hour = tuple[str, int]
+MUTABLE_FOLDERS = (TableKind.RAW, TableKind.CHECK)  # tables whose partition folders gain or swap files in place
 T = TypeVar("T")
 
 
@@ -211,87 +213,67 @@ def read_ledger_rows(settings: Settings) -> list[dict[str, Any]]:
 
 
 class HiveCatalog:
-    """Table and partition locations from the Hive Metastore (thrift), read once per view."""
+    """Table and partition locations and statistics from the Hive Metastore (thrift), read once per view."""
 
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
-        self._locations: dict[str, dict[str, str]] | None = None
+        self._entries: dict[str, dict[str, PartitionEntry]] | None = None
+
+    def entries(self) -> dict[str, dict[str, PartitionEntry]]:
+        """Per table: partition name ("dt=2017-10-01/hour=3", or "" unpartitioned) -> folder and statistics."""
+        if self._entries is None:
+            self._entries = self._read_entries()
+        return self._entries
 
     def locations(self) -> dict[str, dict[str, str]]:
-        """Per table: partition name ("dt=2017-10-01/hour=3", or "" unpartitioned) -> folder."""
-        if self._locations is None:
-            self._locations = self._read_locations()
-        return self._locations
+        """Per table: partition name -> folder."""
+        return {
+            name: {partition: entry.location for partition, entry in partitions.items()}
+            for name, partitions in self.entries().items()
+        }
 
-    def _read_locations(self) -> dict[str, dict[str, str]]:
+    def _read_entries(self) -> dict[str, dict[str, PartitionEntry]]:
         from app.metastore import Metastore
 
         metastore = Metastore(self.settings.hive_metastore_uri, self.settings.hive_database, SERVICE_TIMEOUT)
         existing = metastore.tables()
-        return {name: metastore.partition_locations(name) for name in TABLE_NAMES if name in existing}
+        return {name: metastore.partitions(name) for name in TABLE_NAMES if name in existing}
 
 
-def _folder(location: str) -> Path:
-    return Path(location.removeprefix("file:"))
-
-
-def parquet_files(location: str) -> list[Path]:
-    """The data files of a table or partition folder (Spark's `_SUCCESS` and hidden files left out)."""
-    folder = _folder(location)
-    if not folder.is_dir():
-        return []
-    return sorted(
-        path
-        for path in folder.rglob("*")
-        if path.is_file() and not any(part.startswith(("_", ".")) for part in path.relative_to(folder).parts)
-    )
-
-
-def parquet_rows(location: str) -> int:
-    import pyarrow.parquet as pq
-
-    return sum(pq.ParquetFile(path).metadata.num_rows for path in parquet_files(location))
-
-
-def read_columns(location: str, columns: list[str]) -> dict[str, list[Any]]:
-    import pyarrow as pa
-    import pyarrow.parquet as pq
-
-    files = parquet_files(location)
-    if not files:
-        return {column: [] for column in columns}
-    table: pa.Table = pa.concat_tables([pq.read_table(path, columns=columns) for path in files])
-    return dict(table.to_pydict())
-
-
-def in_parallel(function: Callable[[str], T], locations: list[str]) -> list[T]:
-    """`function` over many small Parquet folders at once (pyarrow reads without holding the GIL)."""
-    from concurrent.futures import ThreadPoolExecutor
-
-    with ThreadPoolExecutor(max_workers=8) as pool:
-        return list(pool.map(function, locations))
+def partition_rows(entry: PartitionEntry, kind: TableKind) -> int:
+    """A partition's rows from the statistics its writer recorded in the metastore. A partition
+    written whole into a folder of its own (aggregates, daily tables, `articles`) gets its figures
+    in the same metastore call as its folder, so they are taken as they are. A raw partition's
+    folder gains files between its statistics updates (and a crash can fall between the rename
+    and the update): its figures are taken when one listing of the folder finds the files and bytes
+    they name, else the footers are read. So is a partition without statistics (written by an
+    older version, or by hand)."""
+    stats = entry.stats
+    if stats is not None and (kind not in MUTABLE_FOLDERS or listed_size(entry.location) == (stats.files, stats.bytes)):
+        return stats.rows
+    return parquet_rows(entry.location)
 
 
 def read_tables(metastore: HiveCatalog) -> list[TableState]:
+    """Each table's rows, partitions and latest partition: one metastore call per table, one listing
+    per raw partition, footers only where no statistics can be trusted."""
+    entries = metastore.entries()
+    every = [(entry, BY_NAME[name].kind) for name, partitions in entries.items() for entry in partitions.values()]
+    rows = iter(in_parallel(lambda item: partition_rows(*item), every))
     tables = []
-    for name, partitions in metastore.locations().items():
+    for name, partitions in entries.items():
         names = sorted((p for p in partitions if p), key=partition_hour)
         tables.append(
             TableState(
                 name=name,
-                rows=sum(in_parallel(parquet_rows, list(partitions.values()))),
+                rows=sum(next(rows) for _ in partitions),
                 partitioned="" not in partitions,
                 partitions=len(names),
                 latest_partition=names[-1] if names else None,
-                location=str(_folder(partitions[names[-1]] if names else partitions.get("", ""))),
+                location=str(folder(partitions[names[-1]].location)) if names else "",
             )
         )
     return tables
-
-
-def _hour_key(name: str) -> str:
-    dt, hour = partition_hour(name)
-    return f"{dt}T{hour:02d}"
 
 
 def read_charts(metastore: HiveCatalog, hour: str | None) -> Charts:
@@ -306,26 +288,26 @@ def read_charts(metastore: HiveCatalog, hour: str | None) -> Charts:
     category_hourly = locations.get("category_hourly", {})
     columns = ["hour", "state", "raw_clicks", "category_hourly_clicks", "aggregate_versions"]
     reconciled = list(rows_of_days(locations.get("hour_reconciliation", {}), columns).items())
-    charts.reconciliation = [(_key(hour), str(row["state"]), int(row["raw_clicks"])) for hour, row in reconciled]
+    charts.reconciliation = [(hour_key(hour), str(row["state"]), int(row["raw_clicks"])) for hour, row in reconciled]
     aggregates = {
         table: {partition_hour(name): location for name, location in locations.get(table, {}).items()}
         for table in AGGREGATES
     }
     per_hour = {
-        _key(hour): int(row["category_hourly_clicks"])
+        hour_key(hour): int(row["category_hourly_clicks"])
         for hour, row in reconciled
         if row["category_hourly_clicks"]
         and row["aggregate_versions"] == versions_of({table: aggregates[table].get(hour) for table in AGGREGATES})
     }
-    unchecked = {name: location for name, location in category_hourly.items() if _hour_key(name) not in per_hour}
+    unchecked = {name: location for name, location in category_hourly.items() if partition_key(name) not in per_hour}
     clicks = in_parallel(lambda location: sum(read_columns(location, ["clicks"])["clicks"]), list(unchecked.values()))
-    per_hour.update({_hour_key(name): total for name, total in zip(unchecked, clicks, strict=True)})
+    per_hour.update({partition_key(name): total for name, total in zip(unchecked, clicks, strict=True)})
     charts.clicks_per_hour = sorted(per_hour.items())
     if not per_hour:
         return charts
     chosen = hour if hour in per_hour else max(per_hour, key=lambda key: (per_hour[key], key))
     charts.hour = chosen
-    partition = next(name for name in category_hourly if _hour_key(name) == chosen)
+    partition = next(name for name in category_hourly if partition_key(name) == chosen)
 
     categories = read_columns(category_hourly[partition], ["category_id", "clicks", "users"])
     charts.top_categories = sorted(
@@ -347,10 +329,6 @@ def read_charts(metastore: HiveCatalog, hour: str | None) -> Charts:
         environments = read_columns(locations["context_hourly"][partition], ["click_environment", "clicks"])
         charts.by_environment = _sum_by(environments["click_environment"], environments["clicks"])
     return charts
-
-
-def _key(hour: Hour) -> str:
-    return f"{hour[0]}T{hour[1]:02d}"
 
 
 def _sum_by(keys: list[int], values: list[int]) -> list[tuple[int, int]]:

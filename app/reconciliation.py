@@ -167,7 +167,7 @@ def rows_of_days(locations: Mapping[str, str], columns: list[str] | None = None)
     order; `columns` of them (every column when None). The day files are read at once."""
     import pyarrow.parquet as pq
 
-    from app.pipeline_view import in_parallel
+    from app.parquet_folders import in_parallel
 
     def read_day(location: str) -> list[dict[str, Any]]:
         path = Path(location) / DAY_FILE

@@ -21,7 +21,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, fields, replace
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 
@@ -390,11 +390,19 @@ def _resolve_path(raw: str) -> Path:
     return path if path.is_absolute() else (REPO_ROOT / path)
 
 
-def _port(variable: str, raw: str) -> int:
+V = TypeVar("V")
+
+
+def _converted(variable: str, raw: str, convert: Callable[[str], V], expected: str) -> V:
+    """`convert(raw)`, or a SettingsError naming the variable, what it expects and what it got."""
     try:
-        port = int(raw)
+        return convert(raw)
     except ValueError:
-        raise SettingsError(f"{variable}: expected a port number, got {raw!r}") from None
+        raise SettingsError(f"{variable}: expected {expected}, got {raw!r}") from None
+
+
+def _port(variable: str, raw: str) -> int:
+    port = _converted(variable, raw, int, "a port number")
     if not 0 < port < 65536:
         raise SettingsError(f"{variable}: port must be between 1 and 65535, got {port}")
     return port
@@ -415,10 +423,7 @@ def _starting_offsets(variable: str, raw: str) -> str:
 
 
 def _non_negative_float(variable: str, raw: str) -> float:
-    try:
-        value = float(raw)
-    except ValueError:
-        raise SettingsError(f"{variable}: expected a number of seconds, got {raw!r}") from None
+    value = _converted(variable, raw, float, "a number of seconds")
     if value < 0:
         raise SettingsError(f"{variable}: must not be negative, got {raw!r}")
     return value
@@ -433,10 +438,7 @@ def _positive_float(variable: str, raw: str) -> float:
 
 def _utc_time(variable: str, raw: str) -> datetime:
     """An ISO date or date-time; UTC unless it names its zone."""
-    try:
-        parsed = datetime.fromisoformat(raw)
-    except ValueError:
-        raise SettingsError(f"{variable}: expected an ISO date or date-time such as 2000-01-01, got {raw!r}") from None
+    parsed = _converted(variable, raw, datetime.fromisoformat, "an ISO date or date-time such as 2000-01-01")
     return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
 
 
@@ -449,10 +451,7 @@ def _webhook_url(variable: str, raw: str) -> str:
 
 
 def _positive_int(variable: str, raw: str) -> int:
-    try:
-        value = int(raw)
-    except ValueError:
-        raise SettingsError(f"{variable}: expected a whole number, got {raw!r}") from None
+    value = _converted(variable, raw, int, "a whole number")
     if value < 1:
         raise SettingsError(f"{variable}: must be at least 1, got {value}")
     return value
@@ -662,6 +661,10 @@ class Settings:
     @property
     def jars_dir(self) -> Path:
         return self.state_dir / "jars"
+
+    def environment(self) -> dict[str, str]:
+        """The settings as environment variables, for child processes (secrets left out)."""
+        return {spec.variable: str(getattr(self, spec.field)) for spec in SPECS if not spec.secret}
 
     def public_items(self) -> list[tuple[str, str]]:
         """(variable, value) pairs with secrets masked, for printing."""

@@ -13,8 +13,9 @@ import subprocess
 import sys
 
 from app.runtime import deps
+from app.runtime.hive_metastore import HiveMetastore
 from app.runtime.process import RuntimeErrorWithHint
-from app.runtime.services import HiveMetastore, SparkThriftServer
+from app.runtime.spark_thrift import SparkThriftServer
 from app.settings import SettingsError, load_settings
 
 log = logging.getLogger("app.sql_shell")

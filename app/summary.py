@@ -6,6 +6,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
+from app.hours import Hour
 from app.settings import Settings
 from app.table_catalog import TABLE_NAMES
 
@@ -16,7 +17,7 @@ if TYPE_CHECKING:
 @dataclass
 class TablesSummary:
     row_counts: dict[str, int] = field(default_factory=dict)
-    busiest_hour: tuple[str, int] | None = None
+    busiest_hour: Hour | None = None
     busiest_hour_clicks: int = 0
     top_articles: list[tuple[int, int, int]] = field(default_factory=list)  # article, category, clicks
     top_categories: list[tuple[int, int, int]] = field(default_factory=list)  # category, clicks, users

@@ -29,10 +29,9 @@ import logging
 import sys
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
 from typing import Any
 
-from app.hours import HOUR_LAYOUT, Hour, hour_key, parse_hour_key
+from app.hours import Hour, hour_key, hours_in_range, parse_hour_key, partition_hour
 from app.producer.ledger import LedgerEntry
 from app.reconciliation import (
     BALANCED,
@@ -120,18 +119,6 @@ class CheckReport:
         return sorted(hour for hour, state in self.states.items() if state == BALANCED)
 
 
-def hours_in_range(first: str, last: str) -> list[Hour]:
-    """Every UTC hour from `first` to `last` (like 2017-10-01T05), both included."""
-    start, end = datetime.strptime(first, HOUR_LAYOUT), datetime.strptime(last, HOUR_LAYOUT)
-    if end < start:
-        raise ValueError(f"{last} is before {first}")
-    hours = []
-    while start <= end:
-        hours.append((start.strftime("%Y-%m-%d"), start.hour))
-        start += timedelta(hours=1)
-    return hours
-
-
 def drained(entry: LedgerEntry, checkpoint: Offsets) -> bool:
     """Whether the stream has passed every record of a ledger entry."""
     return all(checkpoint.get(entry.topic, {}).get(int(p), 0) > last for p, (_, last) in entry.offsets.items())
@@ -165,8 +152,8 @@ def check_tables(settings: Settings, hours: list[Hour] | None = None, record: bo
 
     from app.checkpoint import committed_offsets
     from app.kafka_io import end_offsets
-    from app.metastore import partition_hour
-    from app.pipeline_view import HiveCatalog, in_parallel, parquet_rows, read_columns
+    from app.parquet_folders import in_parallel, parquet_rows, read_columns
+    from app.pipeline_view import HiveCatalog
     from app.producer.ledger import read_ledger
 
     checkpoint = committed_offsets(settings)
@@ -269,8 +256,8 @@ def check_tables(settings: Settings, hours: list[Hour] | None = None, record: bo
 def check_day(settings: Settings, day: str) -> list[str]:
     """The daily tables of `day` against its raw clicks: each adds up to the day's raw rows (every
     disagreement, one sentence each)."""
-    from app.metastore import partition_hour
-    from app.pipeline_view import HiveCatalog, in_parallel, parquet_rows, read_columns
+    from app.parquet_folders import in_parallel, parquet_rows, read_columns
+    from app.pipeline_view import HiveCatalog
     from app.table_catalog import daily_tables
 
     locations = HiveCatalog(settings).locations()
@@ -331,7 +318,7 @@ def quarantined_per_hour(locations: list[str]) -> dict[str, int]:
     failed, so reading all of it stays small."""
     import pyarrow.parquet as pq
 
-    from app.pipeline_view import in_parallel, parquet_files
+    from app.parquet_folders import in_parallel, parquet_files
 
     def hours_in(location: str) -> list[str]:
         found = []
@@ -352,7 +339,7 @@ def _read_table(location: str, columns: list[str]) -> Any:
     import pyarrow as pa
     import pyarrow.parquet as pq
 
-    from app.pipeline_view import parquet_files
+    from app.parquet_folders import parquet_files
 
     files = parquet_files(location)
     return pa.concat_tables([pq.read_table(path, columns=columns) for path in files]) if files else None

@@ -12,12 +12,9 @@ UI it takes the day as a parameter. The work lives in `app/` and `spark_jobs/`.
 
 from __future__ import annotations
 
-from datetime import timedelta
-
 import pendulum
 from airflow.sdk import (
     DayWindow,
-    Param,
     PartitionedAssetTimetable,
     RollupMapper,
     StartOfDayMapper,
@@ -26,13 +23,10 @@ from airflow.sdk import (
     task,
 )
 
-from app.airflow_operators import ClickstreamSparkSubmitOperator
-from app.alerts import WebhookNotifier
-from app.hours import DAY_LAYOUT, HOUR_LAYOUT
-from app.lineage import DAILY_TABLES, HOURLY_TABLES, LANDED_HOURS, RECOMPUTED_DAYS, RECONCILIATION
-from app.runtime.services import SPARK_POOL
-
-DAY_PATTERN = r"^\d{4}-\d{2}-\d{2}$"
+from app.airflow.assets import DAILY_TABLES, HOURLY_TABLES, LANDED_HOURS, RECOMPUTED_DAYS, RECONCILIATION
+from app.airflow.operators import ClickstreamSparkSubmitOperator, batch_task_defaults, optional_text
+from app.airflow.pools import SPARK_POOL
+from app.hours import DAY_LAYOUT, DAY_PATTERN, HOUR_LAYOUT
 
 
 @dag(
@@ -50,20 +44,11 @@ DAY_PATTERN = r"^\d{4}-\d{2}-\d{2}$"
     start_date=pendulum.datetime(2017, 10, 1, tz="UTC"),
     catchup=False,
     max_active_runs=2,
-    default_args={
-        "retries": 2,
-        "retry_delay": timedelta(seconds=20),
-        "execution_timeout": timedelta(minutes=30),
-        "on_failure_callback": WebhookNotifier(),
-    },
+    default_args=batch_task_defaults(),
     tags=["clickstream"],
     params={
-        "day": Param(
-            None,
-            type=["null", "string"],
-            pattern=f"({DAY_PATTERN})|^$",
-            title="Day (UTC)",
-            description="The UTC day to build, like 2017-10-01 (empty: the run's partition)",
+        "day": optional_text(
+            "Day (UTC)", "The UTC day to build, like 2017-10-01 (empty: the run's partition)", DAY_PATTERN
         ),
     },
     doc_md=__doc__,
@@ -73,7 +58,7 @@ def clickstream_daily() -> None:
     @task(inlets=[RECONCILIATION], retries=0)
     def hours_balanced() -> list[str]:
         """Arguments of the daily job, once the day's 24 hours are balanced."""
-        from app.orchestration import day_to_build, require_balanced_day, run_settings
+        from app.airflow.tasks import day_to_build, require_balanced_day, run_settings
 
         context = get_current_context()
         day = day_to_build(context["params"], context["dag_run"].partition_key)
@@ -92,7 +77,7 @@ def clickstream_daily() -> None:
 
     @task(inlets=DAILY_TABLES, retries=0)
     def check_day(build_arguments: list[str]) -> dict[str, object]:
-        from app.orchestration import check_day_tables, run_settings
+        from app.airflow.tasks import check_day_tables, run_settings
 
         return check_day_tables(run_settings(get_current_context()), build_arguments[-1])
 

@@ -18,15 +18,26 @@ from datetime import timedelta
 from typing import Any
 
 import pendulum
-from airflow.sdk import Param, PokeReturnValue, dag, get_current_context, task
+from airflow.sdk import PokeReturnValue, dag, get_current_context, task
 
-from app.airflow_operators import ClickstreamSparkSubmitOperator, DrainTopicsOperator
-from app.alerts import WebhookNotifier
-from app.lineage import ARTICLES_TOPIC, CLICKS_TOPIC, HOURLY_TABLES, LANDED_HOURS, RECOMPUTED_DAYS, RECONCILIATION
-from app.runtime.services import PUBLISH_POOL, SPARK_POOL  # created by `make up`, one slot each
+from app.airflow.assets import (
+    ARTICLES_TOPIC,
+    CLICKS_TOPIC,
+    HOURLY_TABLES,
+    LANDED_HOURS,
+    RECOMPUTED_DAYS,
+    RECONCILIATION,
+)
+from app.airflow.operators import (
+    ClickstreamSparkSubmitOperator,
+    DrainTopicsOperator,
+    batch_task_defaults,
+    optional_text,
+)
+from app.airflow.pools import PUBLISH_POOL, SPARK_POOL  # created by `make up`, one slot each
+from app.hours import HOUR_KEY_PATTERN
 from app.settings import load_settings
 
-HOUR_PATTERN = r"^\d{4}-\d{2}-\d{2}T\d{2}$"
 SETTINGS = load_settings()  # the deployment's; a run's data folder may differ (its params)
 
 
@@ -36,39 +47,17 @@ SETTINGS = load_settings()  # the deployment's; a run's data folder may differ (
     start_date=pendulum.datetime(2017, 10, 1, tz="UTC"),
     catchup=False,
     max_active_runs=3,  # a run waiting for files must not hold back a backfill or a UI trigger
-    # every task can run again safely (publishing skips what the ledger has, draining resumes from
-    # the checkpoint, recomputing replaces partitions): a task lost with its worker or scheduler
-    # is retried. No task outlasts its timeout, whatever hangs (a Spark job, a broker that stopped
-    # answering). 30 minutes by default: a hundred times the Globo set (100 M records) publishes in
-    # about ten at the producer's measured rate (docs/benchmarks.md)
-    # a task that fails for good (after its retries) is announced to ALERT_WEBHOOK_URL
-    default_args={
-        "retries": 2,
-        "retry_delay": timedelta(seconds=20),
-        "execution_timeout": timedelta(minutes=30),
-        "on_failure_callback": WebhookNotifier(),
-    },
+    default_args=batch_task_defaults(),
     tags=["clickstream"],
-    params={  # optional (null or text), so the UI's Trigger form can be sent empty
-        "data_dir": Param(
-            None,
-            type=["null", "string"],
-            title="Data folder",
-            description="Folder with the CSV files (empty: PRODUCER_DATA_ROOT_DIRECTORY)",
+    params={
+        "data_dir": optional_text("Data folder", "Folder with the CSV files (empty: PRODUCER_DATA_ROOT_DIRECTORY)"),
+        "recompute_from": optional_text(
+            "Recompute from (UTC hour)",
+            "First UTC hour to recompute, like 2017-10-01T00 (empty: the run's hour)",
+            HOUR_KEY_PATTERN,
         ),
-        "recompute_from": Param(
-            None,
-            type=["null", "string"],
-            pattern=f"({HOUR_PATTERN})|^$",
-            title="Recompute from (UTC hour)",
-            description="First UTC hour to recompute, like 2017-10-01T00 (empty: the run's hour)",
-        ),
-        "recompute_to": Param(
-            None,
-            type=["null", "string"],
-            pattern=f"({HOUR_PATTERN})|^$",
-            title="Recompute to (UTC hour)",
-            description="Last UTC hour to recompute, inclusive, like 2017-10-01T05",
+        "recompute_to": optional_text(
+            "Recompute to (UTC hour)", "Last UTC hour to recompute, inclusive, like 2017-10-01T05", HOUR_KEY_PATTERN
         ),
     },
     doc_md=__doc__,
@@ -83,7 +72,7 @@ def clickstream_hourly() -> None:
         execution_timeout=timedelta(minutes=5),  # one poke
     )
     def wait_for_new_files() -> PokeReturnValue:
-        from app.orchestration import pending_files, run_settings
+        from app.airflow.tasks import pending_files, run_settings
 
         context = get_current_context()
         pending = pending_files(run_settings(context))
@@ -93,13 +82,13 @@ def clickstream_hourly() -> None:
 
     @task(outlets=[ARTICLES_TOPIC], pool=PUBLISH_POOL)
     def publish_articles() -> dict[str, object]:
-        from app.orchestration import publish_kind, run_settings
+        from app.airflow.tasks import publish_kind, run_settings
 
         return publish_kind(run_settings(get_current_context()), "articles")
 
     @task(outlets=[CLICKS_TOPIC], pool=PUBLISH_POOL)
     def publish_clicks() -> dict[str, object]:
-        from app.orchestration import publish_kind, run_settings
+        from app.airflow.tasks import publish_kind, run_settings
 
         return publish_kind(run_settings(get_current_context()), "clicks")
 
@@ -107,7 +96,7 @@ def clickstream_hourly() -> None:
     def hours_to_recompute() -> list[str]:
         """Arguments of the batch job: the params' hours or the run's data interval; none for a manual
         run without either (its drain recomputed what it touched, and the check looks at every hour)."""
-        from app.orchestration import recompute_range
+        from app.airflow.tasks import recompute_range
 
         context = get_current_context()
         hours = recompute_range(context["params"], context.get("data_interval_start"), context.get("data_interval_end"))
@@ -135,7 +124,7 @@ def clickstream_hourly() -> None:
     # also after a skipped recompute; not retried: a disagreement does not go away by itself
     @task(trigger_rule="none_failed_min_one_success", inlets=HOURLY_TABLES, outlets=[RECONCILIATION], retries=0)
     def check_tables(recompute_arguments: list[str]) -> dict[str, object]:
-        from app.orchestration import check_run_tables, run_settings
+        from app.airflow.tasks import check_run_tables, run_settings
 
         return check_run_tables(run_settings(get_current_context()), recompute_arguments)
 
@@ -143,7 +132,7 @@ def clickstream_hourly() -> None:
     # was processed; not retried (a refusal is decided once, and heals only when the file changes)
     @task(trigger_rule="all_done_min_one_success", retries=0)
     def refused_files() -> dict[str, object]:
-        from app.orchestration import report_refused_files
+        from app.airflow.tasks import report_refused_files
 
         ti = get_current_context()["ti"]
         return report_refused_files(*(ti.xcom_pull(task_ids=task) for task in ("publish_articles", "publish_clicks")))
@@ -151,14 +140,14 @@ def clickstream_hourly() -> None:
     # the hours the check found balanced, as partitions of the landed-hours asset (skipped when none)
     @task(outlets=[LANDED_HOURS])
     def announce_landed_hours(check_result: dict[str, object], *, outlet_events: Any = None) -> list[str]:
-        from app.orchestration import announce
+        from app.airflow.tasks import announce
 
         return announce(outlet_events[LANDED_HOURS], check_result, "landed_hours")
 
     # the days that were complete and had an hour landed again: their daily run is due again
     @task(outlets=[RECOMPUTED_DAYS])
     def announce_recomputed_days(check_result: dict[str, object], *, outlet_events: Any = None) -> list[str]:
-        from app.orchestration import announce
+        from app.airflow.tasks import announce
 
         return announce(outlet_events[RECOMPUTED_DAYS], check_result, "recomputed_days")
 

@@ -14,9 +14,9 @@ from datetime import timedelta
 import pendulum
 from airflow.sdk import dag
 
-from app.airflow_operators import ClickstreamSparkSubmitOperator
-from app.alerts import WebhookNotifier
-from app.lineage import ARTICLES_TOPIC, CLICKS_TOPIC, HOURLY_TABLES
+from app.airflow.alerts import WebhookNotifier
+from app.airflow.assets import ARTICLES_TOPIC, CLICKS_TOPIC, HOURLY_TABLES
+from app.airflow.operators import ClickstreamSparkSubmitOperator
 
 
 @dag(

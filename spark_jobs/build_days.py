@@ -12,43 +12,31 @@ swapped in whole: running it twice gives identical partitions. `clickstream_dail
 from __future__ import annotations
 
 import argparse
-import logging
 import sys
 from datetime import datetime
 
 from app.hours import DAY_LAYOUT
-from app.settings import load_settings
-from app.spark_session import build_spark_session, configure_job_logging
+from spark_jobs.batch_job import argument, run_batch_job
 from spark_jobs.pipeline import Pipeline
-from spark_jobs.tables import TableStore
-
-log = logging.getLogger("spark_jobs.build_days")
 
 
 def parse_day(text: str) -> str:
     try:
         return datetime.strptime(text, DAY_LAYOUT).strftime(DAY_LAYOUT)
     except ValueError:
-        raise argparse.ArgumentTypeError(f"not a day: {text!r} (expected e.g. 2017-10-01)") from None
+        raise ValueError(f"not a day: {text!r} (expected e.g. 2017-10-01)") from None
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--day", dest="days", type=parse_day, action="append", required=True, help="UTC day")
-    args = parser.parse_args(argv)
-    configure_job_logging()
-    settings = load_settings()
-    spark = build_spark_session(settings, "clickstream-build-days")
-    spark.sparkContext.setLogLevel("WARN")
-    try:
-        store = TableStore(spark, settings)
-        store.ensure_tables()
-        built = Pipeline(store, settings).build_days(args.days)
-        store.remove_retired()
-        log.info("built %s day(s) with clicks of %s asked: %s", len(built), len(args.days), built)
-    finally:
-        spark.stop()
-    return 0
+    parser.add_argument("--day", dest="days", type=argument(parse_day), action="append", required=True, help="UTC day")
+    days: list[str] = parser.parse_args(argv).days
+
+    def build(pipeline: Pipeline) -> str:
+        built = pipeline.build_days(days)
+        return f"built {len(built)} day(s) with clicks of {len(days)} asked: {built}"
+
+    return run_batch_job("build-days", build)
 
 
 if __name__ == "__main__":

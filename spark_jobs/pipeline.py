@@ -34,7 +34,8 @@ from app.checkpoint import (
     unsettled_partitions,
 )
 from app.event_time import EventTimeRules
-from app.metastore import hour_partition, partition_hour, partition_values
+from app.hours import DAY_LAYOUT, Hour, hour_partition, hour_start, partition_hour
+from app.metastore import partition_values
 from app.schemas import ARTICLES, CLICKS
 from app.settings import Settings
 from app.table_catalog import Source, TableKind, daily_tables, tables_of_kind
@@ -43,7 +44,6 @@ from spark_jobs.tables import BatchTag, TableStore
 
 log = logging.getLogger(__name__)
 
-Hour = tuple[str, int]  # (dt, hour), UTC
 METASTORE_WAIT_SECONDS = 120.0  # how long a micro-batch waits for a metastore that went away
 FILES_PER_LEVEL = 8  # a raw partition still filling has its files merged 8 at a time (see TableStore.compact)
 CLOSED_MAX_FILES = 4  # a closed raw partition with more files is merged into one
@@ -77,11 +77,6 @@ def _good_and_bad(parsed: DataFrame) -> tuple[dict[str, int], int]:
     counts = parsed.groupBy("kafka_topic", F.col("parse_error").isNull().alias("good")).count().collect()
     good = {row["kafka_topic"]: int(row["count"]) for row in counts if row["good"]}
     return good, sum(int(row["count"]) for row in counts if not row["good"])
-
-
-def hour_start(hour: Hour) -> datetime:
-    """When a UTC hour (dt, hour) begins."""
-    return datetime.strptime(f"{hour[0]}T{hour[1]:02d}", "%Y-%m-%dT%H").replace(tzinfo=UTC)
 
 
 def root_cause(error: BaseException) -> str:
@@ -246,7 +241,7 @@ class Pipeline:
         if "hour" in values:
             start = hour_start(partition_hour(partition))
             return self.latest_click_hour is not None and start + CLOSED_AFTER <= self.latest_click_hour
-        day_end = datetime.strptime(values["dt"], "%Y-%m-%d").replace(tzinfo=UTC) + timedelta(days=1)
+        day_end = datetime.strptime(values["dt"], DAY_LAYOUT).replace(tzinfo=UTC) + timedelta(days=1)
         return day_end + timedelta(hours=1) <= datetime.now(UTC)
 
     def settle(self, uncommitted: BatchTag | None = None, final: bool = True) -> int:

@@ -17,6 +17,11 @@ each costing what it writes, never what a table holds.
   with the files that must stay apart (a batch not committed yet) linked beside it, and the
   partition is pointed at it: readers see the old files or the new ones. `Pipeline` decides when.
 
+Every partition write also records the partition's rows, files and bytes as Hive's basic statistics
+(`numRows`, `numFiles`, `totalSize`) in the same metastore call (an append adds its files' figures
+to the partition's, counting the folder again only when a listing disagrees with them), so
+readers such as the pipeline view learn a table's rows without opening its files.
+
 A folder that a partition no longer points at is retired (a marker in `<table>/_retired/`) and
 deleted after `VERSION_GRACE_SECONDS`, so queries already reading it can finish; deleting looks at
 the markers only, never at the whole table. Partition changes go through the metastore's thrift
@@ -50,8 +55,8 @@ from pyspark.sql.types import (
     TimestampType,
 )
 
-from app.metastore import Metastore, MetastoreUnreachable, partition_values
-from app.pipeline_view import parquet_files, parquet_rows
+from app.metastore import Metastore, MetastoreUnreachable, PartitionEntry, PartitionStats, partition_values
+from app.parquet_folders import folder_stats, in_parallel, listed_size, parquet_files
 from app.schemas import ARTICLES, CLICKS
 from app.settings import Settings
 from app.table_catalog import TABLES, Home, Source, Table
@@ -261,17 +266,23 @@ class TableStore:
         if not written:
             shutil.rmtree(staging, ignore_errors=True)
             return {}
-        counts = {partition: parquet_rows(str(staging / partition)) for partition in written}
-        current = self.metastore.partition_locations(name, list(written))
-        new = {}
+        landed = {partition: folder_stats(str(staging / partition)) for partition in written}
+        counts = {partition: stats.rows for partition, stats in landed.items()}
+        current = self.metastore.partitions(name, list(written))
+        new, stats = {}, {}
         for partition, files in written.items():
-            folder = Path(current[partition]) if partition in current else spec.root / partition
+            entry = current.get(partition)
+            folder = Path(entry.location) if entry else spec.root / partition
             folder.mkdir(parents=True, exist_ok=True)
-            for number, file in enumerate(files):
-                file.replace(folder / f"{batch.prefix}-{number:03d}.parquet")
-            if partition not in current:
+            targets = [folder / f"{batch.prefix}-{number:03d}.parquet" for number in range(len(files))]
+            before = _trusted_stats(entry, folder, targets)
+            for file, target in zip(files, targets, strict=True):
+                file.replace(target)
+            stats[partition] = before + landed[partition] if before is not None else folder_stats(str(folder))
+            if entry is None:
                 new[partition] = str(folder)
-        self.metastore.add_partitions(name, new)  # after the files are in place
+        self.metastore.add_partitions(name, new, stats)  # after the files are in place
+        self.metastore.set_stats(name, {partition: stats[partition] for partition in written if partition not in new})
         shutil.rmtree(staging, ignore_errors=True)
         self.refresh(name)
         log.info(
@@ -451,9 +462,13 @@ class TableStore:
     def _point_at(self, folders: dict[str, Path], spec: TableSpec) -> None:
         """Point partitions at new folders (existing ones in one call, new ones in another) and retire
         the folders they pointed at."""
-        current = self.metastore.partition_locations(spec.name, list(folders))
-        previous = self.metastore.move_partitions(spec.name, {p: str(folders[p]) for p in folders if p in current})
-        self.metastore.add_partitions(spec.name, {p: str(folders[p]) for p in folders if p not in current})
+        names = list(folders)
+        stats = dict(zip(names, in_parallel(folder_stats, [str(folders[p]) for p in names]), strict=True))
+        current = self.metastore.partition_locations(spec.name, names)
+        previous = self.metastore.move_partitions(
+            spec.name, {p: str(folders[p]) for p in folders if p in current}, stats
+        )
+        self.metastore.add_partitions(spec.name, {p: str(folders[p]) for p in folders if p not in current}, stats)
         self.refresh(spec.name)
         markers = spec.root / RETIRED
         markers.mkdir(parents=True, exist_ok=True)
@@ -465,6 +480,22 @@ class TableStore:
         folder = spec.root / "versions" / write_id
         folder.parent.mkdir(parents=True, exist_ok=True)
         return folder
+
+
+def _trusted_stats(entry: PartitionEntry | None, folder: Path, targets: list[Path]) -> PartitionStats | None:
+    """The statistics of a raw partition's folder before an append, when they can be added to
+    instead of reading every footer again: the metastore's figures when one listing of the folder
+    agrees with them (a crash between an earlier rename and its statistics update leaves them
+    behind), nothing for a new, empty folder; None when they must be counted again (and on a
+    replay, whose files replace files already counted)."""
+    if any(target.exists() for target in targets):
+        return None
+    listed = listed_size(str(folder))
+    if entry is None:
+        return PartitionStats(0, 0, 0) if listed == (0, 0) else None
+    if entry.stats is not None and listed == (entry.stats.files, entry.stats.bytes):
+        return entry.stats
+    return None
 
 
 def _level(file: Path) -> int:

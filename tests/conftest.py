@@ -83,11 +83,10 @@ def run_module(
     timeout: float = 600,
 ) -> subprocess.CompletedProcess[str]:
     """`python -m <module> args` in the repository with these settings (and `environment`) in its environment."""
-    from app.runtime.services import settings_environment
 
     env = {
         **os.environ,
-        **settings_environment(settings),
+        **settings.environment(),
         "AIRFLOW_ADMIN_PASSWORD": settings.airflow_admin_password,
         **(environment or {}),
     }

@@ -47,7 +47,9 @@ from app.bench.producer import producer_runs, producer_section
 from app.bench.sensor import sensor_runs, sensor_section
 from app.bench.spark import spark_section
 from app.bench.view_cost import view_runs, view_section
-from app.runtime.services import HiveMetastore, KafkaBroker, PostgresServer
+from app.runtime.hive_metastore import HiveMetastore
+from app.runtime.kafka_broker import KafkaBroker
+from app.runtime.postgres import PostgresServer
 from app.settings import REPO_ROOT, Settings, load_settings, with_own_names
 
 log = logging.getLogger("app.bench")

@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 
-from app.airflow_client import AirflowClient
+from app.airflow.client import AirflowClient
 from app.bench.common import PeakMemory
 from app.bench.spark import (
     FINAL_RECOMPUTE,
@@ -33,7 +33,7 @@ from app.bench.spark import (
     progress,
     table_seconds,
 )
-from app.runtime.services import Airflow
+from app.runtime.airflow_server import Airflow
 from app.settings import Settings
 
 log = logging.getLogger(__name__)

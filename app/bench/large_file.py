@@ -15,7 +15,6 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 
 from app.bench.common import timed
-from app.runtime.services import settings_environment
 from app.settings import REPO_ROOT, Settings
 
 log = logging.getLogger(__name__)
@@ -64,7 +63,7 @@ def large_file_run(settings: Settings, data_dir: Path, scratch: Path, size: int 
     try:
         run = timed(
             [sys.executable, "-m", "app.producer", "publish", "--json"],
-            {**os.environ, **settings_environment(own)},
+            {**os.environ, **own.environment()},
             REPO_ROOT,
             "our producer on the large file",
         )

@@ -24,8 +24,7 @@ import time
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
-from app.orchestration import spark_job_environment
-from app.runtime.services import settings_environment
+from app.airflow.tasks import spark_job_environment
 from app.settings import REPO_ROOT, Settings
 from app.spark_session import SPARK_JOBS_DIR, spark_submit_command
 
@@ -51,7 +50,8 @@ class LatencyRun:
 
 def aggregated_clicks(settings: Settings, sums: dict[str, int]) -> int:
     """Clicks in `article_hourly` now (each partition version is read once: `sums` keeps them)."""
-    from app.pipeline_view import HiveCatalog, read_columns
+    from app.parquet_folders import read_columns
+    from app.pipeline_view import HiveCatalog
 
     total = 0
     for location in HiveCatalog(settings).locations().get("article_hourly", {}).values():
@@ -138,7 +138,7 @@ def latency_runs(
     folder = scratch / "latency-data"
     folder.mkdir(parents=True)
     settings = replace(settings, producer_data_root_directory=folder, producer_file_stable_seconds=0.0)
-    environment = {**os.environ, **settings_environment(settings)}
+    environment = {**os.environ, **settings.environment()}
     publish = [sys.executable, "-m", "app.producer", "publish", "--json"]
     # an empty folder: the topics are made before the stream subscribes (a click of an article not
     # published yet counts in article_hourly all the same, under category -1)

@@ -18,7 +18,6 @@ from pathlib import Path
 
 from app.bench.common import listing, median_of, timed
 from app.runtime import deps
-from app.runtime.services import settings_environment
 from app.settings import REPO_ROOT, Settings, with_own_names
 
 log = logging.getLogger(__name__)
@@ -47,7 +46,7 @@ def run_producer(settings: Settings) -> Rate:
     included), with its peak RSS and the mean size of the values it sent."""
     run = timed(
         [sys.executable, "-m", "app.producer", "publish", "--json"],
-        {**os.environ, **settings_environment(settings)},
+        {**os.environ, **settings.environment()},
         REPO_ROOT,
         "our producer",
     )
@@ -107,7 +106,7 @@ def run_client_floor(settings: Settings, records: int, sample_file: Path, value_
     [topic] = fresh_topics(settings, "bench-floor")
     run = timed(
         [sys.executable, "-m", "app.bench.client_floor", topic, str(sample_file), str(records)],
-        {**os.environ, **settings_environment(settings)},
+        {**os.environ, **settings.environment()},
         REPO_ROOT,
         "the bare Python client",
     )

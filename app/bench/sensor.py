@@ -1,4 +1,4 @@
-"""`make bench`, item 8: the sensor's poll (`wait_for_new_files`, `app.orchestration.pending_files`)
+"""`make bench`, item 8: the sensor's poll (`wait_for_new_files`, `app.airflow.tasks.pending_files`)
 of a folder of 10,000 published files, beside what any poll must do: list the folder and look at
 each file's size and time.
 
@@ -44,7 +44,7 @@ def one_row_files(folder: Path, source: Path, prefix: str, count: int) -> None:
 
 
 def sensor_runs(settings: Settings, data_dir: Path, folder: Path, runs: int) -> SensorRuns:
-    from app.orchestration import pending_files
+    from app.airflow.tasks import pending_files
     from app.producer.publisher import publish
 
     source = sorted(data_dir.glob(f"{settings.producer_click_csv_data_prefix}*"))[0]
@@ -78,7 +78,7 @@ def sensor_section(runs: SensorRuns) -> list[str]:
         "## 8. The sensor's poll",
         "",
         f"A folder of {runs.files:,} one-row click files, every one published (in {runs.publish_seconds:,.0f} s, one "
-        "transaction per file); then `wait_for_new_files`' poll (`app.orchestration.pending_files`: the folder "
+        "transaction per file); then `wait_for_new_files`' poll (`app.airflow.tasks.pending_files`: the folder "
         "listed, the ledger topic read to its end, each file's size and modification time compared with its "
         "entry; a published file is neither read nor hashed), beside listing the folder and stat-ing each file.",
         "",

@@ -13,8 +13,8 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
+from app.airflow.tasks import spark_job_environment
 from app.bench.common import PeakMemory, listing, median_of, timed
-from app.orchestration import spark_job_environment
 from app.settings import REPO_ROOT, Settings
 from app.spark_session import SPARK_JOBS_DIR, spark_submit_command
 

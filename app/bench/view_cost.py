@@ -20,6 +20,7 @@ from datetime import datetime, timedelta
 from pathlib import Path
 
 from app.bench.common import listing, median_of
+from app.hours import Hour
 from app.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -44,7 +45,7 @@ def measure(settings: Settings, runs: int, copies: bool = False) -> ViewCost:
     from app.pipeline_view import read_state
     from app.table_checks import check_tables
 
-    def checked(hours: list[tuple[str, int]] | None) -> tuple[float, object]:
+    def checked(hours: list[Hour] | None) -> tuple[float, object]:
         started = time.perf_counter()
         report = check_tables(settings, hours)
         if report.problems and not copies:
@@ -70,7 +71,8 @@ def measure(settings: Settings, runs: int, copies: bool = False) -> ViewCost:
 
 def ten_times(settings: Settings, copies: int = COPIES) -> None:
     """Link every hourly partition and reconciliation day into `copies` more, each shifted by whole
-    weeks past the data's span, so no copy lands on another's days."""
+    weeks past the data's span, so no copy lands on another's days; each copy carries its
+    original's statistics, as a landed partition would."""
     from app.metastore import Metastore, partition_values
     from app.reconciliation import TABLE as RECONCILIATION
     from app.table_catalog import TABLES
@@ -78,23 +80,25 @@ def ten_times(settings: Settings, copies: int = COPIES) -> None:
     metastore = Metastore(settings.hive_metastore_uri, settings.hive_database)
     weeks = weeks_apart([partition_values(name)["dt"] for name in metastore.partition_locations("raw_clicks")])
     for table in [t.name for t in TABLES if t.hourly] + [RECONCILIATION]:
-        locations = metastore.partition_locations(table)
+        entries = metastore.partitions(table)
         root = Path(metastore.table_location(table))
         for copy in range(1, copies + 1):
-            added = {}
-            for name, folder in locations.items():
+            added, stats = {}, {}
+            for name, entry in entries.items():
                 values = partition_values(name)
                 shift = timedelta(weeks=copy * weeks)
                 day = (datetime.strptime(values["dt"], "%Y-%m-%d") + shift).strftime("%Y-%m-%d")
                 shifted = "/".join(f"{key}={day if key == 'dt' else value}" for key, value in values.items())
                 target = root / f"bench-copy-{copy}" / shifted
                 target.mkdir(parents=True, exist_ok=True)
-                for file in Path(folder).iterdir():
+                for file in Path(entry.location).iterdir():
                     if file.is_file() and not file.name.startswith(("_", ".")):
                         os.link(file, target / file.name)
                 added[shifted] = str(target)
-            metastore.add_partitions(table, added)
-        log.info("%s: %s partitions, %s copies", table, len(locations), copies)
+                if entry.stats is not None:
+                    stats[shifted] = entry.stats
+            metastore.add_partitions(table, added, stats)
+        log.info("%s: %s partitions, %s copies", table, len(entries), copies)
 
 
 def weeks_apart(days: list[str]) -> int:

@@ -16,8 +16,10 @@ import sys
 from collections.abc import Callable
 from pathlib import Path
 
+from app.runtime.airflow_server import Airflow
+from app.runtime.local import LocalRuntime
 from app.runtime.process import RuntimeErrorWithHint
-from app.runtime.services import Airflow, LocalRuntime, ServiceStatus
+from app.runtime.service import ServiceStatus
 from app.settings import Settings, SettingsError, load_settings
 
 log = logging.getLogger("app.runtime")

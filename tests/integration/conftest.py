@@ -14,8 +14,12 @@ from typing import TYPE_CHECKING, Any
 
 import pytest
 
-from app.airflow_client import AirflowClient
-from app.runtime.services import Airflow, HiveMetastore, KafkaBroker, PostgresServer, Service
+from app.airflow.client import AirflowClient
+from app.runtime.airflow_server import Airflow
+from app.runtime.hive_metastore import HiveMetastore
+from app.runtime.kafka_broker import KafkaBroker
+from app.runtime.postgres import PostgresServer
+from app.runtime.service import Service
 from app.settings import Settings
 from app.spark_session import build_spark_session
 from tests.conftest import isolated_settings, reachable_folder

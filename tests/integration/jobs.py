@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any
 
 import pandas as pd
 
-from app.orchestration import spark_job_environment
+from app.airflow.tasks import spark_job_environment
 from app.settings import REPO_ROOT, Settings
 from app.spark_session import SPARK_JOBS_DIR, spark_submit_command
 from tests.integration.expected import normalise

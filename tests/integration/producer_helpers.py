@@ -16,7 +16,6 @@ from confluent_kafka import Consumer
 
 from app.producer.ledger import read_ledger
 from app.producer.publisher import PublishOptions, publish
-from app.runtime.services import settings_environment
 from app.schemas import CLICKS, HEADER_SOURCE_FILE
 from app.settings import REPO_ROOT, Settings
 from tests.integration.kafka_helpers import count_by_header, header, read_all
@@ -39,7 +38,7 @@ def copy_sample(settings: Settings) -> dict[str, int]:
 
 
 def producer_cli(settings: Settings, *args: str) -> subprocess.Popen[str]:
-    env = {**os.environ, **settings_environment(settings)}
+    env = {**os.environ, **settings.environment()}
     return subprocess.Popen(
         [sys.executable, "-m", "app.producer", *args],
         cwd=REPO_ROOT,

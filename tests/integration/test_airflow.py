@@ -11,8 +11,10 @@ from pathlib import Path
 
 import pytest
 
-from app.airflow_client import AirflowClient
-from app.runtime.services import Airflow, PostgresServer, Service
+from app.airflow.client import AirflowClient
+from app.runtime.airflow_server import Airflow
+from app.runtime.postgres import PostgresServer
+from app.runtime.service import Service
 from app.settings import Settings
 from tests.conftest import isolated_settings, reachable_folder
 
@@ -92,8 +94,8 @@ def test_a_refused_database_login_is_named_with_its_setting(postgres: Service, s
     the setting's name and the server's reason, before Airflow's CLI or the metastore's JVM runs."""
     from dataclasses import replace
 
+    from app.runtime.hive_metastore import HiveMetastore
     from app.runtime.process import ServiceStartError
-    from app.runtime.services import HiveMetastore
 
     server = f"127.0.0.1:{settings.postgres_port}"
     wrong = replace(

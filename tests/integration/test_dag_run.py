@@ -16,10 +16,13 @@ from typing import TYPE_CHECKING
 
 import pandas as pd
 
-from app.airflow_client import AirflowClient
+from app.airflow.client import AirflowClient
 from app.checkpoint import running_stream
+from app.runtime.airflow_server import Airflow
+from app.runtime.local import LocalRuntime
+from app.runtime.postgres import PostgresServer
 from app.runtime.process import process_group_alive
-from app.runtime.services import Airflow, LocalRuntime, PostgresServer, Service, settings_environment
+from app.runtime.service import Service
 from app.settings import REPO_ROOT, Settings
 from tests.integration.conftest import ALERT_SECRET, AlertReceiver
 from tests.integration.expected import expected_tables, load_clicks
@@ -95,7 +98,7 @@ def readme_backfill_command() -> str:
 def backfill(settings: Settings, airflow_client: AirflowClient, command: str) -> None:
     """A backfill created by `command` (a shell line run in the checkout with the run's settings),
     waited for until it completes."""
-    env = {**os.environ, **settings_environment(settings)}
+    env = {**os.environ, **settings.environment()}
     created = subprocess.run(
         ["bash", "-c", command], cwd=REPO_ROOT, env=env, capture_output=True, text=True, timeout=300, check=False
     )
@@ -327,7 +330,7 @@ def test_refused_files_hold_back_nothing_and_the_run_fails_in_refused_files_alon
     import gzip
     from dataclasses import replace
 
-    from app.orchestration import pending_files
+    from app.airflow.tasks import pending_files
     from app.producer.ledger import read_ledger_state
     from app.producer.publisher import PublishOptions, publish
 
@@ -407,7 +410,7 @@ def test_a_scheduled_run_is_skipped_by_its_sensor_when_only_refused_files_are_un
     """A real scheduled run of the hourly DAG (the scheduler's, on the deployment's data folder) whose
     folder holds only files already refused: its sensor finds nothing new and the run is skipped
     (nothing published, no Spark job); a refused file that changes is new again."""
-    from app.orchestration import pending_files
+    from app.airflow.tasks import pending_files
     from app.producer.publisher import publish
 
     folder = settings.producer_data_root_directory

@@ -13,13 +13,13 @@ from typing import TYPE_CHECKING, Any
 import pyarrow.parquet as pq
 import pytest
 
+from app.airflow.tasks import HoursNotBalanced, require_balanced_day
 from app.hours import hours_of_day
 from app.metastore import Metastore
-from app.orchestration import HoursNotBalanced, require_balanced_day
-from app.pipeline_view import parquet_files
+from app.parquet_folders import parquet_files
 from app.producer.publisher import PublishOptions, publish
 from app.reconciliation import BALANCED, ReconciliationTable
-from app.runtime.services import Service
+from app.runtime.service import Service
 from app.settings import Settings
 from app.table_checks import check_day, check_tables
 from tests.conftest import own_pipeline

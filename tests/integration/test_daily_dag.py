@@ -10,10 +10,10 @@ import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from app.airflow_client import AirflowClient
+from app.airflow.client import AirflowClient
 from app.metastore import Metastore
-from app.pipeline_view import parquet_files
-from app.runtime.services import Service
+from app.parquet_folders import parquet_files
+from app.runtime.service import Service
 from app.settings import Settings
 from tests.integration.expected import daily_tables
 from tests.integration.jobs import SAMPLE, clicks_of_a_day

@@ -8,7 +8,7 @@ import uuid
 from confluent_kafka import Consumer, Producer
 from confluent_kafka.admin import AdminClient
 
-from app.runtime.services import Service
+from app.runtime.service import Service
 from app.settings import Settings
 from tests.integration.kafka_helpers import create_topic
 

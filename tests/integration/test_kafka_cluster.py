@@ -16,8 +16,9 @@ import pytest
 from confluent_kafka.admin import AdminClient
 
 from app.kafka_io import client_config
+from app.runtime.kafka_broker import KafkaCluster
 from app.runtime.process import ManagedProcess, process_group_alive
-from app.runtime.services import KafkaCluster, Service
+from app.runtime.service import Service
 from app.settings import Settings
 from app.table_checks import check_tables
 from tests.conftest import free_ports, own_pipeline

@@ -15,10 +15,12 @@ import pytest
 from confluent_kafka import KafkaException
 from confluent_kafka.admin import AdminClient
 
+from app.airflow.tasks import run_settings
 from app.kafka_io import KafkaSetupError
-from app.orchestration import run_settings
 from app.producer.publisher import publish
-from app.runtime.services import Airflow, KafkaBroker, Service
+from app.runtime.airflow_server import Airflow
+from app.runtime.kafka_broker import KafkaBroker
+from app.runtime.service import Service
 from app.settings import Settings
 from tests.conftest import free_ports, own_pipeline, run_module
 from tests.integration.expected import expected_tables

@@ -19,9 +19,12 @@ import pytest
 
 from app.checkpoint import committed_offsets, offsets_behind
 from app.kafka_io import end_offsets
-from app.pipeline_view import HiveCatalog, parquet_files
+from app.parquet_folders import parquet_files
+from app.pipeline_view import HiveCatalog
 from app.producer.publisher import publish
-from app.runtime.services import HiveMetastore, PostgresServer, Service
+from app.runtime.hive_metastore import HiveMetastore
+from app.runtime.postgres import PostgresServer
+from app.runtime.service import Service
 from app.settings import Settings
 from app.table_checks import check_tables
 from tests.conftest import free_ports, own_pipeline, reachable_folder

@@ -17,7 +17,7 @@ from confluent_kafka.admin import AdminClient, ConfigResource  # type: ignore[at
 from app.producer.ledger import read_ledger
 from app.producer.publisher import PublishOptions, publish
 from app.producer.report import ALREADY_PUBLISHED, PUBLISHED, REFUSED
-from app.runtime.services import Service
+from app.runtime.service import Service
 from app.schemas import HEADER_SOURCE_FILE
 from app.settings import REPO_ROOT, Settings
 from tests.conftest import own_pipeline

@@ -10,8 +10,8 @@ import sys
 from pathlib import Path
 
 from app.runtime import deps
+from app.runtime.postgres import PostgresServer
 from app.runtime.process import port_is_free, process_group_alive
-from app.runtime.services import PostgresServer, settings_environment
 from app.settings import REPO_ROOT, Settings
 from tests.conftest import isolated_settings, reachable_folder, run_module
 
@@ -158,7 +158,7 @@ def test_run_keeps_one_service_in_the_foreground_for_containers(tmp_path: Path) 
 
     # the metastore on Derby, the fallback that needs no PostgreSQL
     settings = isolated_settings(tmp_path / "state", {"HIVE_METASTORE_DB_URL": "derby"})
-    env = {**os.environ, **settings_environment(settings)}
+    env = {**os.environ, **settings.environment()}
     service = subprocess.Popen(
         [sys.executable, "-m", "app.runtime", "run", "metastore"],
         cwd=REPO_ROOT,

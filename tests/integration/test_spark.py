@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING
 
 from confluent_kafka import Producer
 
-from app.runtime.services import Service
+from app.runtime.service import Service
 from app.settings import Settings
 from app.spark_session import spark_environment, spark_submit_command
 from tests.integration.kafka_helpers import create_topic

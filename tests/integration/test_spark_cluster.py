@@ -13,9 +13,10 @@ from typing import TYPE_CHECKING
 
 import pytest
 
-from app.airflow_operators import ClickstreamSparkSubmitOperator
+from app.airflow.operators import ClickstreamSparkSubmitOperator
 from app.producer.publisher import publish
-from app.runtime.services import Service, SparkCluster, settings_environment
+from app.runtime.service import Service
+from app.runtime.spark_cluster import SparkCluster
 from app.settings import Settings
 from tests.conftest import free_ports, own_pipeline
 from tests.integration.jobs import CLICK_FILES, SAMPLE, aggregates, run_job, table_rows
@@ -53,7 +54,7 @@ def test_jobs_on_a_standalone_cluster_give_the_local_results(
         run_job(local, script, *arguments, log=tmp_path / "local.log")
 
     # the operator reads the settings and both connections from the environment, as in Airflow
-    for variable, value in settings_environment(cluster).items():
+    for variable, value in cluster.environment().items():
         monkeypatch.setenv(variable, value)
     monkeypatch.setenv("AIRFLOW_CONN_SPARK_DEFAULT", f'{{"conn_type": "spark", "host": "{cluster.spark_master}"}}')
     monkeypatch.setenv(

@@ -16,12 +16,12 @@ from typing import TYPE_CHECKING, Any
 import pytest
 from confluent_kafka import Producer
 
+from app.airflow.tasks import DRAIN_HERE, drain_state, topics_end
 from app.checkpoint import pending_hours
-from app.orchestration import DRAIN_HERE, drain_state, topics_end
 from app.producer.discovery import FileKind
 from app.producer.publisher import PublishOptions, publish
 from app.reconciliation import ReconciliationTable
-from app.runtime.services import Service
+from app.runtime.service import Service
 from app.settings import Settings
 from app.summary import summarise_tables
 from app.table_checks import check_tables

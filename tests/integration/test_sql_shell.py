@@ -13,7 +13,8 @@ from typing import TYPE_CHECKING
 
 import pytest
 
-from app.runtime.services import Service, SparkThriftServer, settings_environment
+from app.runtime.service import Service
+from app.runtime.spark_thrift import SparkThriftServer
 from app.settings import REPO_ROOT, Settings
 
 if TYPE_CHECKING:
@@ -45,7 +46,7 @@ def test_the_readme_queries_run_in_make_sql(
     shell = subprocess.run(
         [sys.executable, "-m", "app.sql_shell", "--outputformat=csv2", "-f", str(script)],
         cwd=REPO_ROOT,
-        env={**os.environ, **settings_environment(settings)},
+        env={**os.environ, **settings.environment()},
         capture_output=True,
         text=True,
         timeout=600,

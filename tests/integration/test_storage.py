@@ -19,8 +19,8 @@ from typing import TYPE_CHECKING, Any
 import pytest
 
 from app.checkpoint import unsettled_partitions
-from app.pipeline_view import parquet_files
-from app.runtime.services import Service
+from app.parquet_folders import parquet_files
+from app.runtime.service import Service
 from app.schemas import ARTICLES, CLICKS, HEADER_FILE_VERSION, HEADER_SOURCE_FILE, HEADER_SOURCE_LINE
 from app.settings import Settings
 from tests.conftest import own_pipeline
@@ -110,6 +110,18 @@ def partition_folders(pipeline: Pipeline, table: str) -> dict[str, str]:
     return pipeline.store.metastore.partition_locations(table)
 
 
+def assert_statistics_true(pipeline: Pipeline) -> None:
+    """Every partition a job wrote carries its folder's rows, files and bytes in the metastore."""
+    from app.parquet_folders import folder_stats
+    from app.table_catalog import TABLES, TableKind
+
+    for table in TABLES:
+        if table.kind is TableKind.CHECK:
+            continue  # written without Spark, read from its footers
+        for partition, entry in pipeline.store.metastore.partitions(table.name).items():
+            assert entry.stats == folder_stats(entry.location), f"{table.name} {partition}"
+
+
 def test_a_replayed_micro_batch_adds_nothing(pipeline: Pipeline, spark: SparkSession) -> None:
     from spark_jobs.tables import BatchTag
 
@@ -125,11 +137,24 @@ def test_a_replayed_micro_batch_adds_nothing(pipeline: Pipeline, spark: SparkSes
     assert len(first) == len(set(first)) == 1883
     assert all(names == [f"{tag.prefix}-000.parquet"] for names in files.values()), files
 
+    assert_statistics_true(pipeline)
+
     # the driver died after the raw tables were written: Spark runs the same batch again
     pipeline.land_batch(batch, tag)
     assert sorted(raw_coordinates(spark, settings)) == first
     assert len(table_rows(spark, settings, "raw_articles")) == 551
     assert aggregates(spark, settings) == expected_tables([CLICK_FILE], ARTICLE_FILE)
+    assert_statistics_true(pipeline)  # the replayed files were not counted twice
+
+    # the driver died between renaming a batch's files and recording the partitions' figures: the
+    # next append finds the folders disagree with them and counts them again
+    from app.metastore import PartitionStats
+
+    stale = {partition: PartitionStats(1, 1, 1) for partition in partition_folders(pipeline, "raw_clicks")}
+    pipeline.store.metastore.set_stats("raw_clicks", stale)
+    more = records.of(CLICK_FILE, "clicks", read_csv(CLICK_FILE)[:5])  # later offsets, hours already landed
+    pipeline.land_batch(batch_frame(spark, more), BatchTag(tag.query_id, 1))
+    assert_statistics_true(pipeline)
 
 
 def test_a_replay_after_a_compaction_adds_nothing_and_closed_hours_end_in_one_file(
@@ -180,6 +205,7 @@ def test_a_replay_after_a_compaction_adds_nothing_and_closed_hours_end_in_one_fi
     assert sorted(raw_coordinates(spark, settings)) == sorted(coordinates)
     assert unsettled_partitions(settings).get("raw_clicks") is None
     assert aggregates(spark, settings) == expected_tables([CLICK_FILE], None)
+    assert_statistics_true(pipeline)
 
 
 def test_an_article_change_recomputes_exactly_the_hours_it_was_clicked_in(
@@ -233,6 +259,7 @@ def test_an_article_change_recomputes_exactly_the_hours_it_was_clicked_in(
     article_rows = table_rows(spark, settings, "articles")
     assert len(article_rows) == 552
     assert {row.category_id for row in article_rows if row.article_id == article_id} == {new_category}
+    assert_statistics_true(pipeline)
 
 
 def test_compaction_beside_a_running_stream_loses_and_duplicates_nothing(

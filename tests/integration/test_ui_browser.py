@@ -15,8 +15,8 @@ from typing import TYPE_CHECKING
 import pytest
 from playwright.sync_api import TimeoutError as PlaywrightTimeoutError
 
-from app.airflow_client import AirflowClient
-from app.runtime.services import Service
+from app.airflow.client import AirflowClient
+from app.runtime.service import Service
 from app.settings import REPO_ROOT, Settings
 
 if TYPE_CHECKING:

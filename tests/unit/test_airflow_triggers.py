@@ -8,9 +8,9 @@ from pathlib import Path
 
 import pytest
 
-from app.airflow_triggers import StreamPassesTopicsTrigger
+from app.airflow.tasks import DRAIN_HERE, DRAINED
+from app.airflow.triggers import StreamPassesTopicsTrigger
 from app.checkpoint import StreamLock
-from app.orchestration import DRAIN_HERE, DRAINED
 from tests.conftest import isolated_settings
 
 
@@ -23,7 +23,7 @@ async def _first(trigger: StreamPassesTopicsTrigger) -> dict[str, str]:
 def test_the_trigger_survives_serialisation(tmp_path: Path) -> None:
     trigger = StreamPassesTopicsTrigger({"clicks": {"0": 12, "1": 7}}, str(tmp_path), poll_seconds=2.0)
     path, arguments = trigger.serialize()
-    assert path == "app.airflow_triggers.StreamPassesTopicsTrigger"
+    assert path == "app.airflow.triggers.StreamPassesTopicsTrigger"
     assert StreamPassesTopicsTrigger(**arguments).serialize() == (path, arguments)
 
 

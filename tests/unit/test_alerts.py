@@ -8,7 +8,7 @@ from types import SimpleNamespace
 
 import pytest
 
-from app.alerts import failure_message, post_json, shown_url
+from app.airflow.alerts import failure_message, post_json, shown_url
 from app.settings import SettingsError
 from tests.conftest import free_ports, isolated_settings
 
@@ -33,7 +33,7 @@ def test_the_message_names_dag_run_task_reason_and_links_to_the_run() -> None:
 def test_logs_show_the_webhook_host_only_and_a_failed_post_does_not_raise(caplog: pytest.LogCaptureFixture) -> None:
     assert shown_url(SECRET_URL) == "https://hooks.example.com:8443/..."
     [port] = free_ports(1)  # nothing listens there
-    with caplog.at_level(logging.INFO, logger="app.alerts"):
+    with caplog.at_level(logging.INFO, logger="app.airflow.alerts"):
         post_json(f"http://127.0.0.1:{port}/hooks/very-secret-token", {"event": "task_failed"})
     assert "alert not sent to http://127.0.0.1" in caplog.text and "very-secret-token" not in caplog.text
 

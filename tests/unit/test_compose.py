@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 import yaml
 
-from app.runtime.services import PUBLISH_POOL, SPARK_POOL
+from app.airflow.pools import PUBLISH_POOL, SPARK_POOL
 from app.settings import REPO_ROOT, SPECS, SettingsError, load_settings
 
 COMPOSE_FILE = REPO_ROOT / "docker-compose.airflow.yml"

@@ -9,7 +9,7 @@ from datetime import UTC, datetime
 
 import pytest
 
-from app.orchestration import ParameterError, recompute_range
+from app.airflow.tasks import ParameterError, recompute_range
 from app.settings import REPO_ROOT
 
 
@@ -42,7 +42,7 @@ def test_hourly_dag_tasks_and_order(dagbag) -> None:  # type: ignore[no-untyped-
         assert downstream in dag.get_task(upstream).downstream_task_ids
     assert dag.get_task("drain_topics").application.endswith("spark_jobs/streaming_job.py")
     assert dag.get_task("wait_for_new_files").mode == "reschedule"
-    from app.runtime.services import PUBLISH_POOL, SPARK_POOL
+    from app.airflow.pools import PUBLISH_POOL, SPARK_POOL
 
     assert {dag.get_task(name).pool for name in ("drain_topics", "recompute_hours")} == {SPARK_POOL}
     assert {dag.get_task(name).pool for name in ("publish_articles", "publish_clicks")} == {PUBLISH_POOL}
@@ -63,7 +63,7 @@ def test_daily_dag_rolls_up_24_landed_hours_or_a_recomputed_day(dagbag) -> None:
     assert dag.get_task("hours_balanced").retries == 0
     from airflow.serialization.serialized_objects import DagSerialization
 
-    from app.lineage import LANDED_HOURS, RECOMPUTED_DAYS
+    from app.airflow.assets import LANDED_HOURS, RECOMPUTED_DAYS
 
     # as the scheduler sees it: the serialized DAG's timetable
     timetable = DagSerialization.from_dict(DagSerialization.to_dict(dag)).timetable
@@ -76,7 +76,7 @@ def test_daily_dag_rolls_up_24_landed_hours_or_a_recomputed_day(dagbag) -> None:
 
 
 def test_the_day_comes_from_the_param_or_the_partition_and_is_validated() -> None:
-    from app.orchestration import day_to_build
+    from app.airflow.tasks import day_to_build
 
     assert day_to_build({"day": "2017-10-02"}, "2017-10-01") == "2017-10-02"
     assert day_to_build({"day": None}, "2017-10-01") == "2017-10-01"
@@ -89,7 +89,7 @@ def test_the_day_comes_from_the_param_or_the_partition_and_is_validated() -> Non
 def test_announcing_adds_the_keys_as_partitions_or_skips_without_any() -> None:
     from airflow.sdk.exceptions import AirflowSkipException
 
-    from app.orchestration import announce
+    from app.airflow.tasks import announce
 
     class Events:
         def __init__(self) -> None:
@@ -173,7 +173,7 @@ def test_trigger_params_are_optional_and_hours_are_validated(dagbag) -> None:  #
 
 
 def test_refused_files_are_named_once_with_their_reason_and_fix() -> None:
-    from app.orchestration import FilesRefused, report_refused_files
+    from app.airflow.tasks import FilesRefused, report_refused_files
 
     link = {"file": "clicks_hour_9.csv", "reason": "it links to /etc/passwd, outside the data folder", "fix": "remove"}
     changed = {"file": "clicks_hour_1.csv", "reason": "changed after it was published", "fix": "--new-version"}

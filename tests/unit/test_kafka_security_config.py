@@ -9,9 +9,10 @@ from pathlib import Path
 
 import pytest
 
+from app.airflow.tasks import settings_for_run, spark_job_environment
 from app.kafka_io import KafkaSetupError, client_config, jaas_config, security_config, spark_kafka_options
-from app.orchestration import settings_for_run, spark_job_environment
-from app.runtime.services import Airflow, KafkaBroker
+from app.runtime.airflow_server import Airflow
+from app.runtime.kafka_broker import KafkaBroker
 from app.settings import Settings, SettingsError
 from tests.conftest import isolated_settings
 

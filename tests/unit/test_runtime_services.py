@@ -7,7 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from app.runtime.services import LocalRuntime, PostgresAddress, postgres_address
+from app.runtime.local import LocalRuntime
+from app.runtime.postgres import PostgresAddress, postgres_address
 from tests.conftest import isolated_settings, reachable_folder, run_module
 
 
@@ -48,7 +49,9 @@ def test_up_of_named_services_starts_the_local_postgres_they_need_first(tmp_path
 
 
 def test_the_databases_urls_name_the_local_postgres_with_generated_passwords(tmp_path: Path) -> None:
-    from app.runtime.services import Airflow, HiveMetastore, PostgresServer
+    from app.runtime.airflow_server import Airflow
+    from app.runtime.hive_metastore import HiveMetastore
+    from app.runtime.postgres import PostgresServer
 
     settings = isolated_settings(tmp_path, {})
     local = PostgresServer(settings)
@@ -87,7 +90,7 @@ def test_a_database_url_of_another_kind_is_refused_without_its_password(tmp_path
 
 
 def test_a_local_kafka_cluster_has_a_node_per_server_in_one_static_quorum(tmp_path: Path) -> None:
-    from app.runtime.services import KafkaCluster
+    from app.runtime.kafka_broker import KafkaCluster
 
     settings = isolated_settings(
         tmp_path, {"KAFKA_SERVERS": "127.0.0.1:19092,127.0.0.1:19094,127.0.0.1:19096", "KAFKA_CONTROLLER_PORT": "19200"}
@@ -114,7 +117,7 @@ def test_an_airflow_restart_skips_the_migration_and_the_pools_it_already_has(
     restart: each takes the CLI's 10 s."""
     import subprocess
 
-    from app.runtime.services import Airflow
+    from app.runtime.airflow_server import Airflow
 
     calls: list[list[str]] = []
     run = subprocess.run
@@ -156,7 +159,7 @@ def test_make_airflow_runs_the_real_airflow_command_with_the_runtime_environment
 
 def test_the_airflow_login_shows_a_generated_password_once_and_never_a_chosen_one(tmp_path: Path) -> None:
     from app.runtime.__main__ import airflow_login_hint
-    from app.runtime.services import Airflow
+    from app.runtime.airflow_server import Airflow
 
     generated = isolated_settings(tmp_path / "generated", {"AIRFLOW_ADMIN_PASSWORD": ""})
     passwords = Airflow(generated).passwords_file  # as the first `make up` leaves it
@@ -173,7 +176,7 @@ def test_the_airflow_login_shows_a_generated_password_once_and_never_a_chosen_on
 
 @pytest.mark.skipif(os.geteuid() != 0, reason="PostgreSQL runs as `postgres` only when we are root")
 def test_as_root_the_cluster_lives_where_the_postgres_user_can_reach_it(tmp_path: Path) -> None:
-    from app.runtime.services import PostgresServer
+    from app.runtime.postgres import PostgresServer
 
     private = tmp_path / "private"  # pytest's folders are closed to other users
     private.mkdir(mode=0o700)

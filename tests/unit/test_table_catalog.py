@@ -5,7 +5,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from app import lineage, summary, table_checks
+from app import summary, table_checks
+from app.airflow import assets
 from app.table_catalog import BY_NAME, TABLE_NAMES, TABLES, Source, TableKind
 from spark_jobs import transforms
 
@@ -22,10 +23,10 @@ def test_the_listing_modules_derive_their_tables_from_the_catalogue() -> None:
     assert "from app.table_catalog import TABLE_NAMES" in Path(summary.__file__).read_text()
     assert set(table_checks.AGGREGATES) == {t.name for t in TABLES if t.adds_up_to_raw_clicks}
     assert set(table_checks.RAW_TABLE_OF_KIND.values()) == {t.name for t in TABLES if t.ledger_kind}
-    assert {asset.uri.rsplit("/", 1)[-1] for asset in lineage.HOURLY_TABLES} == {
+    assert {asset.uri.rsplit("/", 1)[-1] for asset in assets.HOURLY_TABLES} == {
         t.name for t in TABLES if t.kind in (TableKind.DIMENSION, TableKind.AGGREGATE) or t.name == "raw_clicks"
     }
-    assert {asset.uri.rsplit("/", 1)[-1] for asset in lineage.DAILY_TABLES} == {
+    assert {asset.uri.rsplit("/", 1)[-1] for asset in assets.DAILY_TABLES} == {
         t.name for t in TABLES if t.kind is TableKind.DAILY
     }
 

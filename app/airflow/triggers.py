@@ -19,7 +19,7 @@ from airflow.triggers.base import BaseTrigger, TriggerEvent
 
 class StreamPassesTopicsTrigger(BaseTrigger):
     """Polls the checkpoint (files only: no Kafka, no Spark) every `poll_seconds` until it is past
-    `target` or no job runs on it; the event's `state` is one of `app.orchestration`'s drain states."""
+    `target` or no job runs on it; the event's `state` is one of `app.airflow.tasks`'s drain states."""
 
     def __init__(self, target: dict[str, dict[str, int]], check_point_location: str, poll_seconds: float = 5.0) -> None:
         super().__init__()  # type: ignore[no-untyped-call]
@@ -38,7 +38,7 @@ class StreamPassesTopicsTrigger(BaseTrigger):
         )
 
     async def run(self) -> AsyncIterator[TriggerEvent]:
-        from app.orchestration import STREAM_DRAINS, drain_state
+        from app.airflow.tasks import STREAM_DRAINS, drain_state
         from app.settings import load_settings
 
         settings = replace(load_settings(), check_point_location=Path(self.check_point_location))

@@ -195,8 +195,8 @@ def check_run_tables(settings: Settings, recompute_arguments: list[str]) -> dict
     their rows of `hour_reconciliation`; raises, listing every disagreement, when the tables
     disagree. Returns the balanced hours (`landed_hours`) and the days that were complete before
     and had an hour landed again (`recomputed_days`), for the asset events."""
-    from app.hours import hour_key
-    from app.table_checks import check_tables, hours_in_range
+    from app.hours import hour_key, hours_in_range
+    from app.table_checks import check_tables
 
     given = dict(zip(recompute_arguments[::2], recompute_arguments[1::2], strict=True))
     hours = hours_in_range(given["--from"], given["--to"]) if given else []
@@ -275,11 +275,10 @@ def spark_job_environment(settings: Settings) -> dict[str, str]:
     """Environment a Spark job adds to the worker's: the settings, Spark's variables, and the
     project on the Python path. Of the secrets only the Kafka password, which the job needs; in the
     environment (readable by its owner alone), not on the command line that Airflow logs."""
-    from app.runtime.services import settings_environment
     from app.spark_session import spark_environment
 
     secrets = {"KAFKA_SASL_PASSWORD": settings.kafka_sasl_password} if settings.kafka_sasl_password else {}
-    return {**settings_environment(settings), **secrets, **spark_environment(settings), "PYTHONPATH": str(REPO_ROOT)}
+    return {**settings.environment(), **secrets, **spark_environment(settings), "PYTHONPATH": str(REPO_ROOT)}
 
 
 def spark_job_conf(settings: Settings) -> dict[str, str]:

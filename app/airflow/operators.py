@@ -1,4 +1,5 @@
-"""`SparkSubmitOperator` for the project's Spark jobs, with the project's conf filled in at run time.
+"""What the DAG files share: `SparkSubmitOperator` for the project's Spark jobs (the project's conf
+filled in at run time), the tasks' defaults and the form of an optional text parameter.
 
 The DAG names the job (`streaming_job.py`, `recompute_hours.py`) and its arguments; the Spark
 properties (connector jars, metastore, folders) and the job's environment are taken from the
@@ -11,8 +12,35 @@ from datetime import timedelta
 from typing import Any
 
 from airflow.providers.apache.spark.operators.spark_submit import SparkSubmitOperator
+from airflow.sdk import Param
 
+from app.airflow.alerts import WebhookNotifier
 from app.spark_session import SPARK_JOBS_DIR
+
+
+def batch_task_defaults() -> dict[str, Any]:
+    """The defaults of the tasks of the hourly and daily DAGs.
+
+    Every task can run again safely (publishing skips what the ledger has, draining resumes from
+    the checkpoint, recomputing and building replace partitions): a task lost with its worker or
+    scheduler is retried. No task outlasts its timeout, whatever hangs (a Spark job, a broker that
+    stopped answering): 30 minutes, where a hundred times the Globo set (100 M records) publishes in
+    about ten at the producer's measured rate (docs/benchmarks.md). A task that fails for good
+    (after its retries) is announced to ALERT_WEBHOOK_URL."""
+    return {
+        "retries": 2,
+        "retry_delay": timedelta(seconds=20),
+        "execution_timeout": timedelta(minutes=30),
+        "on_failure_callback": WebhookNotifier(),
+    }
+
+
+def optional_text(title: str, description: str, pattern: str | None = None) -> Param:
+    """A parameter that may be left empty (null or text), so the UI's Trigger form can be sent
+    empty; when given, it must match `pattern` (a regular expression)."""
+    if pattern is None:
+        return Param(None, type=["null", "string"], title=title, description=description)
+    return Param(None, type=["null", "string"], title=title, description=description, pattern=f"({pattern})|^$")
 
 
 class ClickstreamSparkSubmitOperator(SparkSubmitOperator):
@@ -26,7 +54,7 @@ class ClickstreamSparkSubmitOperator(SparkSubmitOperator):
         self.skip_without_arguments = skip_without_arguments
 
     def execute(self, context: Any) -> None:
-        from app.orchestration import run_settings, spark_job_conf, spark_job_environment
+        from app.airflow.tasks import run_settings, spark_job_conf, spark_job_environment
 
         if self.skip_without_arguments and not self.application_args:
             from airflow.sdk.exceptions import AirflowSkipException
@@ -49,8 +77,8 @@ class DrainTopicsOperator(ClickstreamSparkSubmitOperator):
         self.wait_timeout = wait_timeout
 
     def execute(self, context: Any) -> dict[str, str]:  # type: ignore[override]
-        from app.airflow_triggers import StreamPassesTopicsTrigger
-        from app.orchestration import DRAIN_HERE, DRAINED, drain_state, run_settings, topics_end
+        from app.airflow.tasks import DRAIN_HERE, DRAINED, drain_state, run_settings, topics_end
+        from app.airflow.triggers import StreamPassesTopicsTrigger
 
         settings = run_settings(context)
         target = topics_end(settings)
@@ -73,7 +101,7 @@ class DrainTopicsOperator(ClickstreamSparkSubmitOperator):
 
     def stream_passed(self, context: Any, event: dict[str, Any]) -> dict[str, str]:
         """Back from the trigger: the stream passed the topics' end, or stopped before (then drain)."""
-        from app.orchestration import DRAINED
+        from app.airflow.tasks import DRAINED
 
         if event["state"] == DRAINED:
             self.log.info("not starting Spark: the running stream passed the topics' end")

@@ -1,0 +1,89 @@
+"""Parquet folders read without Spark: a table's or partition's data files, their rows from the
+footers, a few columns, and the folder's statistics as the writers record them in the metastore.
+
+The pipeline view, `check_tables`, the benchmarks and the Spark jobs' own bookkeeping (the rows a
+write landed, the statistics of a new partition folder) read folders here. A folder's data files
+are those whose path inside it has no part starting with `_` or `.` (Spark's `_SUCCESS`, its
+`.crc` files, our staging and retired folders), the rule Hive's and Spark's readers follow.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any, TypeVar
+
+from app.metastore import PartitionStats
+
+T = TypeVar("T")
+Item = TypeVar("Item")
+PARALLEL_READS = 8  # pyarrow reads footers and columns without holding the GIL
+
+
+def folder(location: str) -> Path:
+    return Path(location.removeprefix("file:"))
+
+
+def _data_entries(top: str) -> list[os.DirEntry[str]]:
+    found: list[os.DirEntry[str]] = []
+    try:
+        entries = list(os.scandir(top))
+    except (FileNotFoundError, NotADirectoryError):
+        return found
+    for entry in entries:
+        if entry.name.startswith(("_", ".")):
+            continue
+        if entry.is_dir(follow_symlinks=False):
+            found.extend(_data_entries(entry.path))
+        elif entry.is_file():
+            found.append(entry)
+    return found
+
+
+def parquet_files(location: str) -> list[Path]:
+    """The data files of a table or partition folder, sorted (none when the folder does not exist)."""
+    return sorted(Path(entry.path) for entry in _data_entries(str(folder(location))))
+
+
+def listed_size(location: str) -> tuple[int, int]:
+    """The number of data files of a folder and their bytes, from one listing (no file is opened)."""
+    entries = _data_entries(str(folder(location)))
+    return len(entries), sum(entry.stat().st_size for entry in entries)
+
+
+def parquet_rows(location: str) -> int:
+    import pyarrow.parquet as pq
+
+    return sum(pq.ParquetFile(path).metadata.num_rows for path in parquet_files(location))
+
+
+def folder_stats(location: str) -> PartitionStats:
+    """A folder's rows (from its files' footers), data files and bytes."""
+    import pyarrow.parquet as pq
+
+    files = parquet_files(location)
+    return PartitionStats(
+        rows=sum(pq.ParquetFile(path).metadata.num_rows for path in files),
+        files=len(files),
+        bytes=sum(path.stat().st_size for path in files),
+    )
+
+
+def read_columns(location: str, columns: list[str]) -> dict[str, list[Any]]:
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    files = parquet_files(location)
+    if not files:
+        return {column: [] for column in columns}
+    table: pa.Table = pa.concat_tables([pq.read_table(path, columns=columns) for path in files])
+    return dict(table.to_pydict())
+
+
+def in_parallel(function: Callable[[Item], T], items: list[Item]) -> list[T]:
+    """`function` over many small Parquet folders at once, results in the order of `items`."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    with ThreadPoolExecutor(max_workers=PARALLEL_READS) as pool:
+        return list(pool.map(function, items))
