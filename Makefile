@@ -15,16 +15,16 @@ setup:  ## install what is missing: Java/Maven (apt), .venv (PyPI), jars (Maven 
 	@bash scripts/bootstrap.sh
 
 demo: setup  ## the main job: start the services and run the pipeline on app/data/ (PRODUCER_DATA_ROOT_DIRECTORY)
-	@$(PY) -m app.demo
+	@$(PY) -m app.tools.demo
 
 publish: setup  ## publish what is new in the data folder (make publish ARGS="--dry-run")
 	@$(PY) -m app.producer publish $(ARGS)
 
 bench: setup  ## benchmarks against ceilings measured in the same run; writes docs/benchmarks.md (BENCH_DATA_DIR)
-	@$(PY) -m app.bench $(ARGS)
+	@$(PY) -m app.tools.bench $(ARGS)
 
 sql: setup  ## SQL shell on the Hive tables (beeline on the Spark Thrift server); make sql ARGS='-e "SHOW TABLES"'
-	@$(PY) -m app.sql_shell $(ARGS)
+	@$(PY) -m app.tools.sql_shell $(ARGS)
 
 up: setup  ## start Kafka, the Hive Metastore and Airflow on 127.0.0.1 (twice is harmless)
 	@$(PY) -m app.runtime up

@@ -25,7 +25,7 @@ def recorded_pids(state_dir: Path) -> dict[str, int]:
 
 
 def sql_shell(settings: Settings, *args: str) -> subprocess.CompletedProcess[str]:
-    return run_module(settings, "app.sql_shell", *args)
+    return run_module(settings, "app.tools.sql_shell", *args)
 
 
 def listening_addresses() -> set[tuple[str, int]]:

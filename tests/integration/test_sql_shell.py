@@ -25,7 +25,7 @@ if TYPE_CHECKING:
 def thrift_server(metastore: Service, settings: Settings) -> Iterator[SparkThriftServer]:
     server = SparkThriftServer(settings)
     try:
-        yield server  # app.sql_shell starts it
+        yield server  # app.tools.sql_shell starts it
     finally:
         server.stop()
 
@@ -44,7 +44,7 @@ def test_the_readme_queries_run_in_make_sql(
     script = tmp_path / "queries.sql"
     script.write_text(";\n".join(queries) + ";\n")
     shell = subprocess.run(
-        [sys.executable, "-m", "app.sql_shell", "--outputformat=csv2", "-f", str(script)],
+        [sys.executable, "-m", "app.tools.sql_shell", "--outputformat=csv2", "-f", str(script)],
         cwd=REPO_ROOT,
         env={**os.environ, **settings.environment()},
         capture_output=True,

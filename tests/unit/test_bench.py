@@ -6,11 +6,11 @@ from pathlib import Path
 
 import pytest
 
-from app.bench.airflow_run import drain_split
-from app.bench.common import flat_data_folder
-from app.bench.latency import delays, percentile
-from app.bench.spark import files_written, progress, table_seconds
 from app.settings import REPO_ROOT
+from app.tools.bench.airflow_run import drain_split
+from app.tools.bench.common import flat_data_folder
+from app.tools.bench.latency import delays, percentile
+from app.tools.bench.spark import files_written, progress, table_seconds
 
 
 def test_the_data_folder_is_flattened_without_symbolic_links(tmp_path: Path) -> None:
@@ -86,8 +86,8 @@ def test_files_and_seconds_of_each_table_come_from_the_write_lines() -> None:
 
 
 def test_the_sensor_benchmarks_files_are_valid_one_row_files_with_different_contents(tmp_path: Path) -> None:
-    from app.bench.sensor import SensorRuns, one_row_files, sensor_section
     from app.producer.parsing import read_file
+    from app.tools.bench.sensor import SensorRuns, one_row_files, sensor_section
 
     source = REPO_ROOT / "app" / "data" / "clicks_hour_000.csv"
     one_row_files(tmp_path / "folder", source, "clicks_hour_", 3)
@@ -110,7 +110,7 @@ ms max latency, 7 ms 50th, 28 ms 95th, 55 ms 99th, 80 ms 99.9th.
 
 
 def test_the_ceiling_is_read_from_producer_performances_summaries_not_an_interval_report() -> None:
-    from app.bench.producer import ceiling_summary
+    from app.tools.bench.producer import ceiling_summary
 
     total, steady = ceiling_summary(PRODUCER_PERFORMANCE_OUTPUT)
     assert total == (1_041_909, 801_234.5678)
@@ -121,7 +121,7 @@ def test_the_ceiling_is_read_from_producer_performances_summaries_not_an_interva
 
 
 def test_the_large_file_repeats_the_click_rows_under_one_header(tmp_path: Path) -> None:
-    from app.bench.large_file import write_large_file
+    from app.tools.bench.large_file import write_large_file
 
     for name, rows in (("clicks_hour_000.csv", "1,2\n3,4\n"), ("clicks_hour_001.csv", "5,6")):
         (tmp_path / name).write_text("a,b\n" + rows)
@@ -131,7 +131,7 @@ def test_the_large_file_repeats_the_click_rows_under_one_header(tmp_path: Path) 
 
 
 def test_latency_percentiles_are_over_every_click_of_every_replay() -> None:
-    from app.bench.latency import LatencyRun, latency_section
+    from app.tools.bench.latency import LatencyRun, latency_section
 
     runs = [LatencyRun(4, 1000.0, [1.0, 1.0, 1.0, 1.0]), LatencyRun(4, 990.0, [9.0, 9.0, 9.0, 30.0])]
     section = "\n".join(latency_section(runs, "5 seconds", 1000.0))
@@ -143,13 +143,13 @@ def test_latency_percentiles_are_over_every_click_of_every_replay() -> None:
 def test_the_report_names_the_commit_it_measured() -> None:
     import re
 
-    from app.bench.common import commit
+    from app.tools.bench.common import commit
 
     assert re.fullmatch(r"[0-9a-f]{12}( with uncommitted changes)?", commit())
 
 
 def test_the_view_cost_section_reports_both_sets_against_the_goal() -> None:
-    from app.bench.view_cost import ViewCost, view_section
+    from app.tools.bench.view_cost import ViewCost, view_section
 
     whole = ViewCost(hours=207, clicks=677_862, views=[0.4, 0.5, 0.6], run_checks=[0.2, 0.3, 0.2], full_check=3.1)
     larger = ViewCost(hours=2_070, clicks=6_778_620, views=[1.1, 1.3, 1.2], run_checks=[0.5, 0.6, 0.5], full_check=30.5)
@@ -159,7 +159,7 @@ def test_the_view_cost_section_reports_both_sets_against_the_goal() -> None:
 
 
 def test_copies_of_the_tables_are_shifted_past_the_datas_span() -> None:
-    from app.bench.view_cost import weeks_apart
+    from app.tools.bench.view_cost import weeks_apart
 
     assert weeks_apart(["2017-10-01", "2017-10-03"]) == 1
     assert weeks_apart(["2017-10-01", "2017-10-20"]) == 3  # 19 days: copies 21 days apart never meet

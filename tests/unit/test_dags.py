@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import itertools
+import os
 import subprocess
 import sys
 from datetime import UTC, datetime
@@ -132,6 +133,32 @@ def test_parsing_the_dags_imports_no_spark_and_no_kafka_client() -> None:
     )
     result = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, timeout=120, check=False)
     assert result.returncode == 0, result.stdout + result.stderr[-2000:]
+
+
+def test_the_assets_follow_the_deployments_topics_and_database() -> None:
+    """Asset URIs come from the settings: the Kafka provider's `kafka://<server>/<topic>` form and the
+    deployment's metastore and database, not names fixed in the code."""
+    probe = (
+        "from app.airflow import assets; "
+        "print(assets.CLICKS_TOPIC.uri, assets.ARTICLES_TOPIC.uri, assets.RECONCILIATION.uri, assets.LANDED_HOURS.uri)"
+    )
+    environment = {
+        **os.environ,
+        "KAFKA_SERVERS": "127.0.0.1:19092,127.0.0.1:19093",
+        "KAFKA_TOPIC": "clicks_eu",
+        "KAFKA_METADATA_TOPIC": "articles_eu",
+        "HIVE_DATABASE": "clickstream_eu",
+        "HIVE_METASTORE_PORT": "19083",
+    }
+    result = subprocess.run(
+        [sys.executable, "-c", probe], capture_output=True, text=True, timeout=120, check=True, env=environment
+    )
+    assert result.stdout.split() == [
+        "kafka://127.0.0.1:19092/clicks_eu",
+        "kafka://127.0.0.1:19092/articles_eu",
+        "hive://127.0.0.1:19083/clickstream_eu/hour_reconciliation",
+        "hive://127.0.0.1:19083/clickstream_eu/landed-hours",
+    ]
 
 
 def test_recompute_range_from_the_data_interval_or_the_params() -> None:

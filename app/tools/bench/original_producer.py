@@ -5,7 +5,7 @@ default settings (no batching or compression tuning, no transactions, no idempot
 read whole with pandas and walked with `iterrows()`; one `flush()` at the end. Not for use: it
 gives none of the guarantees of `app.producer` (a crash mid-file duplicates rows on the next run).
 
-Usage: python -m app.bench.original_producer SERVERS CLICK_TOPIC ARTICLE_TOPIC FILE [FILE ...]
+Usage: python -m app.tools.bench.original_producer SERVERS CLICK_TOPIC ARTICLE_TOPIC FILE [FILE ...]
 Prints the number of rows sent.
 """
 

@@ -15,8 +15,8 @@ import time
 from dataclasses import dataclass, replace
 from pathlib import Path
 
-from app.bench.common import listing, median_of
 from app.settings import Settings
+from app.tools.bench.common import listing, median_of
 
 log = logging.getLogger(__name__)
 

@@ -19,9 +19,9 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
 
-from app.bench.common import listing, median_of
 from app.hours import Hour
 from app.settings import Settings
+from app.tools.bench.common import listing, median_of
 
 log = logging.getLogger(__name__)
 

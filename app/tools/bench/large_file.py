@@ -14,8 +14,8 @@ import sys
 from dataclasses import dataclass, replace
 from pathlib import Path
 
-from app.bench.common import timed
 from app.settings import REPO_ROOT, Settings
+from app.tools.bench.common import timed
 
 log = logging.getLogger(__name__)
 

@@ -14,9 +14,9 @@ from pathlib import Path
 from typing import Any
 
 from app.airflow.tasks import spark_job_environment
-from app.bench.common import PeakMemory, listing, median_of, timed
 from app.settings import REPO_ROOT, Settings
 from app.spark_session import SPARK_JOBS_DIR, spark_submit_command
+from app.tools.bench.common import PeakMemory, listing, median_of, timed
 
 log = logging.getLogger(__name__)
 

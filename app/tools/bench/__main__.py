@@ -5,21 +5,21 @@ the same invocation, so the ratios hold on a noisy shared machine. The report is
 `docs/benchmarks.md` with the machine's cores, memory, Java and library versions:
 1. our producer (all click files and the catalogue of `BENCH_DATA_DIR`) against Kafka's own
    `ProducerPerformance` with our producer's properties and real messages, and against the bare
-   Python client sending the same messages (`app/bench/producer.py`, `app/bench/client_floor.py`);
+   Python client sending the same messages (`app/tools/bench/producer.py`, `app/tools/bench/client_floor.py`);
 2. our producer against the original project's way, one JSON message per row with kafka-python
-   (`app/bench/original_producer.py`);
+   (`app/tools/bench/original_producer.py`);
 3. the streaming job draining what the producer published into the raw tables and every
-   aggregate, against a bare Kafka-to-Parquet query over the same topics (`app/bench/spark.py`);
+   aggregate, against a bare Kafka-to-Parquet query over the same topics (`app/tools/bench/spark.py`);
 4. one `clickstream_hourly` Airflow run over the whole folder against the sum of the two ceilings,
-   and where its time goes (`app/bench/airflow_run.py`);
-5. the streaming job's latency under a replay at a fixed rate (`app/bench/latency.py`);
+   and where its time goes (`app/tools/bench/airflow_run.py`);
+5. the streaming job's latency under a replay at a fixed rate (`app/tools/bench/latency.py`);
 6. the peak resident memory of the producer and of the Spark driver in those runs, and of the
-   producer publishing one 2 GiB click file (`app/bench/large_file.py`);
+   producer publishing one 2 GiB click file (`app/tools/bench/large_file.py`);
 7. a small update after the whole folder is in: 100 new clicks and one changed article through
-   Airflow (`app/bench/airflow_run.py`);
-8. the sensor's poll of a folder of 10,000 published files (`app/bench/sensor.py`);
+   Airflow (`app/tools/bench/airflow_run.py`);
+8. the sensor's poll of a folder of 10,000 published files (`app/tools/bench/sensor.py`);
 9. the pipeline view and `check_tables` on the tables of the whole set and of a ten times larger set
-   (`app/bench/view_cost.py`).
+   (`app/tools/bench/view_cost.py`).
 
 The benchmark starts its own broker, PostgreSQL, metastore and Airflow (a fresh state folder, free loopback
 ports), so every run begins with empty topics and tables and the user's state is left alone;
@@ -39,20 +39,20 @@ from dataclasses import replace
 from datetime import UTC, datetime
 from pathlib import Path
 
-from app.bench.airflow_run import AirflowRun, run_through_airflow, update_section
-from app.bench.common import flat_data_folder, free_port, listing, machine, median_of
-from app.bench.large_file import large_file_run, large_file_section
-from app.bench.latency import latency_runs, latency_section
-from app.bench.producer import producer_runs, producer_section
-from app.bench.sensor import sensor_runs, sensor_section
-from app.bench.spark import spark_section
-from app.bench.view_cost import view_runs, view_section
 from app.runtime.hive_metastore import HiveMetastore
 from app.runtime.kafka_broker import KafkaBroker
 from app.runtime.postgres import PostgresServer
 from app.settings import REPO_ROOT, Settings, load_settings, with_own_names
+from app.tools.bench.airflow_run import AirflowRun, run_through_airflow, update_section
+from app.tools.bench.common import flat_data_folder, free_port, listing, machine, median_of
+from app.tools.bench.large_file import large_file_run, large_file_section
+from app.tools.bench.latency import latency_runs, latency_section
+from app.tools.bench.producer import producer_runs, producer_section
+from app.tools.bench.sensor import sensor_runs, sensor_section
+from app.tools.bench.spark import spark_section
+from app.tools.bench.view_cost import view_runs, view_section
 
-log = logging.getLogger("app.bench")
+log = logging.getLogger("app.tools.bench")
 
 REPORT = REPO_ROOT / "docs" / "benchmarks.md"
 LATENCY_INTERVAL = "5 seconds"
@@ -139,7 +139,7 @@ def write_report(sections: list[str], facts: dict[str, str], runs: int, data_dir
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m app.bench", description=__doc__)
+    parser = argparse.ArgumentParser(prog="python -m app.tools.bench", description=__doc__)
     parser.add_argument("--runs", type=int, default=3, help="runs per figure (the median is reported)")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")

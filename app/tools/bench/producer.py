@@ -16,9 +16,9 @@ import uuid
 from dataclasses import dataclass
 from pathlib import Path
 
-from app.bench.common import listing, median_of, timed
 from app.runtime import deps
 from app.settings import REPO_ROOT, Settings, with_own_names
+from app.tools.bench.common import listing, median_of, timed
 
 log = logging.getLogger(__name__)
 
@@ -102,10 +102,10 @@ def fresh_topics(settings: Settings, *prefixes: str) -> list[str]:
 
 
 def run_client_floor(settings: Settings, records: int, sample_file: Path, value_bytes: float) -> Rate:
-    """`app.bench.client_floor`: the bare Python client sending as many of our real messages."""
+    """`app.tools.bench.client_floor`: the bare Python client sending as many of our real messages."""
     [topic] = fresh_topics(settings, "bench-floor")
     run = timed(
-        [sys.executable, "-m", "app.bench.client_floor", topic, str(sample_file), str(records)],
+        [sys.executable, "-m", "app.tools.bench.client_floor", topic, str(sample_file), str(records)],
         {**os.environ, **settings.environment()},
         REPO_ROOT,
         "the bare Python client",
@@ -178,14 +178,14 @@ def ceiling_summary(output: str) -> tuple[tuple[int, float], tuple[int, float] |
 
 
 def run_original(settings: Settings, data_dir: Path) -> Rate:
-    """The original project's way (`app.bench.original_producer`) over the same files, timed."""
+    """The original project's way (`app.tools.bench.original_producer`) over the same files, timed."""
     files = sorted(data_dir.glob("clicks_hour_*.csv")) + sorted(data_dir.glob("articles_metadata.csv"))
     clicks, articles = fresh_topics(settings, "bench-original-clicks", "bench-original-articles")
     run = timed(
         [
             sys.executable,
             "-m",
-            "app.bench.original_producer",
+            "app.tools.bench.original_producer",
             settings.kafka_servers,
             clicks,
             articles,
@@ -285,7 +285,7 @@ def producer_section(comparison: ProducerComparison, settings: Settings) -> tupl
         *header,
         _row("our producer", ours),
         _row("ProducerPerformance", ceilings),
-        _row("the bare Python client (`app/bench/client_floor.py`)", comparison.floors),
+        _row("the bare Python client (`app/tools/bench/client_floor.py`)", comparison.floors),
         "",
         f"Ratio per run: {listing(ratios, 2)}. **Ratio: {ratio:.2f}** (median; goal: at least 0.9): "
         + ("met." if ratio >= 0.9 else f"missed, by a factor of {0.9 / ratio:.1f}."),
@@ -303,7 +303,7 @@ def producer_section(comparison: ProducerComparison, settings: Settings) -> tupl
         "JSON message per row from `iterrows()`, a `send()` per row with kafka-python "
         f"{_kafka_python_version()}'s `KafkaProducer` at its defaults (no batching or compression "
         "tuning, no idempotence, no transactions), one `flush()` at the end "
-        "(`app/bench/original_producer.py`), to fresh topics on the same broker; it sent as many records "
+        "(`app/tools/bench/original_producer.py`), to fresh topics on the same broker; it sent as many records "
         "as ours (checked).",
         "",
         *header,

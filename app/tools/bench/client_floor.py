@@ -4,7 +4,7 @@ producer sets) go to a fresh topic in one transaction with our producer's proper
 loop of `produce()` calls: no file, no parsing, no callback. Timed inside the process, as
 `ProducerPerformance` times itself.
 
-Usage: python -m app.bench.client_floor TOPIC SAMPLE_FILE RECORDS, with the settings in the
+Usage: python -m app.tools.bench.client_floor TOPIC SAMPLE_FILE RECORDS, with the settings in the
 environment (SAMPLE_FILE: lines `key<TAB>value`). Prints the records sent and the seconds they took.
 """
 

@@ -18,7 +18,7 @@ from app.runtime.process import RuntimeErrorWithHint
 from app.runtime.spark_thrift import SparkThriftServer
 from app.settings import SettingsError, load_settings
 
-log = logging.getLogger("app.sql_shell")
+log = logging.getLogger("app.tools.sql_shell")
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -22,8 +22,10 @@ from datetime import datetime
 from pathlib import Path
 
 from app.airflow.client import AirflowClient
-from app.bench.common import PeakMemory
-from app.bench.spark import (
+from app.runtime.airflow_server import Airflow
+from app.settings import Settings
+from app.tools.bench.common import PeakMemory
+from app.tools.bench.spark import (
     FINAL_RECOMPUTE,
     PROGRESS,
     DrainRun,
@@ -33,8 +35,6 @@ from app.bench.spark import (
     progress,
     table_seconds,
 )
-from app.runtime.airflow_server import Airflow
-from app.settings import Settings
 
 log = logging.getLogger(__name__)
 
@@ -171,7 +171,7 @@ def run_through_airflow(settings: Settings, data_dir: Path, scratch: Path) -> Ai
 
 def update_section(runs: list[AirflowRun]) -> list[str]:
     """Item 7 of the report: the small update's figures, with the goals."""
-    from app.bench.common import listing, median_of
+    from app.tools.bench.common import listing, median_of
 
     updates = [run.update for run in runs]
     batch = median_of(u.batch_seconds for u in updates)
