@@ -19,6 +19,7 @@ import sys
 import uuid
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, fields, replace
+from dataclasses import field as dataclass_field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, TypeVar
@@ -28,361 +29,6 @@ REPO_ROOT = Path(__file__).resolve().parent.parent
 
 class SettingsError(ValueError):
     """A setting has a value that cannot be used; the message names the variable."""
-
-
-@dataclass(frozen=True)
-class SettingSpec:
-    """How one field of `Settings` is read: its variable, default, old names and meaning."""
-
-    field: str
-    variable: str
-    default: str
-    help: str
-    aliases: tuple[str, ...] = ()
-    secret: bool = False
-
-
-SPECS: tuple[SettingSpec, ...] = (
-    # where things live
-    SettingSpec(
-        "state_dir",
-        "CLICKSTREAM_STATE_DIR",
-        ".state",
-        "Folder for all runtime state: service data, logs, pids, the lake, checkpoints, the Hive warehouse.",
-    ),
-    # Kafka
-    SettingSpec(
-        "kafka_servers",
-        "KAFKA_SERVERS",
-        "127.0.0.1:9092",
-        "Kafka bootstrap servers (`host:port[,host:port]`). The local broker listens on the port of the first entry.",
-    ),
-    SettingSpec(
-        "kafka_controller_port",
-        "KAFKA_CONTROLLER_PORT",
-        "9093",
-        "Port of the local broker's KRaft controller listener.",
-    ),
-    SettingSpec("kafka_topic", "KAFKA_TOPIC", "click_stream", "Topic of the click events."),
-    SettingSpec(
-        "kafka_metadata_topic",
-        "KAFKA_METADATA_TOPIC",
-        "click_stream_metadata",
-        "Topic of the article metadata (compacted, keyed by `article_id`).",
-    ),
-    SettingSpec(
-        "kafka_consumer_group",
-        "KAFKA_CONSUMER_GROUP",
-        "clickstream",
-        "Consumer group of the project's own Kafka readers.",
-    ),
-    SettingSpec(
-        "kafka_ledger_topic",
-        "KAFKA_LEDGER_TOPIC",
-        "click_stream_ledger",
-        "Compacted topic recording each published file (committed in the file's own transaction).",
-    ),
-    SettingSpec(
-        "kafka_rejects_topic",
-        "KAFKA_REJECTS_TOPIC",
-        "click_stream_rejects",
-        "Topic of the rows that failed the schema, with file, line, reason and raw text.",
-    ),
-    SettingSpec(
-        "kafka_topic_partitions",
-        "KAFKA_TOPIC_PARTITIONS",
-        "3",
-        "Partitions of the data topics when the producer creates them.",
-    ),
-    SettingSpec(
-        "kafka_replication_factor",
-        "KAFKA_REPLICATION_FACTOR",
-        "1",
-        "Replication factor of the topics the producer creates.",
-    ),
-    SettingSpec(
-        "kafka_min_insync_replicas",
-        "KAFKA_MIN_INSYNC_REPLICAS",
-        "1",
-        "`min.insync.replicas` of the topics the producer creates.",
-    ),
-    SettingSpec("kafka_broker_heap", "KAFKA_BROKER_HEAP", "512m", "Java heap of the local broker."),
-    SettingSpec(
-        "kafka_security_protocol",
-        "KAFKA_SECURITY_PROTOCOL",
-        "PLAINTEXT",
-        "How clients reach Kafka: `PLAINTEXT`, `SASL_PLAINTEXT` or `SASL_SSL` (SCRAM login; TLS with "
-        "`SASL_SSL`). The local broker's client listener uses the same, with `KAFKA_SASL_USERNAME` as its user.",
-    ),
-    SettingSpec(
-        "kafka_sasl_mechanism",
-        "KAFKA_SASL_MECHANISM",
-        "SCRAM-SHA-512",
-        "SASL mechanism: `SCRAM-SHA-512` or `SCRAM-SHA-256`.",
-    ),
-    SettingSpec("kafka_sasl_username", "KAFKA_SASL_USERNAME", "", "Kafka user (SASL)."),
-    SettingSpec("kafka_sasl_password", "KAFKA_SASL_PASSWORD", "", "Password of the Kafka user (SASL).", secret=True),
-    SettingSpec(
-        "kafka_ssl_ca_location",
-        "KAFKA_SSL_CA_LOCATION",
-        "",
-        "CA certificate (PEM) the clients trust for `SASL_SSL`; empty: the system's CAs.",
-    ),
-    SettingSpec(
-        "kafka_client_config",
-        "KAFKA_CLIENT_CONFIG",
-        "",
-        "More librdkafka properties for every Kafka client of the project (producer, consumers, admin), as "
-        'a JSON object such as `{"client.rack": "eu-1"}`; they win over the ones above. The Airflow tasks take '
-        "every property of the `kafka_default` connection this way. Python callbacks (`oauth_cb`, ...) are "
-        "refused: the Spark jobs could not use them; OAuth works through `sasl.oauthbearer.method`.",
-        secret=True,
-    ),
-    SettingSpec(
-        "kafka_broker_ssl_certificate",
-        "KAFKA_BROKER_SSL_CERTIFICATE",
-        "",
-        "The local broker's TLS certificate chain (PEM), for `SASL_SSL`.",
-    ),
-    SettingSpec(
-        "kafka_broker_ssl_key",
-        "KAFKA_BROKER_SSL_KEY",
-        "",
-        "The local broker's TLS private key (PEM, PKCS#8, not encrypted), for `SASL_SSL`.",
-    ),
-    # producer
-    SettingSpec(
-        "producer_data_root_directory",
-        "PRODUCER_DATA_ROOT_DIRECTORY",
-        "app/data",
-        "Folder the producer reads CSV files from (relative paths start at the repository).",
-    ),
-    SettingSpec(
-        "producer_click_csv_data_prefix",
-        "PRODUCER_CLICK_CSV_DATA_PREFIX",
-        "clicks_hour_",
-        "File name prefix of click files.",
-    ),
-    SettingSpec(
-        "producer_click_metadata_csv_data_prefix",
-        "PRODUCER_CLICK_METADATA_CSV_DATA_PREFIX",
-        "articles_metadata",
-        "File name prefix of article metadata files.",
-    ),
-    SettingSpec("csv_suffix", "CSV_SUFFIX", ".csv", "File name suffix of data files (`.gz` after it is accepted too)."),
-    SettingSpec(
-        "producer_transactional_id",
-        "PRODUCER_TRANSACTIONAL_ID",
-        "clickstream-producer",
-        "Kafka transactional id of the producer; a new producer with the same id fences an old one.",
-    ),
-    SettingSpec(
-        "producer_file_stable_seconds",
-        "PRODUCER_FILE_STABLE_SECONDS",
-        "2",
-        "A file modified less than this many seconds ago is still being written and is skipped.",
-    ),
-    SettingSpec(
-        "producer_item_wait_time",
-        "PRODUCER_ITEM_WAIT_TIME",
-        "0",
-        "Seconds from one message to the next (the producer keeps to that pace); 0 sends at full speed.",
-    ),
-    # event-time sanity: clicks outside these bounds are set aside (rejects topic, quarantine table)
-    SettingSpec(
-        "earliest_event_time",
-        "CLICKSTREAM_EARLIEST_EVENT_TIME",
-        "2000-01-01",
-        "A click before this UTC date (or ISO date-time) is set aside as implausible.",
-    ),
-    SettingSpec(
-        "max_future_seconds",
-        "CLICKSTREAM_MAX_FUTURE_SECONDS",
-        "86400",
-        "A click later than the time it is published plus this many seconds is set aside (a replay of "
-        "history is measured against the publishing clock, so it passes).",
-    ),
-    SettingSpec(
-        "session_start_tolerance_seconds",
-        "CLICKSTREAM_SESSION_START_TOLERANCE_SECONDS",
-        "300",
-        "A click earlier than its own `session_start` by more than this many seconds is set aside.",
-    ),
-    # Spark
-    SettingSpec(
-        "spark_master",
-        "SPARK_MASTER_URL",
-        "local[*]",
-        "Spark master: `local[*]`, or `spark://host:7077` for a standalone cluster. The old "
-        "`SPARK_SERVER_HOST=host` means `spark://host:7077`.",
-        aliases=("SPARK_SERVER_HOST",),
-    ),
-    SettingSpec(
-        "kafka_starting_offsets",
-        "KAFKA_STARTING_OFFSETS",
-        "earliest",
-        "Where a new streaming checkpoint starts reading the topics: `earliest` or `latest`.",
-    ),
-    SettingSpec(
-        "spark_max_offsets_per_trigger",
-        "SPARK_MAX_OFFSETS_PER_TRIGGER",
-        "500000",
-        "Most Kafka records one micro-batch of the streaming job reads.",
-    ),
-    SettingSpec(
-        "spark_trigger_interval",
-        "SPARK_TRIGGER_INTERVAL",
-        "30 seconds",
-        "Micro-batch interval of the long-running streaming job.",
-    ),
-    SettingSpec(
-        "raw_compaction_interval_seconds",
-        "RAW_COMPACTION_INTERVAL_SECONDS",
-        "600",
-        "Seconds between two merges, by a long-running stream, of the closed partitions of the raw tables into one "
-        "file each (a drain merges them when it ends; files of partitions still filling are merged 8 at a time).",
-    ),
-    SettingSpec("hive_database", "HIVE_DATABASE", "clickstream", "Hive database of the raw and aggregate tables."),
-    SettingSpec("spark_ui_port", "SPARK_UI_PORT", "4040", "Port of the Spark application UI."),
-    SettingSpec("spark_driver_memory", "SPARK_DRIVER_MEMORY", "1g", "Memory of each Spark driver."),
-    SettingSpec(
-        "spark_cluster_workers",
-        "SPARK_CLUSTER_WORKERS",
-        "1",
-        "Workers of the local Spark standalone cluster (`python -m app.runtime up spark-cluster`, "
-        "master at `SPARK_MASTER_URL=spark://127.0.0.1:7077`).",
-    ),
-    SettingSpec(
-        "spark_cluster_worker_memory",
-        "SPARK_CLUSTER_WORKER_MEMORY",
-        "2g",
-        "Memory each worker of the local Spark cluster offers its executors.",
-    ),
-    SettingSpec(
-        "spark_history_port",
-        "SPARK_HISTORY_PORT",
-        "18080",
-        "Port of the Spark History Server: the Spark UI of every finished and running job.",
-    ),
-    SettingSpec(
-        "spark_thrift_port",
-        "SPARK_THRIFT_PORT",
-        "10000",
-        "Port of the Spark Thrift (JDBC) server that `make sql` starts for SQL on the Hive tables.",
-    ),
-    SettingSpec(
-        "parquet_destination_path",
-        "PARQUET_DESTINATION_PATH",
-        "{state}/lake",
-        "Root folder of the raw Parquet data (relative paths start at the repository).",
-    ),
-    SettingSpec(
-        "check_point_location",
-        "CHECK_POINT_LOCATION",
-        "{state}/checkpoints",
-        "Root folder of the streaming checkpoints (relative paths start at the repository).",
-    ),
-    # Hive Metastore
-    SettingSpec("hive_metastore_port", "HIVE_METASTORE_PORT", "9083", "Port of the Hive Metastore thrift service."),
-    SettingSpec(
-        "hive_warehouse_dir",
-        "HIVE_WAREHOUSE_DIR",
-        "{state}/warehouse",
-        "Folder of the Hive managed tables (relative paths start at the repository).",
-    ),
-    SettingSpec("hive_metastore_heap", "HIVE_METASTORE_HEAP", "512m", "Java heap of the metastore service."),
-    SettingSpec(
-        "hive_metastore_host",
-        "HIVE_METASTORE_HOST",
-        "",
-        "Host of the Hive Metastore the Spark jobs and the pipeline view use; empty: the local one "
-        "(`CLICKSTREAM_BIND_HOST`). A shared metastore elsewhere: its host name.",
-    ),
-    SettingSpec(
-        "hive_metastore_db_url",
-        "HIVE_METASTORE_DB_URL",
-        "",
-        "The metastore's database; empty: database `metastore` of the local PostgreSQL (`POSTGRES_PORT`, "
-        "its own role and generated password). Another PostgreSQL server: "
-        "`jdbc:postgresql://host:5432/metastore` with `HIVE_METASTORE_DB_USER`/`_PASSWORD`. `derby`: "
-        "Derby in `<state>/metastore` (a fallback for one process; no PostgreSQL needed).",
-    ),
-    SettingSpec("hive_metastore_db_user", "HIVE_METASTORE_DB_USER", "hive", "User of the metastore's database."),
-    SettingSpec(
-        "hive_metastore_db_password",
-        "HIVE_METASTORE_DB_PASSWORD",
-        "",
-        "Password of the metastore's database (PostgreSQL).",
-        secret=True,
-    ),
-    # Airflow
-    SettingSpec("airflow_api_port", "AIRFLOW_API_PORT", "8080", "Port of the Airflow web UI and REST API."),
-    SettingSpec("airflow_admin_user", "AIRFLOW_ADMIN_USER", "admin", "User name of the Airflow login."),
-    SettingSpec(
-        "airflow_admin_password",
-        "AIRFLOW_ADMIN_PASSWORD",
-        "",
-        "Password of the Airflow login; empty: one is generated on first start and kept in "
-        "`<state>/airflow/passwords.json`.",
-        secret=True,
-    ),
-    SettingSpec(
-        "airflow_parallelism",
-        "AIRFLOW_PARALLELISM",
-        "4",
-        "Task slots of the Airflow LocalExecutor (kept small for a 2-core machine).",
-    ),
-    SettingSpec(
-        "airflow_sensor_poke_seconds",
-        "AIRFLOW_SENSOR_POKE_SECONDS",
-        "30",
-        "How often a scheduled `clickstream_hourly` run looks for new files while it waits.",
-    ),
-    SettingSpec(
-        "airflow_sensor_timeout_seconds",
-        "AIRFLOW_SENSOR_TIMEOUT_SECONDS",
-        "600",
-        "How long a scheduled `clickstream_hourly` run waits for a new file before it is skipped.",
-    ),
-    SettingSpec(
-        "airflow_database_url",
-        "AIRFLOW_DATABASE_URL",
-        "",
-        "Airflow's metadata database (a SQLAlchemy URL); empty: database `airflow` of the local "
-        "PostgreSQL (`POSTGRES_PORT`, its own role and generated password). Another server: "
-        "`postgresql+psycopg2://user:password@host:5432/airflow` (or MySQL).",
-        secret=True,
-    ),
-    # the local PostgreSQL
-    SettingSpec(
-        "postgres_port",
-        "POSTGRES_PORT",
-        "5433",
-        "Port of the local PostgreSQL server `make up` starts (Debian's package, data in "
-        "`<state>/postgres`) for the databases whose URL is empty (`AIRFLOW_DATABASE_URL`, "
-        "`HIVE_METASTORE_DB_URL`).",
-    ),
-    SettingSpec(
-        "alert_webhook_url",
-        "ALERT_WEBHOOK_URL",
-        "",
-        "URL that gets a short JSON message (DAG, run, task, reason, link) for every task of the DAGs "
-        "that fails for good; empty: none is sent. A secret (the path of a webhook is its password): "
-        "logs show only its host.",
-        secret=True,
-    ),
-    # machine
-    SettingSpec("bind_host", "CLICKSTREAM_BIND_HOST", "127.0.0.1", "Address every local service listens on."),
-    # benchmarks
-    SettingSpec(
-        "bench_data_dir",
-        "BENCH_DATA_DIR",
-        "../shared/data/globo",
-        "Data folder `make bench` publishes (click files, also in `clicks/`, and the catalogue).",
-    ),
-)
-
-_SPEC_BY_FIELD = {spec.field: spec for spec in SPECS}
 
 
 def _resolve_path(raw: str) -> Path:
@@ -525,112 +171,452 @@ def _database_url(variable: str, raw: str) -> str:
     return raw
 
 
-_PARSERS: dict[str, Callable[[str, str], Any]] = {
-    "kafka_client_config": kafka_properties,
-    "state_dir": lambda _v, raw: _resolve_path(raw),
-    "producer_data_root_directory": lambda _v, raw: _resolve_path(raw),
-    "parquet_destination_path": lambda _v, raw: _resolve_path(raw),
-    "check_point_location": lambda _v, raw: _resolve_path(raw),
-    "hive_warehouse_dir": lambda _v, raw: _resolve_path(raw),
-    "bench_data_dir": lambda _v, raw: _resolve_path(raw),
-    "kafka_servers": _kafka_servers,
-    "kafka_controller_port": _port,
-    "spark_ui_port": _port,
-    "hive_metastore_db_url": _metastore_db_url,
-    "spark_history_port": _port,
-    "spark_thrift_port": _port,
-    "hive_metastore_port": _port,
-    "airflow_api_port": _port,
-    "airflow_database_url": _database_url,
-    "postgres_port": _port,
-    "alert_webhook_url": _webhook_url,
-    "spark_master": _spark_master,
-    "spark_max_offsets_per_trigger": _positive_int,
-    "kafka_starting_offsets": _starting_offsets,
-    "producer_item_wait_time": _non_negative_float,
-    "raw_compaction_interval_seconds": _non_negative_float,
-    "producer_file_stable_seconds": _non_negative_float,
-    "earliest_event_time": _utc_time,
-    "max_future_seconds": _non_negative_float,
-    "session_start_tolerance_seconds": _non_negative_float,
-    "kafka_topic_partitions": _positive_int,
-    "kafka_replication_factor": _positive_int,
-    "kafka_min_insync_replicas": _positive_int,
-    "airflow_parallelism": _positive_int,
-    "airflow_sensor_poke_seconds": _positive_float,
-    "airflow_sensor_timeout_seconds": _positive_float,
-    "spark_cluster_workers": _positive_int,
-    "kafka_security_protocol": _one_of("PLAINTEXT", "SASL_PLAINTEXT", "SASL_SSL"),
-    "kafka_sasl_mechanism": _one_of("SCRAM-SHA-512", "SCRAM-SHA-256"),
-}
+@dataclass(frozen=True)
+class SettingSpec:
+    """How one field of `Settings` is read: its variable, default, old names, meaning and parser
+    (`(variable, raw text) -> value`, raising SettingsError naming the variable)."""
+
+    field: str
+    variable: str
+    default: str
+    help: str
+    aliases: tuple[str, ...] = ()
+    secret: bool = False
+    parser: Callable[[str, str], Any] = _text
+
+
+def setting(
+    variable: str,
+    default: str,
+    help: str,
+    *,
+    parser: Callable[[str, str], Any] = _text,
+    aliases: tuple[str, ...] = (),
+    secret: bool = False,
+) -> Any:
+    """A field of `Settings`, declared once: the variable that sets it (and its old names), its
+    default (`{state}` stands for the state folder), what it means, how its text is read, and
+    whether it is a secret. `SPECS`, the loader and the README's table derive from these."""
+    return dataclass_field(metadata={SETTING: (variable, default, help, aliases, secret, parser)})
+
+
+SETTING = "clickstream.setting"
 
 
 @dataclass(frozen=True)
 class Settings:
     """Every setting of clickstream, resolved and checked. Build it with `load_settings()`."""
 
-    state_dir: Path
-    kafka_servers: str
-    kafka_controller_port: int
-    kafka_topic: str
-    kafka_metadata_topic: str
-    kafka_consumer_group: str
-    kafka_ledger_topic: str
-    kafka_rejects_topic: str
-    kafka_topic_partitions: int
-    kafka_replication_factor: int
-    kafka_min_insync_replicas: int
-    kafka_broker_heap: str
-    kafka_security_protocol: str
-    kafka_sasl_mechanism: str
-    kafka_sasl_username: str
-    kafka_sasl_password: str
-    kafka_ssl_ca_location: str
-    kafka_client_config: str  # a JSON object of librdkafka properties, or empty
-    kafka_broker_ssl_certificate: str
-    kafka_broker_ssl_key: str
-    producer_data_root_directory: Path
-    producer_click_csv_data_prefix: str
-    producer_click_metadata_csv_data_prefix: str
-    csv_suffix: str
-    producer_transactional_id: str
-    producer_file_stable_seconds: float
-    producer_item_wait_time: float
-    earliest_event_time: datetime
-    max_future_seconds: float
-    session_start_tolerance_seconds: float
-    spark_master: str
-    kafka_starting_offsets: str
-    spark_max_offsets_per_trigger: int
-    spark_trigger_interval: str
-    raw_compaction_interval_seconds: float
-    hive_database: str
-    spark_ui_port: int
-    spark_cluster_workers: int
-    spark_cluster_worker_memory: str
-    spark_history_port: int
-    spark_thrift_port: int
-    spark_driver_memory: str
-    parquet_destination_path: Path
-    check_point_location: Path
-    hive_metastore_port: int
-    hive_warehouse_dir: Path
-    hive_metastore_heap: str
-    hive_metastore_host: str
-    hive_metastore_db_url: str
-    hive_metastore_db_user: str
-    hive_metastore_db_password: str
-    airflow_api_port: int
-    airflow_admin_user: str
-    airflow_admin_password: str
-    airflow_parallelism: int
-    airflow_sensor_poke_seconds: float
-    airflow_sensor_timeout_seconds: float
-    airflow_database_url: str
-    postgres_port: int
-    alert_webhook_url: str
-    bind_host: str
-    bench_data_dir: Path
+    # where things live
+    state_dir: Path = setting(
+        "CLICKSTREAM_STATE_DIR",
+        ".state",
+        "Folder for all runtime state: service data, logs, pids, the lake, checkpoints, the Hive warehouse.",
+        parser=lambda _v, raw: _resolve_path(raw),
+    )
+    # Kafka
+    kafka_servers: str = setting(
+        "KAFKA_SERVERS",
+        "127.0.0.1:9092",
+        "Kafka bootstrap servers (`host:port[,host:port]`). The local broker listens on the port of the first entry.",
+        parser=_kafka_servers,
+    )
+    kafka_controller_port: int = setting(
+        "KAFKA_CONTROLLER_PORT",
+        "9093",
+        "Port of the local broker's KRaft controller listener.",
+        parser=_port,
+    )
+    kafka_topic: str = setting(
+        "KAFKA_TOPIC",
+        "click_stream",
+        "Topic of the click events.",
+    )
+    kafka_metadata_topic: str = setting(
+        "KAFKA_METADATA_TOPIC",
+        "click_stream_metadata",
+        "Topic of the article metadata (compacted, keyed by `article_id`).",
+    )
+    kafka_consumer_group: str = setting(
+        "KAFKA_CONSUMER_GROUP",
+        "clickstream",
+        "Consumer group of the project's own Kafka readers.",
+    )
+    kafka_ledger_topic: str = setting(
+        "KAFKA_LEDGER_TOPIC",
+        "click_stream_ledger",
+        "Compacted topic recording each published file (committed in the file's own transaction).",
+    )
+    kafka_rejects_topic: str = setting(
+        "KAFKA_REJECTS_TOPIC",
+        "click_stream_rejects",
+        "Topic of the rows that failed the schema, with file, line, reason and raw text.",
+    )
+    kafka_topic_partitions: int = setting(
+        "KAFKA_TOPIC_PARTITIONS",
+        "3",
+        "Partitions of the data topics when the producer creates them.",
+        parser=_positive_int,
+    )
+    kafka_replication_factor: int = setting(
+        "KAFKA_REPLICATION_FACTOR",
+        "1",
+        "Replication factor of the topics the producer creates.",
+        parser=_positive_int,
+    )
+    kafka_min_insync_replicas: int = setting(
+        "KAFKA_MIN_INSYNC_REPLICAS",
+        "1",
+        "`min.insync.replicas` of the topics the producer creates.",
+        parser=_positive_int,
+    )
+    kafka_broker_heap: str = setting(
+        "KAFKA_BROKER_HEAP",
+        "512m",
+        "Java heap of the local broker.",
+    )
+    kafka_security_protocol: str = setting(
+        "KAFKA_SECURITY_PROTOCOL",
+        "PLAINTEXT",
+        (
+            "How clients reach Kafka: `PLAINTEXT`, `SASL_PLAINTEXT` or `SASL_SSL` (SCRAM login; TLS with "
+            "`SASL_SSL`). The local broker's client listener uses the same, with `KAFKA_SASL_USERNAME` as its"
+            " user."
+        ),
+        parser=_one_of("PLAINTEXT", "SASL_PLAINTEXT", "SASL_SSL"),
+    )
+    kafka_sasl_mechanism: str = setting(
+        "KAFKA_SASL_MECHANISM",
+        "SCRAM-SHA-512",
+        "SASL mechanism: `SCRAM-SHA-512` or `SCRAM-SHA-256`.",
+        parser=_one_of("SCRAM-SHA-512", "SCRAM-SHA-256"),
+    )
+    kafka_sasl_username: str = setting(
+        "KAFKA_SASL_USERNAME",
+        "",
+        "Kafka user (SASL).",
+    )
+    kafka_sasl_password: str = setting(
+        "KAFKA_SASL_PASSWORD",
+        "",
+        "Password of the Kafka user (SASL).",
+        secret=True,
+    )
+    kafka_ssl_ca_location: str = setting(
+        "KAFKA_SSL_CA_LOCATION",
+        "",
+        "CA certificate (PEM) the clients trust for `SASL_SSL`; empty: the system's CAs.",
+    )
+    # a JSON object of librdkafka properties, or empty
+    kafka_client_config: str = setting(
+        "KAFKA_CLIENT_CONFIG",
+        "",
+        (
+            "More librdkafka properties for every Kafka client of the project (producer, consumers, admin), "
+            'as a JSON object such as `{"client.rack": "eu-1"}`; they win over the ones above. The Airflow '
+            "tasks take every property of the `kafka_default` connection this way. Python callbacks "
+            "(`oauth_cb`, ...) are refused: the Spark jobs could not use them; OAuth works through "
+            "`sasl.oauthbearer.method`."
+        ),
+        parser=kafka_properties,
+        secret=True,
+    )
+    kafka_broker_ssl_certificate: str = setting(
+        "KAFKA_BROKER_SSL_CERTIFICATE",
+        "",
+        "The local broker's TLS certificate chain (PEM), for `SASL_SSL`.",
+    )
+    kafka_broker_ssl_key: str = setting(
+        "KAFKA_BROKER_SSL_KEY",
+        "",
+        "The local broker's TLS private key (PEM, PKCS#8, not encrypted), for `SASL_SSL`.",
+    )
+    # producer
+    producer_data_root_directory: Path = setting(
+        "PRODUCER_DATA_ROOT_DIRECTORY",
+        "app/data",
+        "Folder the producer reads CSV files from (relative paths start at the repository).",
+        parser=lambda _v, raw: _resolve_path(raw),
+    )
+    producer_click_csv_data_prefix: str = setting(
+        "PRODUCER_CLICK_CSV_DATA_PREFIX",
+        "clicks_hour_",
+        "File name prefix of click files.",
+    )
+    producer_click_metadata_csv_data_prefix: str = setting(
+        "PRODUCER_CLICK_METADATA_CSV_DATA_PREFIX",
+        "articles_metadata",
+        "File name prefix of article metadata files.",
+    )
+    csv_suffix: str = setting(
+        "CSV_SUFFIX",
+        ".csv",
+        "File name suffix of data files (`.gz` after it is accepted too).",
+    )
+    producer_transactional_id: str = setting(
+        "PRODUCER_TRANSACTIONAL_ID",
+        "clickstream-producer",
+        "Kafka transactional id of the producer; a new producer with the same id fences an old one.",
+    )
+    producer_file_stable_seconds: float = setting(
+        "PRODUCER_FILE_STABLE_SECONDS",
+        "2",
+        "A file modified less than this many seconds ago is still being written and is skipped.",
+        parser=_non_negative_float,
+    )
+    producer_item_wait_time: float = setting(
+        "PRODUCER_ITEM_WAIT_TIME",
+        "0",
+        "Seconds from one message to the next (the producer keeps to that pace); 0 sends at full speed.",
+        parser=_non_negative_float,
+    )
+    # event-time sanity: clicks outside these bounds are set aside (rejects topic, quarantine table)
+    earliest_event_time: datetime = setting(
+        "CLICKSTREAM_EARLIEST_EVENT_TIME",
+        "2000-01-01",
+        "A click before this UTC date (or ISO date-time) is set aside as implausible.",
+        parser=_utc_time,
+    )
+    max_future_seconds: float = setting(
+        "CLICKSTREAM_MAX_FUTURE_SECONDS",
+        "86400",
+        (
+            "A click later than the time it is published plus this many seconds is set aside (a replay of "
+            "history is measured against the publishing clock, so it passes)."
+        ),
+        parser=_non_negative_float,
+    )
+    session_start_tolerance_seconds: float = setting(
+        "CLICKSTREAM_SESSION_START_TOLERANCE_SECONDS",
+        "300",
+        "A click earlier than its own `session_start` by more than this many seconds is set aside.",
+        parser=_non_negative_float,
+    )
+    # Spark
+    spark_master: str = setting(
+        "SPARK_MASTER_URL",
+        "local[*]",
+        (
+            "Spark master: `local[*]`, or `spark://host:7077` for a standalone cluster. The old "
+            "`SPARK_SERVER_HOST=host` means `spark://host:7077`."
+        ),
+        parser=_spark_master,
+        aliases=("SPARK_SERVER_HOST",),
+    )
+    kafka_starting_offsets: str = setting(
+        "KAFKA_STARTING_OFFSETS",
+        "earliest",
+        "Where a new streaming checkpoint starts reading the topics: `earliest` or `latest`.",
+        parser=_starting_offsets,
+    )
+    spark_max_offsets_per_trigger: int = setting(
+        "SPARK_MAX_OFFSETS_PER_TRIGGER",
+        "500000",
+        "Most Kafka records one micro-batch of the streaming job reads.",
+        parser=_positive_int,
+    )
+    spark_trigger_interval: str = setting(
+        "SPARK_TRIGGER_INTERVAL",
+        "30 seconds",
+        "Micro-batch interval of the long-running streaming job.",
+    )
+    raw_compaction_interval_seconds: float = setting(
+        "RAW_COMPACTION_INTERVAL_SECONDS",
+        "600",
+        (
+            "Seconds between two merges, by a long-running stream, of the closed partitions of the raw tables"
+            " into one file each (a drain merges them when it ends; files of partitions still filling are "
+            "merged 8 at a time)."
+        ),
+        parser=_non_negative_float,
+    )
+    hive_database: str = setting(
+        "HIVE_DATABASE",
+        "clickstream",
+        "Hive database of the raw and aggregate tables.",
+    )
+    spark_ui_port: int = setting(
+        "SPARK_UI_PORT",
+        "4040",
+        "Port of the Spark application UI.",
+        parser=_port,
+    )
+    spark_driver_memory: str = setting(
+        "SPARK_DRIVER_MEMORY",
+        "1g",
+        "Memory of each Spark driver.",
+    )
+    spark_cluster_workers: int = setting(
+        "SPARK_CLUSTER_WORKERS",
+        "1",
+        (
+            "Workers of the local Spark standalone cluster (`python -m app.runtime up spark-cluster`, master "
+            "at `SPARK_MASTER_URL=spark://127.0.0.1:7077`)."
+        ),
+        parser=_positive_int,
+    )
+    spark_cluster_worker_memory: str = setting(
+        "SPARK_CLUSTER_WORKER_MEMORY",
+        "2g",
+        "Memory each worker of the local Spark cluster offers its executors.",
+    )
+    spark_history_port: int = setting(
+        "SPARK_HISTORY_PORT",
+        "18080",
+        "Port of the Spark History Server: the Spark UI of every finished and running job.",
+        parser=_port,
+    )
+    spark_thrift_port: int = setting(
+        "SPARK_THRIFT_PORT",
+        "10000",
+        "Port of the Spark Thrift (JDBC) server that `make sql` starts for SQL on the Hive tables.",
+        parser=_port,
+    )
+    parquet_destination_path: Path = setting(
+        "PARQUET_DESTINATION_PATH",
+        "{state}/lake",
+        "Root folder of the raw Parquet data (relative paths start at the repository).",
+        parser=lambda _v, raw: _resolve_path(raw),
+    )
+    check_point_location: Path = setting(
+        "CHECK_POINT_LOCATION",
+        "{state}/checkpoints",
+        "Root folder of the streaming checkpoints (relative paths start at the repository).",
+        parser=lambda _v, raw: _resolve_path(raw),
+    )
+    # Hive Metastore
+    hive_metastore_port: int = setting(
+        "HIVE_METASTORE_PORT",
+        "9083",
+        "Port of the Hive Metastore thrift service.",
+        parser=_port,
+    )
+    hive_warehouse_dir: Path = setting(
+        "HIVE_WAREHOUSE_DIR",
+        "{state}/warehouse",
+        "Folder of the Hive managed tables (relative paths start at the repository).",
+        parser=lambda _v, raw: _resolve_path(raw),
+    )
+    hive_metastore_heap: str = setting(
+        "HIVE_METASTORE_HEAP",
+        "512m",
+        "Java heap of the metastore service.",
+    )
+    hive_metastore_host: str = setting(
+        "HIVE_METASTORE_HOST",
+        "",
+        (
+            "Host of the Hive Metastore the Spark jobs and the pipeline view use; empty: the local one "
+            "(`CLICKSTREAM_BIND_HOST`). A shared metastore elsewhere: its host name."
+        ),
+    )
+    hive_metastore_db_url: str = setting(
+        "HIVE_METASTORE_DB_URL",
+        "",
+        (
+            "The metastore's database; empty: database `metastore` of the local PostgreSQL (`POSTGRES_PORT`, "
+            "its own role and generated password). Another PostgreSQL server: "
+            "`jdbc:postgresql://host:5432/metastore` with `HIVE_METASTORE_DB_USER`/`_PASSWORD`. `derby`: "
+            "Derby in `<state>/metastore` (a fallback for one process; no PostgreSQL needed)."
+        ),
+        parser=_metastore_db_url,
+    )
+    hive_metastore_db_user: str = setting(
+        "HIVE_METASTORE_DB_USER",
+        "hive",
+        "User of the metastore's database.",
+    )
+    hive_metastore_db_password: str = setting(
+        "HIVE_METASTORE_DB_PASSWORD",
+        "",
+        "Password of the metastore's database (PostgreSQL).",
+        secret=True,
+    )
+    # Airflow
+    airflow_api_port: int = setting(
+        "AIRFLOW_API_PORT",
+        "8080",
+        "Port of the Airflow web UI and REST API.",
+        parser=_port,
+    )
+    airflow_admin_user: str = setting(
+        "AIRFLOW_ADMIN_USER",
+        "admin",
+        "User name of the Airflow login.",
+    )
+    airflow_admin_password: str = setting(
+        "AIRFLOW_ADMIN_PASSWORD",
+        "",
+        (
+            "Password of the Airflow login; empty: one is generated on first start and kept in "
+            "`<state>/airflow/passwords.json`."
+        ),
+        secret=True,
+    )
+    airflow_parallelism: int = setting(
+        "AIRFLOW_PARALLELISM",
+        "4",
+        "Task slots of the Airflow LocalExecutor (kept small for a 2-core machine).",
+        parser=_positive_int,
+    )
+    airflow_sensor_poke_seconds: float = setting(
+        "AIRFLOW_SENSOR_POKE_SECONDS",
+        "30",
+        "How often a scheduled `clickstream_hourly` run looks for new files while it waits.",
+        parser=_positive_float,
+    )
+    airflow_sensor_timeout_seconds: float = setting(
+        "AIRFLOW_SENSOR_TIMEOUT_SECONDS",
+        "600",
+        "How long a scheduled `clickstream_hourly` run waits for a new file before it is skipped.",
+        parser=_positive_float,
+    )
+    airflow_database_url: str = setting(
+        "AIRFLOW_DATABASE_URL",
+        "",
+        (
+            "Airflow's metadata database (a SQLAlchemy URL); empty: database `airflow` of the local "
+            "PostgreSQL (`POSTGRES_PORT`, its own role and generated password). Another server: "
+            "`postgresql+psycopg2://user:password@host:5432/airflow` (or MySQL)."
+        ),
+        parser=_database_url,
+        secret=True,
+    )
+    # the local PostgreSQL
+    postgres_port: int = setting(
+        "POSTGRES_PORT",
+        "5433",
+        (
+            "Port of the local PostgreSQL server `make up` starts (Debian's package, data in "
+            "`<state>/postgres`) for the databases whose URL is empty (`AIRFLOW_DATABASE_URL`, "
+            "`HIVE_METASTORE_DB_URL`)."
+        ),
+        parser=_port,
+    )
+    alert_webhook_url: str = setting(
+        "ALERT_WEBHOOK_URL",
+        "",
+        (
+            "URL that gets a short JSON message (DAG, run, task, reason, link) for every task of the DAGs "
+            "that fails for good; empty: none is sent. A secret (the path of a webhook is its password): logs"
+            " show only its host."
+        ),
+        parser=_webhook_url,
+        secret=True,
+    )
+    # machine
+    bind_host: str = setting(
+        "CLICKSTREAM_BIND_HOST",
+        "127.0.0.1",
+        "Address every local service listens on.",
+    )
+    # benchmarks
+    bench_data_dir: Path = setting(
+        "BENCH_DATA_DIR",
+        "../shared/data/globo",
+        "Data folder `make bench` publishes (click files, also in `clicks/`, and the catalogue).",
+        parser=lambda _v, raw: _resolve_path(raw),
+    )
 
     @property
     def kafka_port(self) -> int:
@@ -674,6 +660,9 @@ class Settings:
             shown = ("***" if value else "(generated)") if spec.secret else str(value)
             items.append((spec.variable, shown))
         return items
+
+
+SPECS: tuple[SettingSpec, ...] = tuple(SettingSpec(f.name, *f.metadata[SETTING]) for f in fields(Settings))
 
 
 def read_env_file(path: Path) -> dict[str, str]:
@@ -736,8 +725,7 @@ def load_settings(environ: Mapping[str, str] | None = None, env_file: Path | Non
         if raw is None:
             # defaults of the data folders live under the state folder, wherever that is
             raw = spec.default.replace("{state}", str(values.get("state_dir", "")))
-        parser = _PARSERS.get(spec.field, _text)
-        values[spec.field] = parser(variable, raw)
+        values[spec.field] = spec.parser(variable, raw)
     return Settings(**values)
 
 
@@ -767,9 +755,6 @@ def markdown_table() -> str:
         default = f"`{spec.default.replace('{state}', '<state>')}`" if spec.default else "(empty)"
         lines.append(f"| `{spec.variable}` | {default} | {spec.help}{aliases} |")
     return "\n".join(lines)
-
-
-assert {f.name for f in fields(Settings)} == set(_SPEC_BY_FIELD), "SPECS and Settings disagree"
 
 
 README_START, README_END = "<!-- settings:start -->", "<!-- settings:end -->"
