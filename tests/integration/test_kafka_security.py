@@ -16,7 +16,7 @@ from confluent_kafka import KafkaException
 from confluent_kafka.admin import AdminClient
 
 from app.airflow.tasks import run_settings
-from app.kafka_io import KafkaSetupError
+from app.kafka_io import KafkaSetupError, client_config
 from app.producer.publisher import publish
 from app.runtime.airflow_server import Airflow
 from app.runtime.kafka_broker import KafkaBroker
@@ -77,6 +77,8 @@ def secure(settings: Settings, metastore: Service, tmp_path_factory: pytest.Temp
 
 
 def test_the_broker_refuses_clients_without_the_login(secure: Settings) -> None:
+    # the broker is up and answers a client with the login: the refusals below are its own
+    assert AdminClient({**client_config(secure), "socket.timeout.ms": 3000}).list_topics(timeout=10).brokers
     for config in (
         {"bootstrap.servers": secure.kafka_servers},  # no TLS, no login
         {

@@ -82,9 +82,12 @@ def test_anonymous_visit_is_sent_to_the_login_page(
     page.get_by_text("Sign into Airflow").wait_for()
     assert page.get_by_text(DAG).count() == 0
     page.screenshot(path=str(OUTPUT / "01-anonymous-login-page.png"))
-    log_in(page, settings, "not-the-password")
-    page.wait_for_timeout(1500)
-    assert "/auth/login" in page.url  # a wrong password does not get in
+    with page.expect_response(lambda r: "/auth/token" in r.url and r.request.method == "POST") as login:
+        log_in(page, settings, "not-the-password")
+    assert login.value.status == 401  # the API refused the password
+    page.wait_for_load_state("networkidle")
+    assert "/auth/login" in page.url  # and the page stays on the login form
+    assert page.get_by_label("Password").is_visible()
     page.close()
 
 
