@@ -3,6 +3,11 @@ the producer replays click files at a fixed rate (`PRODUCER_ITEM_WAIT_TIME`); th
 click from its publication (its Kafka timestamp) to its appearance in its hour's aggregate
 (`article_hourly`, read as any reader reads it: metastore locations, Parquet files) is measured.
 
+The replays ask the producer for a little more than the goal's rate (`PACING_HEADROOM`: its pause
+after each click does not count the time sending it takes), and the goal is checked against the
+rate reached. A first replay warms the stream up (the JVM compiles the micro-batch's code paths
+during its first batches) and is reported apart, not counted.
+
 The aggregate is polled twice a second. A micro-batch takes a prefix of every partition, so the
 clicks visible at a moment are, up to one commit of the producer (every second in a paced run),
 the earliest published ones: the i-th click in publication order appeared at the first poll that
@@ -31,6 +36,8 @@ from app.spark_session import SPARK_JOBS_DIR, spark_submit_command
 log = logging.getLogger(__name__)
 
 REPLAY_SECONDS = 20  # each replay lasts about this long at the asked rate
+WARM_UP_SECONDS = 10  # the uncounted first replay
+PACING_HEADROOM = 1.06  # asked rate / goal: the producer's pacing reaches about 96 % of what it is asked
 
 
 @dataclass(frozen=True)
@@ -133,8 +140,9 @@ def percentile(values: list[float], fraction: float) -> float:
 
 def latency_runs(
     settings: Settings, data_dir: Path, scratch: Path, runs: int, interval: str, clicks_per_second: float
-) -> list[LatencyRun]:
-    """One streaming job, then `runs` replays of click files not published yet."""
+) -> tuple[LatencyRun, list[LatencyRun]]:
+    """One streaming job, then a warm-up replay and `runs` counted replays of click files not
+    published yet, each asked for `clicks_per_second` times `PACING_HEADROOM`."""
     folder = scratch / "latency-data"
     folder.mkdir(parents=True)
     settings = replace(settings, producer_data_root_directory=folder, producer_file_stable_seconds=0.0)
@@ -161,16 +169,17 @@ def latency_runs(
     try:
         _wait_for(lambda: re.search(r"query \S+ started", job_log.read_text(errors="replace")), job, job_log, 300)
         with Watcher(settings) as watcher:
-            for number in range(1, runs + 1):
+            for number in range(runs + 1):  # replay 0 warms up
                 before = watcher.latest()
                 files = []
                 rows = 0
-                while rows < REPLAY_SECONDS * clicks_per_second:  # clicks of files not published yet
+                seconds = WARM_UP_SECONDS if number == 0 else REPLAY_SECONDS
+                while rows < seconds * clicks_per_second:  # clicks of files not published yet
                     path = next(click_files)
                     os.link(path, folder / path.name)
                     files.append(path.name)
                     rows += sum(1 for _ in path.open()) - 1
-                wait = 1.0 / clicks_per_second  # the producer's pause after each click
+                wait = 1.0 / (clicks_per_second * PACING_HEADROOM)  # the producer's pause after each click
                 started = time.time()
                 subprocess.run(
                     publish,
@@ -201,7 +210,7 @@ def latency_runs(
             os.killpg(job.pid, signal.SIGKILL)
             job.wait()
         shutil.rmtree(folder, ignore_errors=True)
-    return results
+    return results[0], results[1:]
 
 
 def _wait_for(condition: object, job: subprocess.Popen[bytes], job_log: Path, timeout: float) -> None:
@@ -214,7 +223,7 @@ def _wait_for(condition: object, job: subprocess.Popen[bytes], job_log: Path, ti
         time.sleep(0.5)
 
 
-def latency_section(results: list[LatencyRun], interval: str, asked_rate: float) -> list[str]:
+def latency_section(warm_up: LatencyRun, results: list[LatencyRun], interval: str, goal_rate: float) -> list[str]:
     interval_seconds = float(interval.split()[0])
     every = [delay for run in results for delay in run.delays]
     median, p95, p99 = statistics.median(every), percentile(every, 0.95), percentile(every, 0.99)
@@ -225,10 +234,12 @@ def latency_section(results: list[LatencyRun], interval: str, asked_rate: float)
         "",
         f"The streaming job ran with a processing-time trigger of {interval}; the producer replayed "
         f"{len(results)} times about {REPLAY_SECONDS} s of clicks of click files not published before, "
-        f"asked for {asked_rate:,.0f} clicks/s (`PRODUCER_ITEM_WAIT_TIME`; it reached {rate:,.0f}), a "
-        "transaction committed every second. Delay: from a click's Kafka timestamp to the first poll "
-        "(twice a second) of `article_hourly` that counted it. The percentiles are over every click of "
-        "every replay.",
+        f"asked for {goal_rate * PACING_HEADROOM:,.0f} clicks/s (`PRODUCER_ITEM_WAIT_TIME`; it reached "
+        f"{rate:,.0f}), a transaction committed every second. Delay: from a click's Kafka timestamp to the "
+        "first poll (twice a second) of `article_hourly` that counted it. The percentiles are over every "
+        f"click of every counted replay. A first replay of {warm_up.clicks:,} clicks warmed the stream up "
+        f"and is not counted: median {warm_up.median_seconds:.1f} s, 95th percentile "
+        f"{warm_up.p95_seconds:.1f} s at {warm_up.rate:,.0f} clicks/s.",
         "",
         "| replay | clicks | clicks/s | median delay (s) | 95th percentile (s) |",
         "|---|---:|---:|---:|---:|",
@@ -243,7 +254,7 @@ def latency_section(results: list[LatencyRun], interval: str, asked_rate: float)
         + ("(met)" if median < median_goal else "(missed)")
         + f", 95th percentile under {p95_goal:.0f} s "
         + ("(met)" if p95 < p95_goal else "(missed)")
-        + f", at {asked_rate:,.0f} clicks/s "
-        + ("(held)." if rate >= 0.9 * asked_rate else f"(the replay held {rate:,.0f})."),
+        + f", at {goal_rate:,.0f} clicks/s or more "
+        + ("(held)." if rate >= goal_rate else f"(missed: the replays held {rate:,.0f})."),
         "",
     ]
