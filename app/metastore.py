@@ -10,8 +10,9 @@ listing: a job that changed partitions here refreshes the table (`REFRESH TABLE`
 Every partition the jobs write carries Hive's basic statistics in its parameters (`numRows`,
 `numFiles`, `totalSize`), set in the same call that adds the partition or points it at a new
 folder: a reader learns a table's rows from one listing call instead of every file's footer, and
-Spark's planner sees the sizes. The metastore keeps the figures it is given when `numFiles` and
-`totalSize` are among them (it lists the folder itself only when they are missing or change).
+Spark's planner sees the sizes. The metastore keeps `numRows` as given; when `numFiles` or
+`totalSize` are missing, or an alter changes them, it lists the folder and records its own count
+of those two (seen in `tests/integration/test_storage.py`).
 
 Partition names are Hive's: `dt=2017-10-01/hour=3` (values in the order of the partition keys).
 A connection is opened per call: a restarted metastore is simply reached again by the next call.

@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Any
 import pytest
 
 from app.checkpoint import unsettled_partitions
-from app.parquet_folders import parquet_files
+from app.parquet_folders import folder_stats, parquet_files
 from app.runtime.service import Service
 from app.schemas import ARTICLES, CLICKS, HEADER_FILE_VERSION, HEADER_SOURCE_FILE, HEADER_SOURCE_LINE
 from app.settings import Settings
@@ -112,7 +112,6 @@ def partition_folders(pipeline: Pipeline, table: str) -> dict[str, str]:
 
 def assert_statistics_true(pipeline: Pipeline) -> None:
     """Every partition a job wrote carries its folder's rows, files and bytes in the metastore."""
-    from app.parquet_folders import folder_stats
     from app.table_catalog import TABLES, TableKind
 
     for table in TABLES:
@@ -147,13 +146,26 @@ def test_a_replayed_micro_batch_adds_nothing(pipeline: Pipeline, spark: SparkSes
     assert_statistics_true(pipeline)  # the replayed files were not counted twice
 
     # the driver died between renaming a batch's files and recording the partitions' figures: the
-    # next append finds the folders disagree with them and counts them again
-    from app.metastore import PartitionStats
+    # metastore still counts the files before it; the view sees the folder disagree and reads the
+    # footers, and the next append to the partition counts it again
+    from app.pipeline_view import partition_rows
+    from app.table_catalog import TableKind
 
-    stale = {partition: PartitionStats(1, 1, 1) for partition in partition_folders(pipeline, "raw_clicks")}
-    pipeline.store.metastore.set_stats("raw_clicks", stale)
-    more = records.of(CLICK_FILE, "clicks", read_csv(CLICK_FILE)[:5])  # later offsets, hours already landed
-    pipeline.land_batch(batch_frame(spark, more), BatchTag(tag.query_id, 1))
+    metastore = pipeline.store.metastore
+    recording = metastore.set_stats
+    metastore.set_stats = lambda name, stats: None  # type: ignore[method-assign]  # the crash
+    try:
+        clicks = read_csv(CLICK_FILE)
+        pipeline.land_batch(batch_frame(spark, records.of(CLICK_FILE, "clicks", clicks[:5])), BatchTag(tag.query_id, 1))
+    finally:
+        metastore.set_stats = recording  # type: ignore[method-assign]
+    entries = metastore.partitions("raw_clicks")
+    stale = [p for p, entry in entries.items() if entry.stats != folder_stats(entry.location)]
+    assert stale, "the crash left no partition behind its folder"
+    for partition in stale:
+        true_rows = folder_stats(entries[partition].location).rows
+        assert partition_rows(entries[partition], TableKind.RAW) == true_rows
+    pipeline.land_batch(batch_frame(spark, records.of(CLICK_FILE, "clicks", clicks[:5])), BatchTag(tag.query_id, 2))
     assert_statistics_true(pipeline)
 
 
