@@ -41,33 +41,42 @@ def _data_entries(top: str) -> list[os.DirEntry[str]]:
     return found
 
 
+def _data_files(location: str) -> list[os.DirEntry[str]]:
+    """The data files of a folder, in path order, from one listing."""
+    return sorted(_data_entries(str(folder(location))), key=lambda entry: Path(entry.path))
+
+
 def parquet_files(location: str) -> list[Path]:
     """The data files of a table or partition folder, sorted (none when the folder does not exist)."""
-    return sorted(Path(entry.path) for entry in _data_entries(str(folder(location))))
+    return [Path(entry.path) for entry in _data_files(location)]
 
 
 def listed_size(location: str) -> tuple[int, int]:
     """The number of data files of a folder and their bytes, from one listing (no file is opened)."""
-    entries = _data_entries(str(folder(location)))
+    entries = _data_files(location)
     return len(entries), sum(entry.stat().st_size for entry in entries)
 
 
-def parquet_rows(location: str) -> int:
-    import pyarrow.parquet as pq
-
-    return sum(pq.ParquetFile(path).metadata.num_rows for path in parquet_files(location))
+def describes(stats: PartitionStats | None, location: str) -> bool:
+    """Whether recorded statistics still describe a folder: one listing finds the files and bytes
+    they name (a folder that gained or lost a file since they were recorded does not match)."""
+    return stats is not None and listed_size(location) == (stats.files, stats.bytes)
 
 
 def folder_stats(location: str) -> PartitionStats:
     """A folder's rows (from its files' footers), data files and bytes."""
     import pyarrow.parquet as pq
 
-    files = parquet_files(location)
+    entries = _data_files(location)
     return PartitionStats(
-        rows=sum(pq.ParquetFile(path).metadata.num_rows for path in files),
-        files=len(files),
-        bytes=sum(path.stat().st_size for path in files),
+        rows=sum(pq.ParquetFile(entry.path).metadata.num_rows for entry in entries),
+        files=len(entries),
+        bytes=sum(entry.stat().st_size for entry in entries),
     )
+
+
+def parquet_rows(location: str) -> int:
+    return folder_stats(location).rows
 
 
 def read_columns(location: str, columns: list[str]) -> dict[str, list[Any]]:

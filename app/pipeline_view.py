@@ -18,7 +18,7 @@ from typing import Any, TypeVar
 
 from app.hours import hour_key, partition_hour, partition_key
 from app.metastore import PartitionEntry
-from app.parquet_folders import folder, in_parallel, listed_size, parquet_rows, read_columns
+from app.parquet_folders import describes, folder, in_parallel, parquet_rows, read_columns
 from app.settings import Settings
 from app.table_catalog import BY_NAME, TABLE_NAMES, TableKind  # TABLE_NAMES: in the order the page lists them
 
@@ -249,7 +249,7 @@ def partition_rows(entry: PartitionEntry, kind: TableKind) -> int:
     they name, else the footers are read. So is a partition without statistics (written by an
     older version, or by hand)."""
     stats = entry.stats
-    if stats is not None and (kind not in MUTABLE_FOLDERS or listed_size(entry.location) == (stats.files, stats.bytes)):
+    if stats is not None and (kind not in MUTABLE_FOLDERS or describes(stats, entry.location)):
         return stats.rows
     return parquet_rows(entry.location)
 

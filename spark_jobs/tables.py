@@ -56,7 +56,7 @@ from pyspark.sql.types import (
 )
 
 from app.metastore import Metastore, MetastoreUnreachable, PartitionEntry, PartitionStats, partition_values
-from app.parquet_folders import folder_stats, in_parallel, listed_size, parquet_files
+from app.parquet_folders import describes, folder_stats, in_parallel, parquet_files
 from app.schemas import ARTICLES, CLICKS
 from app.settings import Settings
 from app.table_catalog import TABLES, Home, Source, Table
@@ -374,8 +374,7 @@ class TableStore:
             for kept in sorted(set(files[partition]) - set(merged)):
                 _link_or_copy(kept, folder / kept.name)
             folders[partition] = folder
-            after[partition] = len(parquet_files(str(folder)))
-        self._point_at(folders, spec)
+        after.update({partition: stats.files for partition, stats in self._point_at(folders, spec).items()})
         log.info(
             "%s: compacted %s partition(s) (%s file(s) merged) in %.1f s",
             name, len(plans), sum(len(merged) for merged, _ in plans.values()), time.monotonic() - started,
@@ -459,9 +458,9 @@ class TableStore:
         written = {found.relative_to(folder).as_posix(): parquet_files(str(found)) for found in folder.glob(pattern)}
         return {partition: files for partition, files in sorted(written.items()) if files}
 
-    def _point_at(self, folders: dict[str, Path], spec: TableSpec) -> None:
-        """Point partitions at new folders (existing ones in one call, new ones in another) and retire
-        the folders they pointed at."""
+    def _point_at(self, folders: dict[str, Path], spec: TableSpec) -> dict[str, PartitionStats]:
+        """Point partitions at new folders (existing ones in one call, new ones in another), with
+        their statistics, and retire the folders they pointed at; returns the statistics."""
         names = list(folders)
         stats = dict(zip(names, in_parallel(folder_stats, [str(folders[p]) for p in names]), strict=True))
         current = self.metastore.partition_locations(spec.name, names)
@@ -474,6 +473,7 @@ class TableStore:
         markers.mkdir(parents=True, exist_ok=True)
         for folder in previous.values():
             (markers / f"{time.time_ns()}-{uuid.uuid4().hex[:8]}").write_text(folder)
+        return stats
 
     def _new_version_folder(self, spec: TableSpec) -> Path:
         write_id = f"{time.strftime('%Y%m%dT%H%M%S')}-{uuid.uuid4().hex[:8]}"
@@ -490,12 +490,8 @@ def _trusted_stats(entry: PartitionEntry | None, folder: Path, targets: list[Pat
     replay, whose files replace files already counted)."""
     if any(target.exists() for target in targets):
         return None
-    listed = listed_size(str(folder))
-    if entry is None:
-        return PartitionStats(0, 0, 0) if listed == (0, 0) else None
-    if entry.stats is not None and listed == (entry.stats.files, entry.stats.bytes):
-        return entry.stats
-    return None
+    before = PartitionStats(0, 0, 0) if entry is None else entry.stats
+    return before if describes(before, str(folder)) else None
 
 
 def _level(file: Path) -> int:

@@ -74,6 +74,7 @@ def ten_times(settings: Settings, copies: int = COPIES) -> None:
     weeks past the data's span, so no copy lands on another's days; each copy carries its
     original's statistics, as a landed partition would."""
     from app.metastore import Metastore, partition_values
+    from app.parquet_folders import parquet_files
     from app.reconciliation import TABLE as RECONCILIATION
     from app.table_catalog import TABLES
 
@@ -91,9 +92,8 @@ def ten_times(settings: Settings, copies: int = COPIES) -> None:
                 shifted = "/".join(f"{key}={day if key == 'dt' else value}" for key, value in values.items())
                 target = root / f"bench-copy-{copy}" / shifted
                 target.mkdir(parents=True, exist_ok=True)
-                for file in Path(entry.location).iterdir():
-                    if file.is_file() and not file.name.startswith(("_", ".")):
-                        os.link(file, target / file.name)
+                for file in parquet_files(entry.location):
+                    os.link(file, target / file.name)
                 added[shifted] = str(target)
                 if entry.stats is not None:
                     stats[shifted] = entry.stats
