@@ -102,6 +102,11 @@ def hour_partition(hour: Hour) -> str:
     return f"dt={hour[0]}/hour={hour[1]}"
 
 
+def day_partition(day: str) -> str:
+    """The name of a daily partition: `2017-10-01` -> `dt=2017-10-01`."""
+    return f"dt={day}"
+
+
 def partition_key(name: str) -> str:
     """`dt=2017-10-01/hour=3` -> `2017-10-01T03`."""
     return hour_key(partition_hour(name))

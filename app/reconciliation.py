@@ -30,7 +30,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from app.hours import Hour, hour_key
+from app.hours import Hour, day_partition, hour_key
 from app.metastore import Metastore
 from app.settings import Settings
 from app.table_catalog import BY_NAME, aggregates_adding_up_to_raw_clicks
@@ -125,7 +125,7 @@ class ReconciliationTable:
 
     def read(self, days: Iterable[str] | None = None) -> dict[Hour, dict[str, Any]]:
         """The rows of those days (every day when None), by hour."""
-        names = None if days is None else [f"dt={day}" for day in sorted(set(days))]
+        names = None if days is None else [day_partition(day) for day in sorted(set(days))]
         return rows_of_days(self.metastore.partition_locations(TABLE, names))
 
     def write(self, rows: Mapping[Hour, dict[str, Any]]) -> None:
@@ -141,10 +141,10 @@ class ReconciliationTable:
         schema = arrow_schema()
         with open(root / "_lock", "a") as lock:
             fcntl.flock(lock, fcntl.LOCK_EX)  # one writer at a time: each keeps the others' hours
-            existing = self.metastore.partition_locations(TABLE, [f"dt={day}" for day in by_day])
+            existing = self.metastore.partition_locations(TABLE, [day_partition(day) for day in by_day])
             new = {}
             for day, hours in sorted(by_day.items()):
-                folder = Path(existing.get(f"dt={day}", root / f"dt={day}"))
+                folder = Path(existing.get(day_partition(day), root / day_partition(day)))
                 folder.mkdir(parents=True, exist_ok=True)
                 path = folder / DAY_FILE
                 kept = (
@@ -156,8 +156,8 @@ class ReconciliationTable:
                 temporary = folder / f".{DAY_FILE}.{uuid.uuid4().hex}"
                 pq.write_table(pa.Table.from_pylist(merged, schema=schema), temporary)
                 temporary.replace(path)  # readers see the day's file before or after
-                if f"dt={day}" not in existing:
-                    new[f"dt={day}"] = str(folder)
+                if day_partition(day) not in existing:
+                    new[day_partition(day)] = str(folder)
             self.metastore.add_partitions(TABLE, new)
         log.info("%s: wrote %s hour(s) of %s day(s)", TABLE, len(rows), len(by_day))
 

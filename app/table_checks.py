@@ -31,7 +31,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from app.hours import Hour, hour_key, hours_in_range, parse_hour_key, partition_hour
+from app.hours import Hour, day_partition, hour_key, hours_in_range, parse_hour_key, partition_hour
 from app.producer.ledger import LedgerEntry
 from app.reconciliation import (
     BALANCED,
@@ -265,7 +265,7 @@ def check_day(settings: Settings, day: str) -> list[str]:
     raw_rows = sum(in_parallel(parquet_rows, raw))
     problems = []
     for table in daily_tables():
-        location = locations.get(table.name, {}).get(f"dt={day}")
+        location = locations.get(table.name, {}).get(day_partition(day))
         summed = sum(read_columns(location, ["clicks"])["clicks"]) if location else 0
         if summed != raw_rows:
             problems.append(f"{day}: raw_clicks has {raw_rows} rows, {table.name} adds up to {summed} clicks")

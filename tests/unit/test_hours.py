@@ -9,6 +9,7 @@ import pytest
 
 from app.hours import (
     HOUR_KEY_PATTERN,
+    day_partition,
     epoch_hour,
     epoch_hour_key,
     hour_key,
@@ -29,6 +30,7 @@ def test_the_forms_of_one_hour_convert_into_each_other() -> None:
     assert hour_key(hour) == "2017-10-01T03" and parse_hour_key("2017-10-01T03") == hour
     assert hour_partition(hour) == "dt=2017-10-01/hour=3" and partition_hour("dt=2017-10-01/hour=3") == hour
     assert partition_key("dt=2017-10-01/hour=3") == "2017-10-01T03"
+    assert day_partition("2017-10-01") == "dt=2017-10-01"
     assert epoch_hour_key(epoch_hour("2017-10-01T03")) == "2017-10-01T03"
     assert hour_start(hour) == datetime(2017, 10, 1, 3, tzinfo=UTC)
     assert partition_hour("dt=2017-10-01") == ("2017-10-01", 0) and partition_hour("bucket=3") == ("", 0)

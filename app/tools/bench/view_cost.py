@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
 
-from app.hours import Hour
+from app.hours import DAY_LAYOUT, Hour
 from app.settings import Settings
 from app.tools.bench.common import listing, median_of
 
@@ -88,7 +88,7 @@ def ten_times(settings: Settings, copies: int = COPIES) -> None:
             for name, entry in entries.items():
                 values = partition_values(name)
                 shift = timedelta(weeks=copy * weeks)
-                day = (datetime.strptime(values["dt"], "%Y-%m-%d") + shift).strftime("%Y-%m-%d")
+                day = (datetime.strptime(values["dt"], DAY_LAYOUT) + shift).strftime(DAY_LAYOUT)
                 shifted = "/".join(f"{key}={day if key == 'dt' else value}" for key, value in values.items())
                 target = root / f"bench-copy-{copy}" / shifted
                 target.mkdir(parents=True, exist_ok=True)
@@ -103,7 +103,7 @@ def ten_times(settings: Settings, copies: int = COPIES) -> None:
 
 def weeks_apart(days: list[str]) -> int:
     """Whole weeks between copies, so that no copy's days meet another's: more than the data spans."""
-    first, last = (datetime.strptime(day, "%Y-%m-%d") for day in (min(days), max(days)))
+    first, last = (datetime.strptime(day, DAY_LAYOUT) for day in (min(days), max(days)))
     return (last - first).days // 7 + 1
 
 
