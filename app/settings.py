@@ -185,6 +185,9 @@ class SettingSpec:
     parser: Callable[[str, str], Any] = _text
 
 
+SETTING = "clickstream.setting"  # the key of a Settings field's metadata that holds its declaration
+
+
 def setting(
     variable: str,
     default: str,
@@ -198,9 +201,6 @@ def setting(
     default (`{state}` stands for the state folder), what it means, how its text is read, and
     whether it is a secret. `SPECS`, the loader and the README's table derive from these."""
     return dataclass_field(metadata={SETTING: (variable, default, help, aliases, secret, parser)})
-
-
-SETTING = "clickstream.setting"
 
 
 @dataclass(frozen=True)
