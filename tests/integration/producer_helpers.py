@@ -6,13 +6,14 @@ from __future__ import annotations
 import csv
 import os
 import shutil
+import signal
 import subprocess
 import sys
 import time
 import uuid
 from pathlib import Path
 
-from confluent_kafka import Consumer
+from confluent_kafka import OFFSET_BEGINNING, Consumer, TopicPartition
 
 from app.producer.ledger import read_ledger
 from app.producer.publisher import PublishOptions, publish
@@ -65,27 +66,38 @@ def with_a_big_click_file(settings: Settings, copies: int = 60) -> dict[str, int
 
 def wait_until_part_of_the_big_file_is_sent(settings: Settings, publisher: subprocess.Popen[str]) -> int:
     """Watch the clicks topic (uncommitted records too) until 20,000 rows of the big file are
-    sent; the publisher must still be running then. Returns how many were seen."""
+    sent, then freeze the publisher (SIGSTOP) so that whatever the caller does next lands in the
+    middle of the file however fast the machine publishes; `resume` lets it go on. The publisher
+    must still be running when the rows are seen. Returns how many were seen."""
     watcher = Consumer(
         {
             "bootstrap.servers": settings.kafka_servers,
-            "group.id": f"w-{uuid.uuid4().hex[:6]}",
+            "group.id": f"w-{uuid.uuid4().hex[:6]}",  # never joins: the partitions are assigned
             "isolation.level": "read_uncommitted",
-            "auto.offset.reset": "earliest",
+            "enable.auto.commit": False,
         }
     )
-    watcher.subscribe([settings.kafka_topic])
+    topic = watcher.list_topics(settings.kafka_topic, timeout=30).topics[settings.kafka_topic]
+    watcher.assign([TopicPartition(settings.kafka_topic, p, OFFSET_BEGINNING) for p in topic.partitions])
     seen_big = 0
     deadline = time.monotonic() + 120
     try:
         while seen_big < 20_000 and time.monotonic() < deadline and publisher.poll() is None:
-            message = watcher.poll(0.2)
-            if message is not None and message.error() is None:
-                seen_big += header(message, HEADER_SOURCE_FILE) == "clicks_hour_050.csv"
+            for message in watcher.consume(1000, 0.2):
+                if message.error() is None:
+                    seen_big += header(message, HEADER_SOURCE_FILE) == "clicks_hour_050.csv"
+        if publisher.poll() is None:
+            publisher.send_signal(signal.SIGSTOP)
     finally:
         watcher.close()
     assert publisher.poll() is None, "the producer finished before it could be interrupted mid-file"
+    assert seen_big >= 20_000, f"only {seen_big} rows of the big file seen in 120 s"
     return seen_big
+
+
+def resume(publisher: subprocess.Popen[str]) -> None:
+    """Let a publisher frozen by `wait_until_part_of_the_big_file_is_sent` go on."""
+    publisher.send_signal(signal.SIGCONT)
 
 
 def assert_each_row_once(settings: Settings, rows: dict[str, int]) -> None:
@@ -96,7 +108,8 @@ def assert_each_row_once(settings: Settings, rows: dict[str, int]) -> None:
 
 
 def publishing_the_big_file(settings: Settings) -> subprocess.Popen[str]:
-    """The producer CLI, started and returned once part of the big file is sent (killed if that fails)."""
+    """The producer CLI, started and returned frozen once part of the big file is sent (killed if
+    that fails); `resume` it after the fault."""
     producer = producer_cli(settings, "publish")
     try:
         wait_until_part_of_the_big_file_is_sent(settings, producer)

@@ -26,6 +26,7 @@ from tests.integration.jobs import committed_batches, start_job
 from tests.integration.producer_helpers import (
     assert_each_row_once,
     publishing_the_big_file,
+    resume,
     with_a_big_click_file,
 )
 
@@ -126,6 +127,7 @@ def test_a_broker_killed_while_publishing_and_another_while_draining_lose_and_du
     producer = publishing_the_big_file(settings)
     first_victim, process = node_leading(settings, cluster)
     kill(process)
+    resume(producer)  # it meets the leader gone in the middle of the file
     output, _ = producer.communicate(timeout=600)
     assert producer.returncode == 0, output[-3000:]  # two of three replicas are enough: it goes on
     process.start()

@@ -29,6 +29,7 @@ from tests.integration.producer_helpers import (
     csv_rows,
     producer_cli,
     publishing_the_big_file,
+    resume,
     wait_until_part_of_the_big_file_is_sent,
     with_a_big_click_file,
 )
@@ -218,6 +219,7 @@ def test_broker_sigkilled_while_a_file_is_published_then_restarted_leaves_each_r
     broker_pid = kafka.processes()[0].read_pid()
     assert broker_pid is not None
     os.killpg(broker_pid, signal.SIGKILL)
+    resume(producer)  # it meets the broker gone in the middle of the file
     time.sleep(3)
     kafka.start()  # the pid file is stale now: a new broker on the same data
 
