@@ -38,8 +38,11 @@ down:  ## stop every service this checkout started
 status:  ## each service: running or not, pid, port, health
 	@if [ -x $(PY) ]; then $(PY) -m app.runtime status; else echo "not set up yet: run make setup"; exit 3; fi
 
-test:  ## the whole test suite (installs Chromium and docker-compose for it); starts and stops its services
+LINT = .venv/bin/ruff check . && .venv/bin/ruff format --check . && .venv/bin/mypy
+
+test:  ## lint, then the whole test suite (installs Chromium and docker-compose for it); starts and stops its services
 	@bash scripts/bootstrap.sh --test-tools
+	@$(LINT)
 	@$(PY) -m pytest $(PYTEST_ARGS)
 
 test-unit:  ## only the unit tests (no services)
@@ -47,7 +50,7 @@ test-unit:  ## only the unit tests (no services)
 	@$(PY) -m pytest -m "not integration" $(PYTEST_ARGS)
 
 lint: setup  ## ruff and mypy
-	@.venv/bin/ruff check . && .venv/bin/ruff format --check . && .venv/bin/mypy
+	@$(LINT)
 
 lock: setup  ## re-resolve requirements/*.in into requirements/requirements.lock
 	@.venv/bin/uv pip compile -q --python-version 3.11 requirements/requirements.in requirements/dev.in \

@@ -17,10 +17,7 @@ from pathlib import Path
 
 from app.airflow.pools import POOLS
 from app.runtime.postgres import AIRFLOW_DATABASE, PostgresServer, database_login_error
-from app.runtime.process import (
-    ManagedProcess,
-    ServiceStartError,
-)
+from app.runtime.process import ManagedProcess, ServiceStartError
 from app.runtime.service import Health, Service, kept_secret
 from app.settings import REPO_ROOT
 

@@ -16,11 +16,7 @@ from app.runtime.postgres import (
     postgres_address,
     properties_url,
 )
-from app.runtime.process import (
-    ManagedProcess,
-    ServiceStartError,
-    port_accepts,
-)
+from app.runtime.process import ManagedProcess, ServiceStartError, port_accepts
 from app.runtime.service import LOG4J2_CONSOLE, Health, Service, hadoop_xml, java_service_flags
 
 log = logging.getLogger(__name__)

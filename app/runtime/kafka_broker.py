@@ -10,11 +10,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from app.runtime import deps
-from app.runtime.process import (
-    ManagedProcess,
-    ServiceStartError,
-    port_accepts,
-)
+from app.runtime.process import ManagedProcess, ServiceStartError, port_accepts
 from app.runtime.service import LOG4J2_CONSOLE, Health, Service, java_service_flags
 from app.settings import Settings
 

@@ -16,10 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from app.runtime import deps
-from app.runtime.process import (
-    ManagedProcess,
-    ServiceStartError,
-)
+from app.runtime.process import ManagedProcess, ServiceStartError
 from app.runtime.service import Health, Service, kept_secret
 
 log = logging.getLogger(__name__)

@@ -18,11 +18,7 @@ from pathlib import Path
 from xml.sax.saxutils import escape
 
 from app.runtime import deps
-from app.runtime.process import (
-    ManagedProcess,
-    ensure_port_free,
-    wait_until,
-)
+from app.runtime.process import ManagedProcess, ensure_port_free, wait_until
 from app.settings import Settings
 
 log = logging.getLogger(__name__)

@@ -9,9 +9,7 @@ import urllib.request
 from pathlib import Path
 
 from app.runtime import deps
-from app.runtime.process import (
-    ManagedProcess,
-)
+from app.runtime.process import ManagedProcess
 from app.runtime.service import Health, Service
 
 log = logging.getLogger(__name__)

@@ -5,10 +5,7 @@ from __future__ import annotations
 import logging
 
 from app.runtime import deps
-from app.runtime.process import (
-    ManagedProcess,
-    port_accepts,
-)
+from app.runtime.process import ManagedProcess, port_accepts
 from app.runtime.service import Health, Service
 
 log = logging.getLogger(__name__)

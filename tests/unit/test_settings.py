@@ -6,15 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from app.settings import (
-    REPO_ROOT,
-    SPECS,
-    SettingsError,
-    load_settings,
-    markdown_table,
-    read_env_file,
-    with_own_names,
-)
+from app.settings import REPO_ROOT, SPECS, SettingsError, load_settings, markdown_table, read_env_file, with_own_names
 from tests.conftest import isolated_settings
 
 
