@@ -115,6 +115,11 @@ def listing(values: Iterable[float], digits: int = 0) -> str:
     return ", ".join(f"{value:,.{digits}f}" for value in values)
 
 
+def reached(value: float, goal: float) -> str:
+    """The verdict on a speed goal `value >= goal`, with how far a miss fell short."""
+    return "met." if value >= goal else f"missed, by a factor of {goal / value:.1f}."
+
+
 def commit() -> str:
     """The code measured: HEAD's hash, and whether the work tree differs from it."""
     from app.settings import REPO_ROOT
