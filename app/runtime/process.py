@@ -134,21 +134,30 @@ class ManagedProcess:
 
     def stop(self, timeout: float = 30.0) -> bool:
         """Stop the program and its process group: `stop_signal`, then SIGKILL after `timeout`."""
-        pid = self.read_pid()
+        pid = self.ask_to_stop()
         if pid is None:
             return False
-        _signal_group(pid, self.stop_signal)
-        deadline = time.monotonic() + timeout
+        self.wait_stopped(pid, time.monotonic() + timeout)
+        return True
+
+    def ask_to_stop(self) -> int | None:
+        """Send `stop_signal` to the process group; returns its pid (None: not running)."""
+        pid = self.read_pid()
+        if pid is not None:
+            _signal_group(pid, self.stop_signal)
+        return pid
+
+    def wait_stopped(self, pid: int, deadline: float) -> None:
+        """Wait for the group `ask_to_stop` signalled to end; SIGKILL it at `deadline` (monotonic)."""
         while time.monotonic() < deadline and process_group_alive(pid):
             time.sleep(0.2)
         if process_group_alive(pid):
-            log.warning("%s: did not stop within %.0f s, killing pid %s", self.name, timeout, pid)
+            log.warning("%s: did not stop in time, killing pid %s", self.name, pid)
             _signal_group(pid, signal.SIGKILL)
             while process_group_alive(pid):
                 time.sleep(0.1)
         self.pid_file.unlink(missing_ok=True)
         log.info("%s: stopped (pid %s)", self.name, pid)
-        return True
 
     def failure(self, what: str) -> ServiceStartError:
         return ServiceStartError(f"{self.name}: {what}; last lines of {self.log_file}:\n{log_tail(self.log_file)}")

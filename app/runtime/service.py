@@ -13,6 +13,7 @@ import logging
 import os
 import secrets
 import signal
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from xml.sax.saxutils import escape
@@ -112,9 +113,15 @@ class Service:
                 raise process.failure("exited during start-up")
         log.info("%s: healthy", self.name)
 
-    def stop(self) -> None:
-        for process in reversed(self.processes()):
-            process.stop()
+    def stop(self, timeout: float = 30.0) -> None:
+        """Ask every process to stop at once, then wait for them (SIGKILL after `timeout`): the
+        nodes of a Kafka cluster stopped one by one would leave the last without a quorum to
+        leave, waiting out its timeout."""
+        signalled = [(process, process.ask_to_stop()) for process in reversed(self.processes())]
+        deadline = time.monotonic() + timeout
+        for process, pid in signalled:
+            if pid is not None:
+                process.wait_stopped(pid, deadline)
 
     def run_in_foreground(self) -> None:
         """Replace this process by the service's (one-process services only): for containers,
