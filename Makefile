@@ -5,6 +5,7 @@
 SHELL := /bin/bash
 PY := .venv/bin/python
 PYTEST_ARGS ?=
+TEST_WORKERS ?= 2  # make test's pytest-xdist workers, a test file each at a time, each with services of its own
 
 .PHONY: help setup up down status test test-unit lint lock demo publish sql bench airflow
 
@@ -43,7 +44,7 @@ LINT = .venv/bin/ruff check . && .venv/bin/ruff format --check . && .venv/bin/my
 test:  ## lint, then the whole test suite (installs Chromium and docker-compose for it); starts and stops its services
 	@bash scripts/bootstrap.sh --test-tools
 	@$(LINT)
-	@$(PY) -m pytest $(PYTEST_ARGS)
+	@$(PY) -m pytest -n $(TEST_WORKERS) --dist loadfile $(PYTEST_ARGS)
 
 test-unit:  ## only the unit tests (no services)
 	@bash scripts/bootstrap.sh --test-tools

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import atexit
 import os
+import random
 import shutil
 import socket
 import subprocess
@@ -12,6 +13,8 @@ import tempfile
 from collections.abc import Mapping
 from dataclasses import replace
 from pathlib import Path
+
+import pytest
 
 from app.settings import REPO_ROOT, Settings, load_settings, with_own_names
 
@@ -32,17 +35,42 @@ def reachable_folder(prefix: str) -> Path:
     return folder
 
 
-def free_ports(count: int) -> list[int]:
-    """`count` distinct ports that were free on 127.0.0.1 a moment ago."""
-    sockets, ports = [], []
-    for _ in range(count):
-        probe = socket.socket()
-        probe.bind(("127.0.0.1", 0))
-        sockets.append(probe)
-        ports.append(probe.getsockname()[1])
-    for probe in sockets:
-        probe.close()
-    return ports
+# Services listen below Linux's ephemeral range (32768 and up), where no client's source port and
+# no port-0 bind lands; each pytest-xdist worker draws from its own slice, so that two workers never
+# pick the same port between choosing it and starting the service on it.
+SERVICE_PORTS = range(12_000, 32_000)
+
+
+def worker_ports() -> range:
+    """This worker's slice of `SERVICE_PORTS` (all of it without pytest-xdist)."""
+    workers = int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1"))
+    worker = int(os.environ.get("PYTEST_XDIST_WORKER", "gw0").removeprefix("gw"))
+    size = len(SERVICE_PORTS) // workers
+    return range(SERVICE_PORTS.start + worker * size, SERVICE_PORTS.start + (worker + 1) * size)
+
+
+def free_ports(count: int, consecutive: bool = False) -> list[int]:
+    """`count` distinct ports of this worker's slice that were free on 127.0.0.1 a moment ago
+    (`consecutive`: a run of them)."""
+    ports = worker_ports()
+    for _ in range(200):
+        if consecutive:
+            base = random.randrange(ports.start, ports.stop - count)
+            chosen = list(range(base, base + count))
+        else:
+            chosen = random.sample(ports, count)
+        if all(_bindable(port) for port in chosen):
+            return chosen
+    raise RuntimeError(f"no {count} free ports found in {ports}")
+
+
+def _bindable(port: int) -> bool:
+    with socket.socket() as probe:
+        try:
+            probe.bind(("127.0.0.1", port))
+        except OSError:
+            return False
+    return True
 
 
 def isolated_settings(state_dir: Path, extra: Mapping[str, str] | None = None) -> Settings:
@@ -99,3 +127,17 @@ def run_module(
         timeout=timeout,
         check=False,
     )
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """`CLICKSTREAM_TEST_SHUFFLE=<seed>` runs the tests in an order drawn from the seed (every test
+    must pass alone and in any order; with `--dist loadfile` the files go in the order their first
+    test lands)."""
+    seed = os.environ.get("CLICKSTREAM_TEST_SHUFFLE")
+    if seed:
+        random.Random(seed).shuffle(items)  # the same order in every xdist worker, as xdist requires
+
+
+def pytest_report_header() -> str | None:
+    seed = os.environ.get("CLICKSTREAM_TEST_SHUFFLE")
+    return f"tests shuffled with seed {seed} (CLICKSTREAM_TEST_SHUFFLE)" if seed else None

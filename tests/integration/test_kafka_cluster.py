@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import os
 import signal
-import socket
 import time
 from collections.abc import Iterator
 from dataclasses import replace
@@ -34,25 +33,6 @@ if TYPE_CHECKING:
     from pyspark.sql import SparkSession
 
 
-def consecutive_free_ports(count: int) -> int:
-    """The first of `count` consecutive ports that are free on 127.0.0.1 now."""
-    for _ in range(50):
-        (base,) = free_ports(1)
-        probes = []
-        try:
-            for port in range(base, base + count):
-                probe = socket.socket()
-                probes.append(probe)
-                probe.bind(("127.0.0.1", port))
-            return base
-        except OSError:
-            continue
-        finally:
-            for probe in probes:
-                probe.close()
-    raise RuntimeError(f"no {count} consecutive free ports found")
-
-
 @pytest.fixture(scope="module")
 def cluster(settings: Settings, metastore: Service, tmp_path_factory: pytest.TempPathFactory) -> Iterator[KafkaCluster]:
     folder = tmp_path_factory.mktemp("cluster")
@@ -60,7 +40,7 @@ def cluster(settings: Settings, metastore: Service, tmp_path_factory: pytest.Tem
         own_pipeline(settings, folder / "pipeline"),
         state_dir=folder / "state",
         kafka_servers=",".join(f"127.0.0.1:{port}" for port in free_ports(3)),
-        kafka_controller_port=consecutive_free_ports(3),
+        kafka_controller_port=free_ports(3, consecutive=True)[0],
         kafka_replication_factor=3,
         kafka_min_insync_replicas=2,
         kafka_broker_heap="384m",
