@@ -25,6 +25,7 @@ from airflow.sdk import (
 
 from app.airflow.assets import DAILY_TABLES, HOURLY_TABLES, LANDED_HOURS, RECOMPUTED_DAYS, RECONCILIATION
 from app.airflow.operators import ClickstreamSparkSubmitOperator, batch_task_defaults, optional_text
+from app.airflow.pools import SPARK_POOL
 from app.hours import DAY_LAYOUT, DAY_PATTERN, HOUR_LAYOUT
 
 
@@ -69,6 +70,7 @@ def clickstream_daily() -> None:
         task_id="build_day",
         job="build_days.py",
         application_args=arguments,
+        pool=SPARK_POOL,
         inlets=HOURLY_TABLES,
         outlets=DAILY_TABLES,
     )

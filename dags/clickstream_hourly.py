@@ -34,7 +34,7 @@ from app.airflow.operators import (
     batch_task_defaults,
     optional_text,
 )
-from app.airflow.pools import PUBLISH_POOL  # created by `make up`, one slot (the Spark jobs' pool too)
+from app.airflow.pools import PUBLISH_POOL, SPARK_POOL  # created by `make up`, one slot each
 from app.hours import HOUR_KEY_PATTERN
 from app.settings import load_settings
 
@@ -104,6 +104,7 @@ def clickstream_hourly() -> None:
 
     drain = DrainTopicsOperator(
         task_id="drain_topics",
+        pool=SPARK_POOL,  # one batch Spark job at a time: one checkpoint, and a 2-core laptop
         # up to an hour waiting for a running stream to pass the topics' end, then a backlog's drain
         execution_timeout=timedelta(hours=3),
         inlets=[CLICKS_TOPIC, ARTICLES_TOPIC],
@@ -115,6 +116,7 @@ def clickstream_hourly() -> None:
         job="recompute_hours.py",
         application_args=hours,
         skip_without_arguments=True,
+        pool=SPARK_POOL,
         execution_timeout=timedelta(hours=1),
         outlets=HOURLY_TABLES,
     )

@@ -15,7 +15,6 @@ from airflow.providers.apache.spark.operators.spark_submit import SparkSubmitOpe
 from airflow.sdk import Param
 
 from app.airflow.alerts import WebhookNotifier
-from app.airflow.pools import SPARK_POOL
 from app.spark_session import SPARK_JOBS_DIR
 
 
@@ -50,7 +49,6 @@ class ClickstreamSparkSubmitOperator(SparkSubmitOperator):
 
     def __init__(self, *, job: str, skip_without_arguments: bool = False, **kwargs: Any) -> None:
         kwargs.setdefault("conn_id", "spark_default")
-        kwargs.setdefault("pool", SPARK_POOL)  # one Spark job at a time: one checkpoint, and a 2-core laptop
         kwargs.setdefault("name", f"clickstream-{job.removesuffix('.py').replace('_', '-')}")
         super().__init__(application=str(SPARK_JOBS_DIR / job), spark_binary="spark-submit", **kwargs)
         self.skip_without_arguments = skip_without_arguments

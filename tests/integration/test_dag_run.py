@@ -176,42 +176,56 @@ def test_streaming_dag_runs_beside_the_hourly_dag_which_waits_for_it(
     raw_before = len(table_rows(spark, settings, "raw_clicks"))
     airflow_client.wait_for_dag(STREAMING_DAG)
     airflow_client.unpause(STREAMING_DAG)
-    stream_run = airflow_client.trigger(STREAMING_DAG)
-    deadline = time.monotonic() + 240
-    while (holder := running_stream(settings)) is None:
-        state = airflow_client.run_state(STREAMING_DAG, stream_run)
-        assert state not in ("success", "failed"), airflow_client.task_states(STREAMING_DAG, stream_run)
-        assert time.monotonic() < deadline, "the streaming job did not start within 240 s"
-        time.sleep(2)
-    assert holder["trigger"] == "processing-time"
-    second_run = airflow_client.trigger(STREAMING_DAG)
-    time.sleep(10)
-    assert airflow_client.run_state(STREAMING_DAG, second_run) == "queued"  # max_active_runs=1
+    runs: list[str] = []  # the streaming runs, the waiting one first
+    try:
+        stream_run = airflow_client.trigger(STREAMING_DAG)
+        runs.append(stream_run)
+        deadline = time.monotonic() + 240
+        while (holder := running_stream(settings)) is None:
+            state = airflow_client.run_state(STREAMING_DAG, stream_run)
+            assert state not in ("success", "failed"), airflow_client.task_states(STREAMING_DAG, stream_run)
+            assert time.monotonic() < deadline, "the streaming job did not start within 240 s"
+            time.sleep(2)
+        assert holder["trigger"] == "processing-time"
+        second_run = airflow_client.trigger(STREAMING_DAG)
+        runs.insert(0, second_run)
+        time.sleep(10)
+        assert airflow_client.run_state(STREAMING_DAG, second_run) == "queued"  # max_active_runs=1
 
-    data = tmp_path / "data"
-    data.mkdir()
-    new_file = data / "clicks_hour_900.csv"
-    shifted_copy(SAMPLE / "clicks_hour_001.csv", new_file, days=40)
-    os.utime(new_file, (time.time() - 3600, time.time() - 3600))
-    hourly_run = airflow_client.trigger(DAG, {"data_dir": str(data)})
-    outcome = airflow_client.wait_for_run(DAG, hourly_run, timeout=600)
-    assert outcome.state == "success", outcome.task_states
-    assert airflow_client.xcom(DAG, hourly_run, "drain_topics") == {"drained_by": "running stream"}
-    assert outcome.task_states["recompute_hours"] == "skipped"  # a manual run without hours
-    assert outcome.task_states["check_tables"] == "success"
-    new_rows = len(pd.read_csv(new_file))
-    assert len(table_rows(spark, settings, "raw_clicks")) == raw_before + new_rows
-    new_hours = {
-        (row[-2], row[-1]) for row in expected_tables([new_file], SAMPLE / "articles_metadata.csv")["article_hourly"]
-    }
-    assert (
-        aggregates(spark, settings, new_hours)["article_hourly"]
-        == expected_tables([new_file], SAMPLE / "articles_metadata.csv")["article_hourly"]
-    )
+        data = tmp_path / "data"
+        data.mkdir()
+        new_file = data / "clicks_hour_900.csv"
+        shifted_copy(SAMPLE / "clicks_hour_001.csv", new_file, days=40)
+        os.utime(new_file, (time.time() - 3600, time.time() - 3600))
+        hourly_run = airflow_client.trigger(DAG, {"data_dir": str(data)})
+        outcome = airflow_client.wait_for_run(DAG, hourly_run, timeout=600)
+        assert outcome.state == "success", outcome.task_states
+        assert airflow_client.xcom(DAG, hourly_run, "drain_topics") == {"drained_by": "running stream"}
+        assert outcome.task_states["recompute_hours"] == "skipped"  # a manual run without hours
+        assert outcome.task_states["check_tables"] == "success"
+        new_rows = len(pd.read_csv(new_file))
+        assert len(table_rows(spark, settings, "raw_clicks")) == raw_before + new_rows
+        new_hours = {
+            (row[-2], row[-1])
+            for row in expected_tables([new_file], SAMPLE / "articles_metadata.csv")["article_hourly"]
+        }
+        assert (
+            aggregates(spark, settings, new_hours)["article_hourly"]
+            == expected_tables([new_file], SAMPLE / "articles_metadata.csv")["article_hourly"]
+        )
 
-    # stopping the runs from the UI (mark them failed; the waiting one first, so it never starts)
-    # stops the job and frees the checkpoint
-    for run_id in (second_run, stream_run):
+        # stopping the runs from the UI (mark them failed; the waiting one first, so it never starts)
+        # stops the job and frees the checkpoint
+        stop_streaming_runs(airflow_client, settings, runs)
+    finally:  # a failure above must not leave the stream holding the checkpoint for the next tests
+        if running_stream(settings) is not None:
+            stop_streaming_runs(airflow_client, settings, runs)
+        airflow_client.call("PATCH", f"/api/v2/dags/{STREAMING_DAG}", {"is_paused": True})
+
+
+def stop_streaming_runs(airflow_client: AirflowClient, settings: Settings, runs: list[str]) -> None:
+    """Mark the runs failed as the UI does; the streaming job must stop and free the checkpoint."""
+    for run_id in runs:
         status, reply = airflow_client.request(
             "PATCH", f"/api/v2/dags/{STREAMING_DAG}/dagRuns/{run_id}", {"state": "failed"}
         )
@@ -222,7 +236,6 @@ def test_streaming_dag_runs_beside_the_hourly_dag_which_waits_for_it(
             "the streaming job still holds the checkpoint 120 s after the run was stopped"
         )
         time.sleep(2)
-    airflow_client.call("PATCH", f"/api/v2/dags/{STREAMING_DAG}", {"is_paused": True})
 
 
 def task_log(settings: Settings, run_id: str, task_id: str) -> str:

@@ -112,6 +112,9 @@ def test_streaming_dag_runs_one_processing_time_stream_and_retries(dagbag) -> No
     task = dag.get_task("run_stream")
     assert task.application.endswith("spark_jobs/streaming_job.py")
     assert task.application_args == ["--trigger", "processing-time"] and task.retries >= 1
+    from app.airflow.pools import SPARK_POOL
+
+    assert task.pool != SPARK_POOL  # a stream holding the batch jobs' one slot would stall every hourly run
 
 
 def test_every_task_has_a_timeout_but_the_stream_that_runs_until_stopped(dagbag) -> None:  # type: ignore[no-untyped-def]
