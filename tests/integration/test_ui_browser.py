@@ -6,6 +6,7 @@ step go to `.test-output/ui/` (the test's output folder, kept out of git)."""
 
 from __future__ import annotations
 
+import os
 import shutil
 import time
 from collections.abc import Iterator
@@ -18,6 +19,7 @@ from playwright.sync_api import TimeoutError as PlaywrightTimeoutError
 from app.airflow.client import AirflowClient
 from app.runtime.service import Service
 from app.settings import REPO_ROOT, Settings
+from tests.integration.jobs import SAMPLE, shifted_copy
 
 if TYPE_CHECKING:
     from playwright.sync_api import Browser, Page
@@ -143,6 +145,26 @@ def test_log_in_find_both_dags_trigger_and_see_the_run_succeed(
     page.close()
 
 
+@pytest.fixture
+def clicks_landed_by_an_hourly_run(
+    kafka: Service, metastore: Service, airflow_client: AirflowClient, settings: Settings, tmp_path: Path
+) -> None:
+    """An hourly run over a click file of its own (a sample file moved 150 days on: new to every
+    other test), so that the view has figures whichever tests ran before on this worker."""
+    data = tmp_path / "data"
+    data.mkdir()
+    shutil.copy(SAMPLE / "articles_metadata.csv", data)
+    own_file = data / "clicks_hour_902.csv"
+    shifted_copy(SAMPLE / "clicks_hour_002.csv", own_file, days=150)
+    os.utime(own_file, (time.time() - 3600, time.time() - 3600))
+    airflow_client.wait_for_dag(DAG)
+    airflow_client.unpause(DAG)
+    run_id = airflow_client.trigger(DAG, {"data_dir": str(data)})
+    outcome = airflow_client.wait_for_run(DAG, run_id, timeout=900)
+    assert outcome.state == "success", outcome.task_states
+
+
+@pytest.mark.usefixtures("clicks_landed_by_an_hourly_run")
 def test_pipeline_view_shows_every_section_with_real_figures(
     browser: Browser, airflow_client: AirflowClient, settings: Settings, kafka: Service, spark: SparkSession
 ) -> None:
