@@ -2,7 +2,7 @@
 
 The producer validates CSV rows against these, writes each row as a JSON object with exactly
 these fields and types, and stamps `SCHEMA_VERSION` into a message header. The Spark jobs build
-their read schemas from the same definitions (`app.spark_schemas`), so a column added here
+their read schemas from the same definitions (`spark_jobs.transforms`), so a column added here
 reaches every reader.
 """
 
@@ -20,6 +20,9 @@ class FieldType(Enum):
 
 @dataclass(frozen=True)
 class Field:
+    """A column of a CSV file and a field of its JSON message; `description` where the name does not
+    say it all."""
+
     name: str
     type: FieldType = FieldType.LONG
     description: str = ""
@@ -42,18 +45,19 @@ CLICKS = RecordSchema(
     name="clicks",
     key="session_id",  # a session's clicks stay in order on one partition
     fields=(
-        Field("user_id", description="user id"),
-        Field("session_id", description="session id"),
-        Field("session_start", description="session start, epoch milliseconds"),
+        Field("user_id"),
+        Field("session_id"),
+        Field("session_start", description="epoch milliseconds"),
         Field("session_size", description="number of clicks the session declares"),
-        Field("click_article_id", description="the clicked article"),
-        Field("click_timestamp", description="click time, epoch milliseconds"),
-        Field("click_environment", description="environment code"),
-        Field("click_deviceGroup", description="device group code"),
-        Field("click_os", description="operating system code"),
-        Field("click_country", description="country code"),
-        Field("click_region", description="region code"),
-        Field("click_referrer_type", description="referrer type code"),
+        Field("click_article_id"),
+        Field("click_timestamp", description="epoch milliseconds"),
+        # the click's context: codes of the data set, without a published meaning
+        Field("click_environment"),
+        Field("click_deviceGroup"),
+        Field("click_os"),
+        Field("click_country"),
+        Field("click_region"),
+        Field("click_referrer_type"),
     ),
 )
 
@@ -61,11 +65,11 @@ ARTICLES = RecordSchema(
     name="articles",
     key="article_id",  # the metadata topic is compacted: the latest record per article wins
     fields=(
-        Field("article_id", description="article id"),
-        Field("category_id", description="category id"),
-        Field("created_at_ts", description="creation time, epoch milliseconds"),
-        Field("publisher_id", description="publisher id"),
-        Field("words_count", description="number of words"),
+        Field("article_id"),
+        Field("category_id"),
+        Field("created_at_ts", description="epoch milliseconds"),
+        Field("publisher_id"),
+        Field("words_count"),
     ),
 )
 

@@ -47,11 +47,27 @@ def _converted(variable: str, raw: str, convert: Callable[[str], V], expected: s
         raise SettingsError(f"{variable}: expected {expected}, got {raw!r}") from None
 
 
-def _port(variable: str, raw: str) -> int:
-    port = _converted(variable, raw, int, "a port number")
-    if not 0 < port < 65536:
-        raise SettingsError(f"{variable}: port must be between 1 and 65535, got {port}")
-    return port
+N = TypeVar("N", int, float)
+
+
+def _number(
+    convert: Callable[[str], N], expected: str, allowed: Callable[[N], bool], rule: str
+) -> Callable[[str, str], N]:
+    """A parser of a number that `convert` reads and `allowed` accepts; an error says `rule`."""
+
+    def parse(variable: str, raw: str) -> N:
+        value = _converted(variable, raw, convert, expected)
+        if not allowed(value):
+            raise SettingsError(f"{variable}: {rule}, got {value}")
+        return value
+
+    return parse
+
+
+_port = _number(int, "a port number", lambda port: 0 < port < 65536, "port must be between 1 and 65535")
+_non_negative_float = _number(float, "a number of seconds", lambda seconds: seconds >= 0, "must not be negative")
+_positive_float = _number(float, "a number of seconds", lambda seconds: seconds > 0, "must be more than 0 seconds")
+_positive_int = _number(int, "a whole number", lambda count: count >= 1, "must be at least 1")
 
 
 def _spark_master(variable: str, raw: str) -> str:
@@ -68,20 +84,6 @@ def _starting_offsets(variable: str, raw: str) -> str:
     return raw
 
 
-def _non_negative_float(variable: str, raw: str) -> float:
-    value = _converted(variable, raw, float, "a number of seconds")
-    if value < 0:
-        raise SettingsError(f"{variable}: must not be negative, got {raw!r}")
-    return value
-
-
-def _positive_float(variable: str, raw: str) -> float:
-    value = _non_negative_float(variable, raw)
-    if value == 0:
-        raise SettingsError(f"{variable}: must be more than 0 seconds, got {raw!r}")
-    return value
-
-
 def _utc_time(variable: str, raw: str) -> datetime:
     """An ISO date or date-time; UTC unless it names its zone."""
     parsed = _converted(variable, raw, datetime.fromisoformat, "an ISO date or date-time such as 2000-01-01")
@@ -96,13 +98,6 @@ def _webhook_url(variable: str, raw: str) -> str:
     return raw
 
 
-def _positive_int(variable: str, raw: str) -> int:
-    value = _converted(variable, raw, int, "a whole number")
-    if value < 1:
-        raise SettingsError(f"{variable}: must be at least 1, got {value}")
-    return value
-
-
 def _kafka_servers(variable: str, raw: str) -> str:
     for entry in raw.split(","):
         host, sep, port = entry.strip().rpartition(":")
@@ -114,6 +109,11 @@ def _kafka_servers(variable: str, raw: str) -> str:
 
 def _text(variable: str, raw: str) -> str:
     return raw
+
+
+def _path(variable: str, raw: str) -> Path:
+    """A folder or file; a relative one starts at the repository."""
+    return _resolve_path(raw)
 
 
 # librdkafka's properties that take a Python function (the Airflow Kafka provider's list)
@@ -212,7 +212,7 @@ class Settings:
         "CLICKSTREAM_STATE_DIR",
         ".state",
         "Folder for all runtime state: service data, logs, pids, the lake, checkpoints, the Hive warehouse.",
-        parser=lambda _v, raw: _resolve_path(raw),
+        parser=_path,
     )
     # Kafka
     kafka_servers: str = setting(
@@ -231,26 +231,31 @@ class Settings:
         "KAFKA_TOPIC",
         "click_stream",
         "Topic of the click events.",
+        parser=_text,
     )
     kafka_metadata_topic: str = setting(
         "KAFKA_METADATA_TOPIC",
         "click_stream_metadata",
         "Topic of the article metadata (compacted, keyed by `article_id`).",
+        parser=_text,
     )
     kafka_consumer_group: str = setting(
         "KAFKA_CONSUMER_GROUP",
         "clickstream",
         "Consumer group of the project's own Kafka readers.",
+        parser=_text,
     )
     kafka_ledger_topic: str = setting(
         "KAFKA_LEDGER_TOPIC",
         "click_stream_ledger",
         "Compacted topic recording each published file (committed in the file's own transaction).",
+        parser=_text,
     )
     kafka_rejects_topic: str = setting(
         "KAFKA_REJECTS_TOPIC",
         "click_stream_rejects",
         "Topic of the rows that failed the schema, with file, line, reason and raw text.",
+        parser=_text,
     )
     kafka_topic_partitions: int = setting(
         "KAFKA_TOPIC_PARTITIONS",
@@ -274,6 +279,7 @@ class Settings:
         "KAFKA_BROKER_HEAP",
         "512m",
         "Java heap of the local broker.",
+        parser=_text,
     )
     kafka_security_protocol: str = setting(
         "KAFKA_SECURITY_PROTOCOL",
@@ -295,17 +301,20 @@ class Settings:
         "KAFKA_SASL_USERNAME",
         "",
         "Kafka user (SASL).",
+        parser=_text,
     )
     kafka_sasl_password: str = setting(
         "KAFKA_SASL_PASSWORD",
         "",
         "Password of the Kafka user (SASL).",
         secret=True,
+        parser=_text,
     )
     kafka_ssl_ca_location: str = setting(
         "KAFKA_SSL_CA_LOCATION",
         "",
         "CA certificate (PEM) the clients trust for `SASL_SSL`; empty: the system's CAs.",
+        parser=_text,
     )
     # a JSON object of librdkafka properties, or empty
     kafka_client_config: str = setting(
@@ -325,38 +334,44 @@ class Settings:
         "KAFKA_BROKER_SSL_CERTIFICATE",
         "",
         "The local broker's TLS certificate chain (PEM), for `SASL_SSL`.",
+        parser=_text,
     )
     kafka_broker_ssl_key: str = setting(
         "KAFKA_BROKER_SSL_KEY",
         "",
         "The local broker's TLS private key (PEM, PKCS#8, not encrypted), for `SASL_SSL`.",
+        parser=_text,
     )
     # producer
     producer_data_root_directory: Path = setting(
         "PRODUCER_DATA_ROOT_DIRECTORY",
         "app/data",
         "Folder the producer reads CSV files from (relative paths start at the repository).",
-        parser=lambda _v, raw: _resolve_path(raw),
+        parser=_path,
     )
     producer_click_csv_data_prefix: str = setting(
         "PRODUCER_CLICK_CSV_DATA_PREFIX",
         "clicks_hour_",
         "File name prefix of click files.",
+        parser=_text,
     )
     producer_click_metadata_csv_data_prefix: str = setting(
         "PRODUCER_CLICK_METADATA_CSV_DATA_PREFIX",
         "articles_metadata",
         "File name prefix of article metadata files.",
+        parser=_text,
     )
     csv_suffix: str = setting(
         "CSV_SUFFIX",
         ".csv",
         "File name suffix of data files (`.gz` after it is accepted too).",
+        parser=_text,
     )
     producer_transactional_id: str = setting(
         "PRODUCER_TRANSACTIONAL_ID",
         "clickstream-producer",
         "Kafka transactional id of the producer; a new producer with the same id fences an old one.",
+        parser=_text,
     )
     producer_file_stable_seconds: float = setting(
         "PRODUCER_FILE_STABLE_SECONDS",
@@ -419,6 +434,7 @@ class Settings:
         "SPARK_TRIGGER_INTERVAL",
         "30 seconds",
         "Micro-batch interval of the long-running streaming job.",
+        parser=_text,
     )
     raw_compaction_interval_seconds: float = setting(
         "RAW_COMPACTION_INTERVAL_SECONDS",
@@ -434,6 +450,7 @@ class Settings:
         "HIVE_DATABASE",
         "clickstream",
         "Hive database of the raw and aggregate tables.",
+        parser=_text,
     )
     spark_ui_port: int = setting(
         "SPARK_UI_PORT",
@@ -445,6 +462,7 @@ class Settings:
         "SPARK_DRIVER_MEMORY",
         "1g",
         "Memory of each Spark driver.",
+        parser=_text,
     )
     spark_cluster_workers: int = setting(
         "SPARK_CLUSTER_WORKERS",
@@ -459,6 +477,7 @@ class Settings:
         "SPARK_CLUSTER_WORKER_MEMORY",
         "2g",
         "Memory each worker of the local Spark cluster offers its executors.",
+        parser=_text,
     )
     spark_history_port: int = setting(
         "SPARK_HISTORY_PORT",
@@ -476,13 +495,13 @@ class Settings:
         "PARQUET_DESTINATION_PATH",
         "{state}/lake",
         "Root folder of the raw Parquet data (relative paths start at the repository).",
-        parser=lambda _v, raw: _resolve_path(raw),
+        parser=_path,
     )
     check_point_location: Path = setting(
         "CHECK_POINT_LOCATION",
         "{state}/checkpoints",
         "Root folder of the streaming checkpoints (relative paths start at the repository).",
-        parser=lambda _v, raw: _resolve_path(raw),
+        parser=_path,
     )
     # Hive Metastore
     hive_metastore_port: int = setting(
@@ -495,12 +514,13 @@ class Settings:
         "HIVE_WAREHOUSE_DIR",
         "{state}/warehouse",
         "Folder of the Hive managed tables (relative paths start at the repository).",
-        parser=lambda _v, raw: _resolve_path(raw),
+        parser=_path,
     )
     hive_metastore_heap: str = setting(
         "HIVE_METASTORE_HEAP",
         "512m",
         "Java heap of the metastore service.",
+        parser=_text,
     )
     hive_metastore_host: str = setting(
         "HIVE_METASTORE_HOST",
@@ -509,6 +529,7 @@ class Settings:
             "Host of the Hive Metastore the Spark jobs and the pipeline view use; empty: the local one "
             "(`CLICKSTREAM_BIND_HOST`). A shared metastore elsewhere: its host name."
         ),
+        parser=_text,
     )
     hive_metastore_db_url: str = setting(
         "HIVE_METASTORE_DB_URL",
@@ -525,12 +546,14 @@ class Settings:
         "HIVE_METASTORE_DB_USER",
         "hive",
         "User of the metastore's database.",
+        parser=_text,
     )
     hive_metastore_db_password: str = setting(
         "HIVE_METASTORE_DB_PASSWORD",
         "",
         "Password of the metastore's database (PostgreSQL).",
         secret=True,
+        parser=_text,
     )
     # Airflow
     airflow_api_port: int = setting(
@@ -543,6 +566,7 @@ class Settings:
         "AIRFLOW_ADMIN_USER",
         "admin",
         "User name of the Airflow login.",
+        parser=_text,
     )
     airflow_admin_password: str = setting(
         "AIRFLOW_ADMIN_PASSWORD",
@@ -552,6 +576,7 @@ class Settings:
             "`<state>/airflow/passwords.json`."
         ),
         secret=True,
+        parser=_text,
     )
     airflow_parallelism: int = setting(
         "AIRFLOW_PARALLELISM",
@@ -609,13 +634,14 @@ class Settings:
         "CLICKSTREAM_BIND_HOST",
         "127.0.0.1",
         "Address every local service listens on.",
+        parser=_text,
     )
     # benchmarks
     bench_data_dir: Path = setting(
         "BENCH_DATA_DIR",
         "../shared/data/globo",
         "Data folder `make bench` publishes (click files, also in `clicks/`, and the catalogue).",
-        parser=lambda _v, raw: _resolve_path(raw),
+        parser=_path,
     )
 
     @property
@@ -629,24 +655,27 @@ class Settings:
         return f"thrift://{host}:{self.hive_metastore_port}"
 
     @property
+    def jars_dir(self) -> Path:
+        return self.state_dir / "jars"
+
+    @property
     def spark_history_url(self) -> str:
+        """The Spark History Server's UI: every finished and running Spark application."""
         return f"http://{self.bind_host}:{self.spark_history_port}"
 
     @property
     def spark_thrift_jdbc_url(self) -> str:
+        """Where `make sql` and JDBC clients reach the Hive tables through Spark's Thrift server."""
         return f"jdbc:hive2://{self.bind_host}:{self.spark_thrift_port}/{self.hive_database}"
 
     @property
     def airflow_url(self) -> str:
+        """Airflow's UI and REST API."""
         return f"http://{self.bind_host}:{self.airflow_api_port}"
 
     @property
     def logs_dir(self) -> Path:
         return self.state_dir / "logs"
-
-    @property
-    def jars_dir(self) -> Path:
-        return self.state_dir / "jars"
 
     def environment(self) -> dict[str, str]:
         """The settings as environment variables, for child processes (secrets left out)."""
@@ -663,6 +692,11 @@ class Settings:
 
 
 SPECS: tuple[SettingSpec, ...] = tuple(SettingSpec(f.name, *f.metadata[SETTING]) for f in fields(Settings))
+
+
+def setting_variable(field: str) -> str:
+    """The environment variable that sets the `Settings` field `field`."""
+    return next(spec.variable for spec in SPECS if spec.field == field)
 
 
 def read_env_file(path: Path) -> dict[str, str]:

@@ -10,6 +10,8 @@ loopback, and event logs that the Spark History Server shows after the applicati
 from __future__ import annotations
 
 import os
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -122,6 +124,18 @@ def build_spark_session(settings: Settings, app_name: str) -> SparkSession:
     for key, value in spark_conf(settings).items():
         builder = builder.config(key, value)
     return builder.enableHiveSupport().getOrCreate()
+
+
+@contextmanager
+def spark_application(settings: Settings, app_name: str) -> Iterator[SparkSession]:
+    """A job's Spark application for the length of a `with` block: started with the settings, Spark's
+    own log at WARN, stopped when the block ends, also when it fails."""
+    spark = build_spark_session(settings, app_name)
+    spark.sparkContext.setLogLevel("WARN")
+    try:
+        yield spark
+    finally:
+        spark.stop()
 
 
 def _python() -> str:

@@ -24,8 +24,7 @@ from airflow.sdk import (
 )
 
 from app.airflow.assets import DAILY_TABLES, HOURLY_TABLES, LANDED_HOURS, RECOMPUTED_DAYS, RECONCILIATION
-from app.airflow.operators import ClickstreamSparkSubmitOperator, batch_task_defaults, optional_text
-from app.airflow.pools import SPARK_POOL
+from app.airflow.operators import BatchSparkJobOperator, batch_task_defaults, optional_text
 from app.hours import DAY_LAYOUT, DAY_PATTERN, HOUR_LAYOUT
 
 
@@ -66,11 +65,10 @@ def clickstream_daily() -> None:
         return ["--day", day]
 
     arguments = hours_balanced()
-    build = ClickstreamSparkSubmitOperator(
+    build = BatchSparkJobOperator(
         task_id="build_day",
         job="build_days.py",
         application_args=arguments,
-        pool=SPARK_POOL,
         inlets=HOURLY_TABLES,
         outlets=DAILY_TABLES,
     )

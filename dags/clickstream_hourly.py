@@ -28,13 +28,8 @@ from app.airflow.assets import (
     RECOMPUTED_DAYS,
     RECONCILIATION,
 )
-from app.airflow.operators import (
-    ClickstreamSparkSubmitOperator,
-    DrainTopicsOperator,
-    batch_task_defaults,
-    optional_text,
-)
-from app.airflow.pools import PUBLISH_POOL, SPARK_POOL  # created by `make up`, one slot each
+from app.airflow.operators import BatchSparkJobOperator, DrainTopicsOperator, batch_task_defaults, optional_text
+from app.airflow.pools import PUBLISH_POOL  # created by `make up`, one slot
 from app.hours import HOUR_KEY_PATTERN
 from app.settings import load_settings
 
@@ -104,20 +99,18 @@ def clickstream_hourly() -> None:
 
     drain = DrainTopicsOperator(
         task_id="drain_topics",
-        pool=SPARK_POOL,  # one batch Spark job at a time: one checkpoint, and a 2-core laptop
         # up to an hour waiting for a running stream to pass the topics' end, then a backlog's drain
         execution_timeout=timedelta(hours=3),
         inlets=[CLICKS_TOPIC, ARTICLES_TOPIC],
         outlets=HOURLY_TABLES,
     )
     hours = hours_to_recompute()
-    recompute = ClickstreamSparkSubmitOperator(
+    recompute = BatchSparkJobOperator(
         task_id="recompute_hours",
         job="recompute_hours.py",
+        execution_timeout=timedelta(hours=1),
         application_args=hours,
         skip_without_arguments=True,
-        pool=SPARK_POOL,
-        execution_timeout=timedelta(hours=1),
         outlets=HOURLY_TABLES,
     )
 

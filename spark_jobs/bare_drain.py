@@ -15,7 +15,7 @@ import sys
 from pyspark.sql import functions as F
 
 from app.settings import load_settings
-from app.spark_session import build_spark_session, configure_job_logging
+from app.spark_session import configure_job_logging, spark_application
 from spark_jobs.streaming_job import ProgressLogger, kafka_stream
 
 
@@ -23,10 +23,8 @@ def main(argv: list[str] | None = None) -> int:
     output, checkpoint = argv if argv is not None else sys.argv[1:]
     configure_job_logging()
     settings = load_settings()
-    spark = build_spark_session(settings, "clickstream-bench-bare-drain")
-    spark.sparkContext.setLogLevel("WARN")
-    spark.streams.addListener(ProgressLogger())
-    try:
+    with spark_application(settings, "clickstream-bench-bare-drain") as spark:
+        spark.streams.addListener(ProgressLogger())
         rows = kafka_stream(spark, settings).select(
             F.col("value").cast("string").alias("value"), "topic", "partition", "offset", "timestamp"
         )
@@ -38,8 +36,6 @@ def main(argv: list[str] | None = None) -> int:
             .start()
         )
         query.awaitTermination()
-    finally:
-        spark.stop()
     return 0
 
 

@@ -14,7 +14,7 @@ from collections.abc import Callable
 from typing import TypeVar
 
 from app.settings import load_settings
-from app.spark_session import build_spark_session, configure_job_logging
+from app.spark_session import configure_job_logging, spark_application
 from spark_jobs.pipeline import Pipeline
 from spark_jobs.tables import TableStore
 
@@ -39,14 +39,10 @@ def run_batch_job(name: str, work: Callable[[Pipeline], str]) -> int:
     a sentence saying what it did."""
     configure_job_logging()
     settings = load_settings()
-    spark = build_spark_session(settings, f"clickstream-{name}")
-    spark.sparkContext.setLogLevel("WARN")
-    try:
+    with spark_application(settings, f"clickstream-{name}") as spark:
         store = TableStore(spark, settings)
         store.ensure_tables()
         done = work(Pipeline(store, settings))
         store.remove_retired()
         logging.getLogger(f"spark_jobs.{name.replace('-', '_')}").info("%s", done)
-    finally:
-        spark.stop()
     return 0

@@ -32,7 +32,7 @@ from pyspark.sql.streaming.query import StreamingQuery
 from app.checkpoint import CheckpointBusyError, CheckpointMismatchError, StreamLock, check_checkpoint
 from app.kafka_io import spark_kafka_options
 from app.settings import Settings, load_settings
-from app.spark_session import build_spark_session, configure_job_logging
+from app.spark_session import configure_job_logging, spark_application
 from spark_jobs.pipeline import Pipeline, root_cause
 from spark_jobs.tables import TableStore
 
@@ -129,10 +129,8 @@ def main(argv: list[str] | None = None) -> int:
         log.error("%s", error)
         return 4
     try:
-        spark = build_spark_session(settings, "clickstream-streaming")
-        spark.sparkContext.setLogLevel("WARN")
-        spark.streams.addListener(ProgressLogger())
-        try:
+        with spark_application(settings, "clickstream-streaming") as spark:
+            spark.streams.addListener(ProgressLogger())
             query, pipeline = start(spark, settings, args.trigger, args.interval or settings.spark_trigger_interval)
             try:
                 query.awaitTermination()
@@ -148,8 +146,6 @@ def main(argv: list[str] | None = None) -> int:
                     root_cause(error),
                 )
                 return 5
-        finally:
-            spark.stop()
     finally:
         lock.release()
     return 0

@@ -15,6 +15,7 @@ from airflow.providers.apache.spark.operators.spark_submit import SparkSubmitOpe
 from airflow.sdk import Param
 
 from app.airflow.alerts import WebhookNotifier
+from app.airflow.pools import SPARK_POOL
 from app.spark_session import SPARK_JOBS_DIR
 
 
@@ -66,7 +67,16 @@ class ClickstreamSparkSubmitOperator(SparkSubmitOperator):
         super().execute(context)
 
 
-class DrainTopicsOperator(ClickstreamSparkSubmitOperator):
+class BatchSparkJobOperator(ClickstreamSparkSubmitOperator):
+    """A Spark job that runs to its end (draining, recomputing, building days): in `SPARK_POOL`, one
+    such job at a time (one streaming checkpoint, a laptop's cores). The long-running stream stays
+    out of the pool, or every batch job would wait behind it."""
+
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(pool=SPARK_POOL, **kwargs)
+
+
+class DrainTopicsOperator(BatchSparkJobOperator):
     """The streaming job with the available-now trigger, unless a long-running stream is active on
     the checkpoint: then the task defers (holding no worker or pool slot) until that stream has
     passed the topics' end, instead of starting a second job on the same checkpoint; if the stream

@@ -32,10 +32,8 @@ class Airflow(Service):
 
     name = "airflow"
     start_timeout = 180.0
+    port_field = "airflow_api_port"
     components = ("api-server", "scheduler", "dag-processor", "triggerer")
-
-    def ports(self) -> list[tuple[int, str]]:
-        return [(self.settings.airflow_api_port, "AIRFLOW_API_PORT")]
 
     @property
     def passwords_file(self) -> Path:

@@ -23,19 +23,15 @@ log = logging.getLogger(__name__)
 
 
 class HiveMetastore(Service):
-    """The Hive 2.3 Metastore thrift service from pyspark's jars, Derby-backed, on one address."""
+    """The Hive 2.3 Metastore thrift service from pyspark's jars, on one address; its catalogue in
+    PostgreSQL (the local one by default) or Derby."""
 
     name = "metastore"
     start_timeout = 120.0
-
-    def ports(self) -> list[tuple[int, str]]:
-        return [(self.settings.hive_metastore_port, "HIVE_METASTORE_PORT")]
-
-    @property
-    def conf_dir(self) -> Path:
-        return self.home / "conf"
+    port_field = "hive_metastore_port"
 
     def hive_site(self) -> dict[str, str]:
+        """The service's `hive-site.xml`, written into `conf_dir` before each start."""
         scratch = self.home / "scratch"
         return {
             **self.database_properties(),
@@ -49,6 +45,10 @@ class HiveMetastore(Service):
             "hive.metastore.server.min.threads": "4",
             "hive.metastore.server.max.threads": "64",
         }
+
+    @property
+    def conf_dir(self) -> Path:
+        return self.home / "conf"
 
     def database_properties(self) -> dict[str, str]:
         """The catalogue's database: `metastore` on the local PostgreSQL (HIVE_METASTORE_DB_URL

@@ -28,10 +28,12 @@ class KraftNode:
 
     @property
     def properties_file(self) -> Path:
+        """The node's configuration, written before each start."""
         return self.home / "server.properties"
 
     @property
     def data_dir(self) -> Path:
+        """The node's log segments and KRaft metadata (`log.dirs`)."""
         return self.home / "data"
 
 

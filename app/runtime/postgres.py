@@ -10,10 +10,9 @@ import re
 import signal
 import subprocess
 from contextlib import closing
-from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 from app.runtime import deps
 from app.runtime.process import ManagedProcess, ServiceStartError
@@ -22,8 +21,9 @@ from app.runtime.service import Health, Service, kept_secret
 log = logging.getLogger(__name__)
 
 
-@dataclass(frozen=True)
-class PostgresAddress:
+class PostgresAddress(NamedTuple):
+    """Where a PostgreSQL database is, as a JDBC URL names it."""
+
     host: str
     port: int
     database: str
@@ -67,14 +67,12 @@ class PostgresServer(Service):
 
     name = "postgres"
     start_timeout = 60.0
+    port_field = "postgres_port"
     databases = (AIRFLOW_DATABASE, METASTORE_DATABASE)
 
     def wanted(self) -> bool:
         """Whether a database of the pipeline lives here (its URL is empty)."""
         return not self.settings.airflow_database_url or not self.settings.hive_metastore_db_url
-
-    def ports(self) -> list[tuple[int, str]]:
-        return [(self.settings.postgres_port, "POSTGRES_PORT")]
 
     def password(self, role: str) -> str:
         """The password of a role (the superuser, or a database's owner): generated once, kept."""

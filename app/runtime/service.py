@@ -20,7 +20,7 @@ from xml.sax.saxutils import escape
 
 from app.runtime import deps
 from app.runtime.process import ManagedProcess, ensure_port_free, wait_until
-from app.settings import Settings
+from app.settings import Settings, setting_variable
 
 log = logging.getLogger(__name__)
 
@@ -63,9 +63,14 @@ class Service:
     def run_dir(self) -> Path:
         return self.settings.state_dir / "run"
 
+    # the `Settings` field of the one port a service listens on (those with other ports override `ports`)
+    port_field = ""
+
     def ports(self) -> list[tuple[int, str]]:
         """(port, variable that sets it) pairs this service listens on."""
-        raise NotImplementedError
+        if not self.port_field:
+            raise NotImplementedError(f"{type(self).__name__} names no port_field and does not override ports()")
+        return [(getattr(self.settings, self.port_field), setting_variable(self.port_field))]
 
     def processes(self) -> list[ManagedProcess]:
         raise NotImplementedError

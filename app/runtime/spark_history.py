@@ -20,9 +20,7 @@ class SparkHistoryServer(Service):
 
     name = "spark-history"
     start_timeout = 90.0
-
-    def ports(self) -> list[tuple[int, str]]:
-        return [(self.settings.spark_history_port, "SPARK_HISTORY_PORT")]
+    port_field = "spark_history_port"
 
     @property
     def properties_file(self) -> Path:

@@ -20,9 +20,7 @@ class SparkThriftServer(Service):
 
     name = "sql"
     start_timeout = 180.0
-
-    def ports(self) -> list[tuple[int, str]]:
-        return [(self.settings.spark_thrift_port, "SPARK_THRIFT_PORT")]
+    port_field = "spark_thrift_port"
 
     def processes(self) -> list[ManagedProcess]:
         from app.spark_session import spark_conf, spark_environment

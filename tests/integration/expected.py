@@ -83,14 +83,8 @@ def category_hourly(enriched: pd.DataFrame) -> set[tuple[Any, ...]]:
     }
 
 
-CONTEXT = [
-    "click_environment",
-    "click_device_group",
-    "click_os",
-    "click_country",
-    "click_region",
-    "click_referrer_type",
-]
+# the context dimensions, written out here rather than imported: this module is the independent computation
+CONTEXT = [f"click_{name}" for name in ("environment", "device_group", "os", "country", "region", "referrer_type")]
 
 
 def context_hourly(clicks: pd.DataFrame) -> set[tuple[Any, ...]]:
