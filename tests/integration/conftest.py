@@ -10,6 +10,7 @@ import json
 import threading
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import pytest
@@ -21,7 +22,7 @@ from app.runtime.kafka_broker import KafkaBroker
 from app.runtime.postgres import PostgresServer
 from app.runtime.service import Service
 from app.settings import Settings
-from app.spark_session import build_spark_session
+from app.spark_session import spark_application
 from tests.conftest import isolated_settings, reachable_folder
 
 if TYPE_CHECKING:
@@ -119,11 +120,16 @@ def airflow_client(airflow: Service, settings: Settings) -> AirflowClient:
 
 @pytest.fixture(scope="session")
 def spark(settings: Settings, metastore: Service) -> Iterator[SparkSession]:
-    session = build_spark_session(settings, "clickstream-tests")
-    try:
+    with spark_application(settings, "clickstream-tests") as session:
         yield session
-    finally:
-        session.stop()
+
+
+@pytest.fixture
+def data_dir(tmp_path: Path) -> Path:
+    """An empty data folder of the test's own, for the files a run publishes."""
+    folder = tmp_path / "data"
+    folder.mkdir()
+    return folder
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:

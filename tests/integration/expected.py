@@ -36,44 +36,45 @@ def enrich(clicks: pd.DataFrame, articles: pd.DataFrame | None) -> pd.DataFrame:
     return merged
 
 
+# the counts every hourly aggregate has: clicks, distinct users, distinct sessions
+COUNTS: dict[str, tuple[str, str]] = {
+    "clicks": ("user_id", "size"),
+    "users": ("user_id", "nunique"),
+    "sessions": ("session_id", "nunique"),
+}
+
+
+def _counts(r: Any) -> tuple[int, int, int]:
+    return int(r.clicks), int(r.users), int(r.sessions)
+
+
+def _counts_and_hour(r: Any) -> tuple[Any, ...]:
+    return (*_counts(r), r.dt, int(r.hour))
+
+
 def article_hourly(enriched: pd.DataFrame) -> set[tuple[Any, ...]]:
     grouped = enriched.groupby(["dt", "hour", "click_article_id"], dropna=False).agg(
-        category_id=("category_id", "max"),
-        publisher_id=("publisher_id", "max"),
-        clicks=("user_id", "size"),
-        users=("user_id", "nunique"),
-        sessions=("session_id", "nunique"),
+        category_id=("category_id", "max"), publisher_id=("publisher_id", "max"), **COUNTS
     )
     return {
         (
             int(r.click_article_id),
             int(r.category_id),
             _int_or_none(r.publisher_id),
-            int(r.clicks),
-            int(r.users),
-            int(r.sessions),
-            r.dt,
-            int(r.hour),
+            *_counts_and_hour(r),
         )
         for r in _rows(grouped)
     }
 
 
 def category_hourly(enriched: pd.DataFrame) -> set[tuple[Any, ...]]:
-    counts = enriched.groupby(["dt", "hour", "category_id"]).agg(
-        clicks=("user_id", "size"),
-        users=("user_id", "nunique"),
-        sessions=("session_id", "nunique"),
-        articles=("click_article_id", "nunique"),
-    )
+    counts = enriched.groupby(["dt", "hour", "category_id"]).agg(**COUNTS, articles=("click_article_id", "nunique"))
     distinct_articles = enriched[["dt", "hour", "category_id", "click_article_id", "words_count"]].drop_duplicates()
     words = distinct_articles.groupby(["dt", "hour", "category_id"]).agg(mean_words=("words_count", "mean"))
     return {
         (
             int(r.category_id),
-            int(r.clicks),
-            int(r.users),
-            int(r.sessions),
+            *_counts(r),
             int(r.articles),
             None if pd.isna(r.mean_words) else round(float(r.mean_words), 6),
             r.dt,
@@ -88,20 +89,8 @@ CONTEXT = [f"click_{name}" for name in ("environment", "device_group", "os", "co
 
 
 def context_hourly(clicks: pd.DataFrame) -> set[tuple[Any, ...]]:
-    grouped = clicks.groupby(["dt", "hour", *CONTEXT]).agg(
-        clicks=("user_id", "size"), users=("user_id", "nunique"), sessions=("session_id", "nunique")
-    )
-    return {
-        (
-            *(int(getattr(r, column)) for column in CONTEXT),
-            int(r.clicks),
-            int(r.users),
-            int(r.sessions),
-            r.dt,
-            int(r.hour),
-        )
-        for r in _rows(grouped)
-    }
+    grouped = clicks.groupby(["dt", "hour", *CONTEXT]).agg(**COUNTS)
+    return {(*(int(getattr(r, column)) for column in CONTEXT), *_counts_and_hour(r)) for r in _rows(grouped)}
 
 
 def sessions(enriched: pd.DataFrame) -> set[tuple[Any, ...]]:
@@ -162,11 +151,7 @@ def daily_tables(click_files: Iterable[Path], articles_file: Path | None) -> dic
     clicks = load_clicks(click_files)
     enriched = enrich(clicks, pd.read_csv(articles_file) if articles_file is not None else None)
     per_article = enriched.groupby(["dt", "click_article_id"]).agg(
-        category_id=("category_id", "max"),
-        publisher_id=("publisher_id", "max"),
-        clicks=("user_id", "size"),
-        users=("user_id", "nunique"),
-        sessions=("session_id", "nunique"),
+        category_id=("category_id", "max"), publisher_id=("publisher_id", "max"), **COUNTS
     )
     per_category = enriched.groupby(["dt", "category_id"]).agg(
         clicks=("user_id", "size"),

@@ -11,6 +11,7 @@ import signal
 import subprocess
 import time
 import urllib.parse
+from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -23,7 +24,6 @@ from app.runtime.airflow_server import Airflow
 from app.runtime.local import LocalRuntime
 from app.runtime.postgres import PostgresServer
 from app.runtime.process import process_group_alive
-from app.runtime.service import Service
 from app.settings import REPO_ROOT, Settings
 from tests.integration.conftest import ALERT_SECRET, AlertReceiver
 from tests.integration.expected import expected_tables, load_clicks
@@ -32,21 +32,21 @@ from tests.integration.jobs import aggregates, shifted_copy, table_rows
 if TYPE_CHECKING:
     from pyspark.sql import SparkSession
 
+# the services every test here runs on (the Airflow fixtures start Airflow itself)
+pytestmark = pytest.mark.usefixtures("kafka", "postgres", "metastore")
+
 SAMPLE = REPO_ROOT / "app" / "data"
 DAG = "clickstream_hourly"
 STREAMING_DAG = "clickstream_streaming"
 
 
 def test_hourly_dag_run_over_the_sample(
-    kafka: Service,
-    metastore: Service,
     airflow_client: AirflowClient,
     settings: Settings,
     spark: SparkSession,
-    tmp_path: Path,
+    data_dir: Path,
 ) -> None:
-    data = tmp_path / "data"
-    data.mkdir()
+    data = data_dir
     for path in SAMPLE.glob("*.csv"):
         shutil.copy(path, data / path.name)
     airflow_client.wait_for_dag(DAG)
@@ -115,8 +115,6 @@ def backfill(settings: Settings, airflow_client: AirflowClient, command: str) ->
 
 @pytest.fixture
 def sample_in_tables(
-    kafka: Service,
-    metastore: Service,
     airflow_client: AirflowClient,
     settings: Settings,
     spark: SparkSession,
@@ -166,12 +164,10 @@ def test_backfill_of_two_hours_run_twice_gives_identical_partitions_and_publishe
 
 
 def test_streaming_dag_runs_beside_the_hourly_dag_which_waits_for_it(
-    kafka: Service,
-    metastore: Service,
     airflow_client: AirflowClient,
     settings: Settings,
     spark: SparkSession,
-    tmp_path: Path,
+    data_dir: Path,
 ) -> None:
     raw_before = len(table_rows(spark, settings, "raw_clicks"))
     airflow_client.wait_for_dag(STREAMING_DAG)
@@ -192,12 +188,10 @@ def test_streaming_dag_runs_beside_the_hourly_dag_which_waits_for_it(
         time.sleep(10)
         assert airflow_client.run_state(STREAMING_DAG, second_run) == "queued"  # max_active_runs=1
 
-        data = tmp_path / "data"
-        data.mkdir()
-        new_file = data / "clicks_hour_900.csv"
+        new_file = data_dir / "clicks_hour_900.csv"
         shifted_copy(SAMPLE / "clicks_hour_001.csv", new_file, days=40)
         os.utime(new_file, (time.time() - 3600, time.time() - 3600))
-        hourly_run = airflow_client.trigger(DAG, {"data_dir": str(data)})
+        hourly_run = airflow_client.trigger(DAG, {"data_dir": str(data_dir)})
         outcome = airflow_client.wait_for_run(DAG, hourly_run, timeout=600)
         assert outcome.state == "success", outcome.task_states
         assert airflow_client.xcom(DAG, hourly_run, "drain_topics") == {"drained_by": "running stream"}
@@ -254,19 +248,22 @@ def raw_rows_so_far(spark: SparkSession, settings: Settings) -> int:
         return 0
 
 
-def test_scheduler_killed_during_a_run_and_restarted_the_run_completes_exactly(
-    kafka: Service,
-    metastore: Service,
+def crash_mid_drain_then_check_exact(
+    crash: Callable[[], None],
+    new_file: Path,
+    sample_file: str,
+    days: int,
     airflow_client: AirflowClient,
     settings: Settings,
     spark: SparkSession,
-    tmp_path: Path,
 ) -> None:
+    """An hourly run over `new_file` (a copy of a sample file `days` later, beside the catalogue) that
+    `crash` interrupts while its drain is inside Spark: the run still succeeds, and the file's rows
+    are in the raw table once and in its hours' aggregates exactly."""
     raw_before = raw_rows_so_far(spark, settings)
-    data = tmp_path / "data"
+    data = new_file.parent
     data.mkdir()
-    new_file = data / "clicks_hour_950.csv"
-    shifted_copy(SAMPLE / "clicks_hour_002.csv", new_file, days=60)
+    shifted_copy(SAMPLE / sample_file, new_file, days=days)
     shutil.copy(SAMPLE / "articles_metadata.csv", data)  # already published when the first test ran
     for path in data.iterdir():
         os.utime(path, (time.time() - 3600, time.time() - 3600))
@@ -278,15 +275,7 @@ def test_scheduler_killed_during_a_run_and_restarted_the_run_completes_exactly(
         assert time.monotonic() < deadline, airflow_client.task_states(DAG, run_id)
         time.sleep(1)
     time.sleep(5)  # inside the Spark job
-
-    # the scheduler, its executor's workers and the tasks they run, at once (as a crashed host)
-    scheduler = next(process for process in Airflow(settings).processes() if process.name == "airflow-scheduler")
-    pid = scheduler.read_pid()
-    assert pid is not None
-    os.killpg(pid, signal.SIGKILL)
-    while process_group_alive(pid):
-        time.sleep(0.2)
-    scheduler.start()
+    crash()
 
     outcome = airflow_client.wait_for_run(DAG, run_id, timeout=900)
     assert outcome.state == "success", outcome.task_states
@@ -301,10 +290,33 @@ def test_scheduler_killed_during_a_run_and_restarted_the_run_completes_exactly(
     }
 
 
+def kill_process_group(pid: int | None) -> None:
+    """SIGKILL to a whole process group, as a crashed host; returns once it is gone."""
+    assert pid is not None
+    os.killpg(pid, signal.SIGKILL)
+    while process_group_alive(pid):
+        time.sleep(0.2)
+
+
+def test_scheduler_killed_during_a_run_and_restarted_the_run_completes_exactly(
+    airflow_client: AirflowClient,
+    settings: Settings,
+    spark: SparkSession,
+    tmp_path: Path,
+) -> None:
+    def kill_the_scheduler() -> None:
+        # the scheduler, its executor's workers and the tasks they run, at once (as a crashed host)
+        scheduler = next(process for process in Airflow(settings).processes() if process.name == "airflow-scheduler")
+        kill_process_group(scheduler.read_pid())
+        scheduler.start()
+
+    new_file = tmp_path / "data" / "clicks_hour_950.csv"
+    crash_mid_drain_then_check_exact(
+        kill_the_scheduler, new_file, "clicks_hour_002.csv", 60, airflow_client, settings, spark
+    )
+
+
 def test_postgres_killed_during_a_run_and_restarted_the_run_completes_exactly(
-    kafka: Service,
-    postgres: Service,
-    metastore: Service,
     airflow_client: AirflowClient,
     settings: Settings,
     spark: SparkSession,
@@ -312,50 +324,21 @@ def test_postgres_killed_during_a_run_and_restarted_the_run_completes_exactly(
 ) -> None:
     """PostgreSQL (Airflow's database and the metastore's) killed with SIGKILL while the drain
     runs, as a crashed database host; then `make up`'s start: the run completes, exactly once."""
-    raw_before = raw_rows_so_far(spark, settings)
-    data = tmp_path / "data"
-    data.mkdir()
-    new_file = data / "clicks_hour_951.csv"
-    shifted_copy(SAMPLE / "clicks_hour_000.csv", new_file, days=90)
-    shutil.copy(SAMPLE / "articles_metadata.csv", data)  # already published when the first test ran
-    for path in data.iterdir():
-        os.utime(path, (time.time() - 3600, time.time() - 3600))
-    airflow_client.wait_for_dag(DAG)
-    airflow_client.unpause(DAG)
-    run_id = airflow_client.trigger(DAG, {"data_dir": str(data)})
-    deadline = time.monotonic() + 300
-    while airflow_client.task_states(DAG, run_id).get("drain_topics") != "running":
-        assert time.monotonic() < deadline, airflow_client.task_states(DAG, run_id)
-        time.sleep(1)
-    time.sleep(5)  # inside the Spark job
 
-    server = PostgresServer(settings)
-    pid = server.processes()[0].read_pid()
-    assert pid is not None
-    os.killpg(pid, signal.SIGKILL)
-    while process_group_alive(pid):
-        time.sleep(0.2)
-    time.sleep(10)  # the scheduler, the api-server and the metastore find it gone
-    # what `make up` does: start what is not running (PostgreSQL recovers from its log first)
-    LocalRuntime(settings, ["postgres", "metastore", "airflow"]).up()
+    def kill_postgres() -> None:
+        kill_process_group(PostgresServer(settings).processes()[0].read_pid())
+        time.sleep(10)  # the scheduler, the api-server and the metastore find it gone
+        # what `make up` does: start what is not running (PostgreSQL recovers from its log first)
+        LocalRuntime(settings, ["postgres", "metastore", "airflow"]).up()
 
-    outcome = airflow_client.wait_for_run(DAG, run_id, timeout=900)
-    assert outcome.state == "success", outcome.task_states
-    assert outcome.task_states["check_tables"] == "success"
+    new_file = tmp_path / "data" / "clicks_hour_951.csv"
+    crash_mid_drain_then_check_exact(
+        kill_postgres, new_file, "clicks_hour_000.csv", 90, airflow_client, settings, spark
+    )
     assert "database system was not properly shut down" in (settings.logs_dir / "postgres.log").read_text()
-    new_rows = len(pd.read_csv(new_file))
-    assert len(table_rows(spark, settings, "raw_clicks")) == raw_before + new_rows
-    expected = expected_tables([new_file], SAMPLE / "articles_metadata.csv")
-    new_hours = {(row[-2], row[-1]) for row in expected["article_hourly"]}
-    got = aggregates(spark, settings, new_hours)
-    assert {table: got[table] for table in ("article_hourly", "category_hourly", "context_hourly")} == {
-        table: expected[table] for table in ("article_hourly", "category_hourly", "context_hourly")
-    }
 
 
 def test_refused_files_hold_back_nothing_and_the_run_fails_in_refused_files_alone(
-    kafka: Service,
-    metastore: Service,
     airflow_client: AirflowClient,
     alerts: AlertReceiver,
     settings: Settings,
@@ -445,7 +428,7 @@ def test_refused_files_hold_back_nothing_and_the_run_fails_in_refused_files_alon
 
 
 def test_a_scheduled_run_is_skipped_by_its_sensor_when_only_refused_files_are_unchanged(
-    kafka: Service, airflow_client: AirflowClient, settings: Settings
+    airflow_client: AirflowClient, settings: Settings
 ) -> None:
     """A real scheduled run of the hourly DAG (the scheduler's, on the deployment's data folder) whose
     folder holds only files already refused: its sensor finds nothing new and the run is skipped

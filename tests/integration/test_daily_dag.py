@@ -10,10 +10,11 @@ import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+import pytest
+
 from app.airflow.client import AirflowClient
 from app.metastore import Metastore
 from app.parquet_folders import parquet_files
-from app.runtime.service import Service
 from app.settings import Settings
 from tests.integration.expected import daily_tables
 from tests.integration.jobs import SAMPLE, clicks_of_a_day
@@ -21,6 +22,9 @@ from tests.integration.test_daily import daily_rows
 
 if TYPE_CHECKING:
     from pyspark.sql import SparkSession
+
+# the services every test here runs on (the Airflow fixtures start Airflow itself)
+pytestmark = pytest.mark.usefixtures("kafka", "postgres", "metastore")
 
 HOURLY = "clickstream_hourly"
 DAILY = "clickstream_daily"
@@ -64,15 +68,13 @@ def daily_runs_become(client: AirflowClient, count: int, timeout: float = 300) -
 
 
 def test_a_day_runs_once_its_24th_hour_lands_and_again_when_an_hour_is_recomputed(
-    kafka: Service,
-    metastore: Service,
     airflow_client: AirflowClient,
     settings: Settings,
     spark: SparkSession,
+    data_dir: Path,
     tmp_path: Path,
 ) -> None:
-    data = tmp_path / "data"
-    data.mkdir()
+    data = data_dir
     shutil.copy(SAMPLE / "articles_metadata.csv", data)
     clicks_of_a_day(data, DAY, [hour for hour in range(23) if hour != 13])  # hour 13 stays empty
     for dag in (HOURLY, DAILY):

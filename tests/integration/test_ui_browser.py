@@ -147,12 +147,11 @@ def test_log_in_find_both_dags_trigger_and_see_the_run_succeed(
 
 @pytest.fixture
 def clicks_landed_by_an_hourly_run(
-    kafka: Service, metastore: Service, airflow_client: AirflowClient, settings: Settings, tmp_path: Path
+    kafka: Service, metastore: Service, airflow_client: AirflowClient, settings: Settings, data_dir: Path
 ) -> None:
     """An hourly run over a click file of its own (a sample file moved 150 days on: new to every
     other test), so that the view has figures whichever tests ran before on this worker."""
-    data = tmp_path / "data"
-    data.mkdir()
+    data = data_dir
     shutil.copy(SAMPLE / "articles_metadata.csv", data)
     own_file = data / "clicks_hour_902.csv"
     shifted_copy(SAMPLE / "clicks_hour_002.csv", own_file, days=150)

@@ -6,6 +6,7 @@ import os
 import shutil
 import socket
 import subprocess
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -23,34 +24,34 @@ def fake_java(tmp_path: Path, banner: str) -> Path:
     return java_home
 
 
+@pytest.fixture
+def fresh_java_lookup() -> Iterator[None]:
+    """`deps.java_executable()` looks for Java again (it keeps its first answer), and forgets the
+    fake one afterwards."""
+    deps.java_executable.cache_clear()
+    yield
+    deps.java_executable.cache_clear()
+
+
+@pytest.mark.usefixtures("fresh_java_lookup")
 def test_java_older_than_17_is_refused(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("JAVA_HOME", str(fake_java(tmp_path, 'openjdk version "11.0.22" 2024-01-16')))
-    deps.java_executable.cache_clear()
-    try:
-        with pytest.raises(deps.MissingDependencyError, match=r"Java 17\+ is needed.*11\.0\.22.*JAVA_HOME"):
-            deps.java_executable()
-    finally:
-        deps.java_executable.cache_clear()
+    with pytest.raises(deps.MissingDependencyError, match=r"Java 17\+ is needed.*11\.0\.22.*JAVA_HOME"):
+        deps.java_executable()
 
 
+@pytest.mark.usefixtures("fresh_java_lookup")
 def test_missing_java_is_named(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("JAVA_HOME", str(tmp_path / "no-jdk-here"))
-    deps.java_executable.cache_clear()
-    try:
-        with pytest.raises(deps.MissingDependencyError, match=r"Java 17\+ is needed and none was found"):
-            deps.java_executable()
-    finally:
-        deps.java_executable.cache_clear()
+    with pytest.raises(deps.MissingDependencyError, match=r"Java 17\+ is needed and none was found"):
+        deps.java_executable()
 
 
+@pytest.mark.usefixtures("fresh_java_lookup")
 def test_java_17_is_accepted(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     java_home = fake_java(tmp_path, 'openjdk version "17.0.15" 2025-04-15')
     monkeypatch.setenv("JAVA_HOME", str(java_home))
-    deps.java_executable.cache_clear()
-    try:
-        assert deps.java_executable() == str(java_home / "bin" / "java")
-    finally:
-        deps.java_executable.cache_clear()
+    assert deps.java_executable() == str(java_home / "bin" / "java")
 
 
 def closed_port() -> int:
