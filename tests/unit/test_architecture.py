@@ -1,4 +1,5 @@
-"""Checks on the shape of the code: the project's modules import each other without a circle."""
+"""Checks on the shape of the code: the project's modules import each other without a circle, and the
+unit tests mirror the modules they test."""
 
 from __future__ import annotations
 
@@ -51,3 +52,29 @@ def test_the_hours_module_is_a_leaf() -> None:
     """Every module may use the forms of an hour, so they depend on nothing of the project."""
     modules = project_modules()
     assert imported_modules(modules["app.hours"], modules) == set()
+
+
+def mirrored_module(test_file: Path) -> str | None:
+    """What `tests/unit/<folder>/test_<name>[_<aspect>].py` tests: `<folder>/<name>.py`, or package
+    `<folder>/<name>/`, or the folder's command line (`test_cli.py`: `__main__.py`), or the folder as
+    a whole (`test_<folder>.py`); None when there is no such thing."""
+    folder = ROOT / test_file.parent.relative_to(ROOT / "tests" / "unit")
+    stem = test_file.stem.removeprefix("test_")
+    if stem == "cli":
+        return str(folder / "__main__.py") if (folder / "__main__.py").exists() else None
+    if stem == folder.name and folder.is_dir():
+        return str(folder)
+    words = stem.split("_")
+    for length in range(len(words), 0, -1):
+        name = "_".join(words[:length])
+        for candidate in (folder / f"{name}.py", folder / name):
+            if candidate.exists():
+                return str(candidate)
+    return None
+
+
+def test_unit_tests_mirror_the_modules() -> None:
+    unit = ROOT / "tests" / "unit"
+    nested = [path for path in unit.rglob("test_*.py") if path.parent != unit]
+    assert len(nested) > 20  # the walk found them
+    assert [str(path.relative_to(ROOT)) for path in nested if mirrored_module(path) is None] == []

@@ -125,7 +125,8 @@ def test_the_columnar_path_does_not_import_pandas() -> None:
     code = (
         "import sys; from pathlib import Path; from app.producer.parsing import parse_chunks, read_chunks; "
         "from app.producer import publisher; from app.schemas import CLICKS; "
-        f"from tests.unit.test_producer_columnar import RULES; path = Path({str(SAMPLE / 'clicks_hour_000.csv')!r}); "
+        "from tests.unit.app.producer.test_parsing_columnar import RULES; "
+        f"path = Path({str(SAMPLE / 'clicks_hour_000.csv')!r}); "
         "items = list(parse_chunks(read_chunks(path), CLICKS, path.name, None, RULES)); "
         "assert items and 'pandas' not in sys.modules, sorted(sys.modules)"
     )
