@@ -26,6 +26,11 @@ os.environ.setdefault("AIRFLOW_HOME", _AIRFLOW_HOME)
 os.environ.setdefault("AIRFLOW__CORE__LOAD_EXAMPLES", "False")
 
 
+def pytest_unconfigure() -> None:
+    # also here: pytest-xdist's workers leave with os._exit, which runs no atexit function
+    shutil.rmtree(_AIRFLOW_HOME, ignore_errors=True)
+
+
 def reachable_folder(prefix: str) -> Path:
     """A temporary folder every user can traverse (removed when the session ends): as root, the
     project's PostgreSQL runs as `postgres`, which cannot enter pytest's private folders."""
