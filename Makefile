@@ -44,7 +44,7 @@ LINT = .venv/bin/ruff check . && .venv/bin/ruff format --check . && .venv/bin/my
 test:  ## lint, then the whole test suite (installs Chromium and docker-compose for it); starts and stops its services
 	@bash scripts/bootstrap.sh --test-tools
 	@$(LINT)
-	@$(PY) -m pytest -n $(TEST_WORKERS) --dist loadfile $(PYTEST_ARGS)
+	@$(PY) -m pytest -n $(TEST_WORKERS) --dist loadfile --no-loadscope-reorder $(PYTEST_ARGS)
 
 test-unit:  ## only the unit tests (no services)
 	@bash scripts/bootstrap.sh --test-tools
