@@ -13,7 +13,7 @@ import time
 import urllib.parse
 from collections.abc import Callable
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import pandas as pd
 import pytest
@@ -24,6 +24,7 @@ from app.runtime.airflow_server import Airflow
 from app.runtime.local import LocalRuntime
 from app.runtime.postgres import PostgresServer
 from app.runtime.process import process_group_alive
+from app.runtime.service import Service
 from app.settings import REPO_ROOT, Settings
 from tests.integration.conftest import ALERT_SECRET, AlertReceiver
 from tests.integration.expected import expected_tables, load_clicks
@@ -40,44 +41,72 @@ DAG = "clickstream_hourly"
 STREAMING_DAG = "clickstream_streaming"
 
 
-def test_hourly_dag_run_over_the_sample(
-    airflow_client: AirflowClient,
-    settings: Settings,
-    spark: SparkSession,
-    data_dir: Path,
-) -> None:
-    data = data_dir
+SAMPLE_CLICK_FILES = sorted(SAMPLE.glob("clicks_hour_*.csv"))
+
+
+def sample_click_hours() -> set[tuple[str, int]]:
+    """The hours the sample's clicks fall in: no other test lands clicks there (theirs are moved by
+    whole days), so what the tables hold in these hours is the sample's alone."""
+    clicks = load_clicks(SAMPLE_CLICK_FILES)
+    return {(dt, int(hour)) for dt, hour in clicks[["dt", "hour"]].itertuples(index=False)}
+
+
+def sample_raw_rows(spark: SparkSession, settings: Settings) -> int:
+    hours = sample_click_hours()
+    return sum((row.dt, row.hour) in hours for row in table_rows(spark, settings, "raw_clicks"))
+
+
+def sample_aggregates(spark: SparkSession, settings: Settings) -> tuple[dict[str, set[Any]], dict[str, set[Any]]]:
+    """(what the aggregates hold, what they should hold) in the hours of the sample's rows."""
+    expected = expected_tables(SAMPLE_CLICK_FILES, SAMPLE / "articles_metadata.csv")
+    hours = {(row[-2], row[-1]) for rows in expected.values() for row in rows}
+    return aggregates(spark, settings, hours), expected
+
+
+@pytest.fixture(scope="module")
+def sample_run(
+    kafka: Service, metastore: Service, airflow: Service, settings: Settings, tmp_path_factory: pytest.TempPathFactory
+) -> str:
+    """An hourly run over a copy of the sample, with the hours of 2017-10-01 asked to be recomputed
+    too: once for the tests of this file that need the sample in the tables, whichever runs first."""
+    client = AirflowClient(settings.airflow_url, settings.airflow_admin_user, settings.airflow_admin_password)
+    data = tmp_path_factory.mktemp("sample")
     for path in SAMPLE.glob("*.csv"):
         shutil.copy(path, data / path.name)
-    airflow_client.wait_for_dag(DAG)
-    airflow_client.unpause(DAG)
+    client.wait_for_dag(DAG)
+    client.unpause(DAG)
+    run_id = client.trigger(
+        DAG, {"data_dir": str(data), "recompute_from": "2017-10-01T00", "recompute_to": "2017-10-01T23"}
+    )
+    client.wait_for_run(DAG, run_id, timeout=900)
+    return run_id
 
+
+def test_hourly_dag_run_over_the_sample(
+    sample_run: str, airflow_client: AirflowClient, settings: Settings, spark: SparkSession
+) -> None:
     bad_status, _ = airflow_client.request(
         "POST", f"/api/v2/dags/{DAG}/dagRuns", {"logical_date": None, "conf": {"recompute_from": "yesterday"}}
     )
     assert bad_status in (400, 422)  # the parameter's pattern refuses it before any run starts
 
-    run_id = airflow_client.trigger(
-        DAG, {"data_dir": str(data), "recompute_from": "2017-10-01T00", "recompute_to": "2017-10-01T23"}
-    )
-    outcome = airflow_client.wait_for_run(DAG, run_id, timeout=900)
+    outcome = airflow_client.wait_for_run(DAG, sample_run, timeout=60)
     assert outcome.state == "success", outcome.task_states
     # every task succeeded; no day of the sample was complete before, so no day is announced again
     states = dict(outcome.task_states)
     assert states.pop("announce_recomputed_days") == "skipped"
     assert set(states.values()) == {"success"}
     # the hours asked (an empty one counts) and every other hour the drain landed, each checked once
-    clicked = {f"{dt}T{hour:02d}" for dt, hour in load_clicks(sorted(SAMPLE.glob("clicks_hour_*.csv")))[["dt", "hour"]]
-               .itertuples(index=False)}  # fmt: skip
+    clicked = {f"{dt}T{hour:02d}" for dt, hour in sample_click_hours()}
     asked = {f"2017-10-01T{hour:02d}" for hour in range(24)}
-    assert set(airflow_client.xcom(DAG, run_id, "announce_landed_hours")) == asked | clicked
+    assert set(airflow_client.xcom(DAG, sample_run, "announce_landed_hours")) == asked | clicked
 
-    published = airflow_client.xcom(DAG, run_id, "publish_clicks")
+    published = airflow_client.xcom(DAG, sample_run, "publish_clicks")
     assert '"rows": 4208' in json.dumps(published)
 
-    assert len(table_rows(spark, settings, "raw_clicks")) == 4208
-    click_files = sorted(SAMPLE.glob("clicks_hour_*.csv"))
-    assert aggregates(spark, settings) == expected_tables(click_files, SAMPLE / "articles_metadata.csv")
+    assert sample_raw_rows(spark, settings) == 4208
+    got, expected = sample_aggregates(spark, settings)
+    assert got == expected
 
 
 def partition_location(spark: SparkSession, settings: Settings, table: str, dt: str, hour: int) -> str:
@@ -113,34 +142,12 @@ def backfill(settings: Settings, airflow_client: AirflowClient, command: str) ->
     raise AssertionError("the backfill did not complete within 15 minutes")
 
 
-@pytest.fixture
-def sample_in_tables(
-    airflow_client: AirflowClient,
-    settings: Settings,
-    spark: SparkSession,
-    tmp_path_factory: pytest.TempPathFactory,
-) -> None:
-    """The sample in the tables, as `test_hourly_dag_run_over_the_sample` leaves it: landed here by
-    an hourly run over a copy of it when a test that needs it runs alone or first."""
-    landed = spark.catalog.tableExists(f"{settings.hive_database}.raw_clicks")
-    if landed and len(table_rows(spark, settings, "raw_clicks")) == 4208:
-        return
-    data = tmp_path_factory.mktemp("sample")
-    for path in SAMPLE.glob("*.csv"):
-        shutil.copy(path, data / path.name)
-    airflow_client.wait_for_dag(DAG)
-    airflow_client.unpause(DAG)
-    run_id = airflow_client.trigger(DAG, {"data_dir": str(data)})
-    outcome = airflow_client.wait_for_run(DAG, run_id, timeout=900)
-    assert outcome.state == "success", outcome.task_states
-    assert len(table_rows(spark, settings, "raw_clicks")) == 4208
-
-
-@pytest.mark.usefixtures("sample_in_tables")
+@pytest.mark.usefixtures("sample_run")
 def test_backfill_of_two_hours_run_twice_gives_identical_partitions_and_publishes_nothing(
     airflow_client: AirflowClient, settings: Settings, spark: SparkSession
 ) -> None:
     hours = {("2017-10-01", 2), ("2017-10-01", 3)}
+    raw_before = len(table_rows(spark, settings, "raw_clicks"))
     before = partition_location(spark, settings, "article_hourly", "2017-10-01", 3)
 
     command = readme_backfill_command()  # the README's command as printed: hours 02 and 03 of the sample
@@ -153,9 +160,10 @@ def test_backfill_of_two_hours_run_twice_gives_identical_partitions_and_publishe
 
     assert before != first_location  # the backfill really rewrote the hour
     assert once == twice
-    expected = expected_tables(sorted(SAMPLE.glob("clicks_hour_*.csv")), SAMPLE / "articles_metadata.csv")
+    expected = expected_tables(SAMPLE_CLICK_FILES, SAMPLE / "articles_metadata.csv")
     assert once["article_hourly"] == {row for row in expected["article_hourly"] if (row[-2], row[-1]) in hours}
-    assert len(table_rows(spark, settings, "raw_clicks")) == 4208  # nothing published again
+    assert len(table_rows(spark, settings, "raw_clicks")) == raw_before  # nothing published again
+    assert sample_raw_rows(spark, settings) == 4208
 
     runs = airflow_client.call("GET", f"/api/v2/dags/{DAG}/dagRuns?run_type=backfill")["dag_runs"]
     assert {run["state"] for run in runs} == {"success"} and len(runs) == 2
@@ -169,7 +177,7 @@ def test_streaming_dag_runs_beside_the_hourly_dag_which_waits_for_it(
     spark: SparkSession,
     data_dir: Path,
 ) -> None:
-    raw_before = len(table_rows(spark, settings, "raw_clicks"))
+    raw_before = raw_rows_so_far(spark, settings)
     airflow_client.wait_for_dag(STREAMING_DAG)
     airflow_client.unpause(STREAMING_DAG)
     runs: list[str] = []  # the streaming runs, the waiting one first

@@ -8,7 +8,6 @@ import shutil
 import signal
 import subprocess
 import time
-from collections.abc import Iterator
 from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -45,20 +44,31 @@ if TYPE_CHECKING:
     from pyspark.sql import SparkSession
 
 
-@pytest.fixture(scope="module")
-def sample_pipeline(
-    kafka: Service, metastore: Service, settings: Settings, tmp_path_factory: pytest.TempPathFactory
-) -> Iterator[Settings]:
-    own = own_pipeline(settings, tmp_path_factory.mktemp("pipeline"))
+def sample_pipeline(settings: Settings, folder: Path) -> Settings:
+    """A pipeline of its own (topics, tables, checkpoint) under `folder`, the sample in its data folder."""
+    own = own_pipeline(settings, folder)
     for path in [*CLICK_FILES, SAMPLE / "articles_metadata.csv"]:
         shutil.copy(path, own.producer_data_root_directory / path.name)
-    yield own
+    return own
 
 
-def test_aggregates_equal_an_independent_computation_even_with_late_metadata(
-    sample_pipeline: Settings, spark: SparkSession, tmp_path: Path
+@pytest.fixture(scope="module")
+def landed_sample(
+    kafka: Service, metastore: Service, settings: Settings, tmp_path_factory: pytest.TempPathFactory
+) -> Settings:
+    """A pipeline of its own with the sample published and drained, shared by the tests below: each
+    counts what it adds, whichever ran before."""
+    folder = tmp_path_factory.mktemp("pipeline")
+    own = sample_pipeline(settings, folder)
+    publish(own)
+    run_job(own, "streaming_job.py", "--trigger", "available-now", log=folder / "jobs.log")
+    return own
+
+
+def test_aggregates_and_summary_equal_an_independent_computation_even_with_late_metadata(
+    kafka: Service, metastore: Service, settings: Settings, spark: SparkSession, tmp_path: Path
 ) -> None:
-    settings = sample_pipeline
+    settings = sample_pipeline(settings, tmp_path / "pipeline")
     log = tmp_path / "jobs.log"
     # clicks first: their articles are not known yet and count under category -1
     publish(settings, PublishOptions(kinds=[FileKind.CLICKS]))
@@ -80,9 +90,8 @@ def test_aggregates_equal_an_independent_computation_even_with_late_metadata(
     progress = [line for line in log.read_text().splitlines() if "spark_jobs.streaming_job: batch" in line]
     assert progress and all("rows/s" in line and "offsets behind latest" in line for line in progress)
 
-
-def test_summary_of_the_tables(sample_pipeline: Settings, spark: SparkSession) -> None:
-    summary = summarise_tables(spark, sample_pipeline, top=3)
+    # the summary `make demo` prints, of these tables
+    summary = summarise_tables(spark, settings, top=3)
     assert summary.row_counts["raw_clicks"] == 4208 and summary.row_counts["articles"] == 551
     clicks = load_clicks(CLICK_FILES)
     per_hour = clicks.groupby(["dt", "hour"]).size().sort_values(ascending=False)
@@ -95,9 +104,9 @@ def test_summary_of_the_tables(sample_pipeline: Settings, spark: SparkSession) -
 
 
 def test_records_that_do_not_parse_are_quarantined_and_the_job_goes_on(
-    sample_pipeline: Settings, spark: SparkSession, tmp_path: Path
+    landed_sample: Settings, spark: SparkSession, tmp_path: Path
 ) -> None:
-    settings = sample_pipeline
+    settings = landed_sample
     producer = Producer({"bootstrap.servers": settings.kafka_servers})  # some other producer
     failures: list[str] = []
     coordinates: set[tuple[str, int, int]] = set()
@@ -117,10 +126,14 @@ def test_records_that_do_not_parse_are_quarantined_and_the_job_goes_on(
     assert producer.flush(30) == 0
     assert failures == []
     raw_before = len(table_rows(spark, settings, "raw_clicks"))
+    quarantine_before = len(table_rows(spark, settings, "quarantine"))
 
     run_job(settings, "streaming_job.py", "--trigger", "available-now", log=tmp_path / "job.log")
-    quarantine = {row.raw_value[:40]: row for row in table_rows(spark, settings, "quarantine")}
-    assert len(quarantine) == 5
+    rows = table_rows(spark, settings, "quarantine")
+    assert len(rows) == quarantine_before + 5
+    ours = [row for row in rows if (row.kafka_topic, row.kafka_partition, row.kafka_offset) in coordinates]
+    quarantine = {row.raw_value[:40]: row for row in ours}
+    assert len(ours) == len(quarantine) == 5
     assert quarantine["not json at all"].reason == "not a JSON object"
     assert quarantine["[1, 2, 3]"].reason == "not a JSON object"
     assert quarantine['{"user_id": "abc"}'].reason.startswith("missing or not an integer: user_id, session_id")
@@ -134,7 +147,7 @@ def test_records_that_do_not_parse_are_quarantined_and_the_job_goes_on(
 
 
 def test_implausible_click_times_are_set_aside_by_the_producer_and_by_the_job(
-    sample_pipeline: Settings, spark: SparkSession, tmp_path: Path
+    landed_sample: Settings, spark: SparkSession, tmp_path: Path
 ) -> None:
     """Clicks at -5, 0 and the year 2100 ms, one long before its session starts and a 23-digit
     article id: through our producer they are rejects with their reason; from another producer
@@ -143,7 +156,7 @@ def test_implausible_click_times_are_set_aside_by_the_producer_and_by_the_job(
 
     from tests.integration.kafka_helpers import read_all
 
-    settings = sample_pipeline
+    settings = landed_sample
     header = "user_id,session_id,session_start,session_size,click_article_id,click_timestamp,click_environment,"
     header += "click_deviceGroup,click_os,click_country,click_region,click_referrer_type"
     good = [0, 1506825423271737, 1506825423000, 2, 157541, 1506826828020, 4, 3, 20, 1, 20, 2]
@@ -198,9 +211,9 @@ def test_implausible_click_times_are_set_aside_by_the_producer_and_by_the_job(
 
 
 def test_checkpoint_of_another_query_stops_the_job_with_a_clear_message(
-    sample_pipeline: Settings, tmp_path: Path
+    landed_sample: Settings, tmp_path: Path
 ) -> None:
-    other = replace(sample_pipeline, kafka_topic="some-other-topic")
+    other = replace(landed_sample, kafka_topic="some-other-topic")
     log = tmp_path / "job.log"
     job = start_job(other, "streaming_job.py", "--trigger", "available-now", log=log)
     assert job.wait(300) == 3
@@ -209,9 +222,10 @@ def test_checkpoint_of_another_query_stops_the_job_with_a_clear_message(
 
 
 def test_batch_job_twice_gives_identical_partitions_while_the_stream_writes(
-    sample_pipeline: Settings, spark: SparkSession, tmp_path: Path
+    landed_sample: Settings, spark: SparkSession, tmp_path: Path
 ) -> None:
-    settings = sample_pipeline
+    settings = landed_sample
+    raw_before = len(table_rows(spark, settings, "raw_clicks"))
     log = tmp_path / "jobs.log"
     expected = expected_tables(CLICK_FILES, SAMPLE / "articles_metadata.csv")
     hours = {(row[-2], row[-1]) for row in expected["article_hourly"]}
@@ -236,7 +250,7 @@ def test_batch_job_twice_gives_identical_partitions_while_the_stream_writes(
         run_job(settings, "recompute_hours.py", "--from", bounds[0], "--to", bounds[1], log=log)
         twice = aggregates(spark, settings, hours)
         deadline = time.monotonic() + 300
-        while len(table_rows(spark, settings, "raw_clicks")) < 4208 + 1883 and time.monotonic() < deadline:
+        while len(table_rows(spark, settings, "raw_clicks")) < raw_before + 1883 and time.monotonic() < deadline:
             assert stream.poll() is None, (tmp_path / "stream.log").read_text()[-4000:]
             time.sleep(2)
     finally:
@@ -245,7 +259,7 @@ def test_batch_job_twice_gives_identical_partitions_while_the_stream_writes(
     assert once == twice
     expected_sessions = {row for row in expected["sessions"] if (row[-2], row[-1]) in hours}
     assert once == {**{t: expected[t] for t in AGGREGATES if t != "sessions"}, "sessions": expected_sessions}
-    assert len(table_rows(spark, settings, "raw_clicks")) == 4208 + 1883
+    assert len(table_rows(spark, settings, "raw_clicks")) == raw_before + 1883
 
 
 def test_driver_killed_twice_mid_drain_leaves_every_click_once(
