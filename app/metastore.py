@@ -128,6 +128,11 @@ class Metastore:
                 return set()
             return set(client.get_all_tables(self.database))
 
+    def partition_names(self, name: str) -> list[str]:
+        """The names of every partition of the table (`dt=2017-10-01/hour=3`), without their details."""
+        with self.client() as client:
+            return list(client.get_partition_names(self.database, name, -1))
+
     def table(self, name: str) -> Any:
         with self.client() as client:
             return client.get_table(self.database, name)

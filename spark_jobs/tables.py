@@ -182,8 +182,9 @@ class TableStore:
     def ensure_tables(self) -> None:
         """Create the database and every missing table (a concurrent creator is tolerated); a table
         that exists with other partition columns stops the job, naming it."""
-        self.spark.sql(f"CREATE DATABASE IF NOT EXISTS `{self.database}`")
-        existing = self.metastore.tables()
+        existing = self.metastore.tables()  # through thrift: Spark's Hive client starts only to create
+        if not existing:
+            self.spark.sql(f"CREATE DATABASE IF NOT EXISTS `{self.database}`")
         for spec in self.tables.values():
             if spec.name in existing:
                 found = tuple(self.metastore.partition_keys(spec.name))
@@ -221,9 +222,6 @@ class TableStore:
                     raise
             log.info("%s: added column(s) %s", spec.name, ", ".join(f.name for f in new))
 
-    def table(self, name: str) -> DataFrame:
-        return self.spark.table(self.qualified(name))
-
     def read_partitions(self, name: str, names: list[str] | None = None, skip: Iterable[str] = ()) -> DataFrame:
         """The rows of those partitions of a table (every one when `names` is None, less `skip`), read
         from the folders the metastore names, with the partition columns taken from the folder names.
@@ -245,10 +243,6 @@ class TableStore:
             value = F.regexp_extract(F.input_file_name(), f".*/{field.name}=([^/]+)/", 1)  # its last such folder
             rows = rows.withColumn(field.name, value.cast(field.dataType))
         return rows
-
-    def refresh(self, name: str) -> None:
-        """Drop Spark's cached file listing of a table whose partitions changed outside Spark."""
-        self.spark.catalog.refreshTable(self.qualified(name))
 
     # --- append: raw tables ----------------------------------------------------------------------
 
@@ -284,7 +278,6 @@ class TableStore:
         self.metastore.add_partitions(name, new, stats)  # after the files are in place
         self.metastore.set_stats(name, {partition: stats[partition] for partition in written if partition not in new})
         shutil.rmtree(staging, ignore_errors=True)
-        self.refresh(name)
         log.info(
             "%s: appended %s row(s) to %s partition(s) (%s new) in %.1f s",
             name, sum(counts.values()), len(written), len(new), time.monotonic() - started,
@@ -468,7 +461,6 @@ class TableStore:
             spec.name, {p: str(folders[p]) for p in folders if p in current}, stats
         )
         self.metastore.add_partitions(spec.name, {p: str(folders[p]) for p in folders if p not in current}, stats)
-        self.refresh(spec.name)
         markers = spec.root / RETIRED
         markers.mkdir(parents=True, exist_ok=True)
         for folder in previous.values():
