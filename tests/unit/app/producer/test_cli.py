@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import io
+import time
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
 from rich.console import Console
@@ -65,8 +67,13 @@ def test_pacing_keeps_to_one_message_per_wait_whatever_each_message_costs(
     from tests.conftest import isolated_settings
 
     clock = [1000.0]
-    monkeypatch.setattr("app.producer.publisher.time.monotonic", lambda: clock[0])
-    monkeypatch.setattr("app.producer.publisher.time.sleep", lambda seconds: clock.__setitem__(0, clock[0] + seconds))
+    # a clock of the publisher module's own: patching the `time` module's functions would also move
+    # this fake clock for every other thread of the process that sleeps (a pytest worker that ran
+    # integration tests before has a few), and the test failed with the clock 23,927 s on
+    fake_time = SimpleNamespace(
+        monotonic=lambda: clock[0], sleep=lambda seconds: clock.__setitem__(0, clock[0] + seconds), time=time.time
+    )
+    monkeypatch.setattr(publisher, "time", fake_time)
     paced = publisher.Publisher(replace(isolated_settings(tmp_path), producer_item_wait_time=0.01))
     for _ in range(100):
         clock[0] += 0.004  # the message's own work
