@@ -51,13 +51,14 @@ CLOSED_AFTER = timedelta(hours=2)  # an hour of clicks is closed once clicks thi
 
 
 def hours_filter(hours: Iterable[Hour], day: Column | None = None, hour_of_day: Column | None = None) -> Column:
-    """Rows whose (day, hour) is one of `hours`; by default the partition columns.
+    """Rows whose (day, hour) is one of `hours`; by default the partition columns. The jobs use it on
+    the hour a session started in; they name the partitions they read by folder instead.
 
-    The metastore is asked only for the days (`dt IN (...)`, one short clause); the hours are
-    picked from those partitions by Spark. An OR of one (dt, hour) term per hour is pushed to
-    the metastore whole, and with a few hundred hours (a drain after a backlog: the 72 files of
-    the Globo data set hold clicks of 207 hours) its Derby refuses the query as too complex,
-    its fallback refuses integer partition keys, and the micro-batch failed every time it ran."""
+    On a table read through the metastore (Spark SQL), the metastore is asked only for the days
+    (`dt IN (...)`, one short clause) and Spark picks the hours from those partitions: an OR of one
+    (dt, hour) term per hour went to the metastore whole, and with a few hundred hours (a drain
+    after a backlog: the 72 files of the Globo data set hold clicks of 207 hours) its Derby refused
+    the query as too complex and its fallback refuses integer partition keys."""
     day = F.col("dt") if day is None else day
     hour_of_day = F.col("hour") if hour_of_day is None else hour_of_day
     wanted = sorted(set(hours))
