@@ -231,31 +231,26 @@ class Settings:
         "KAFKA_TOPIC",
         "click_stream",
         "Topic of the click events.",
-        parser=_text,
     )
     kafka_metadata_topic: str = setting(
         "KAFKA_METADATA_TOPIC",
         "click_stream_metadata",
         "Topic of the article metadata (compacted, keyed by `article_id`).",
-        parser=_text,
     )
     kafka_consumer_group: str = setting(
         "KAFKA_CONSUMER_GROUP",
         "clickstream",
         "Consumer group of the project's own Kafka readers.",
-        parser=_text,
     )
     kafka_ledger_topic: str = setting(
         "KAFKA_LEDGER_TOPIC",
         "click_stream_ledger",
         "Compacted topic recording each published file (committed in the file's own transaction).",
-        parser=_text,
     )
     kafka_rejects_topic: str = setting(
         "KAFKA_REJECTS_TOPIC",
         "click_stream_rejects",
         "Topic of the rows that failed the schema, with file, line, reason and raw text.",
-        parser=_text,
     )
     kafka_topic_partitions: int = setting(
         "KAFKA_TOPIC_PARTITIONS",
@@ -279,7 +274,6 @@ class Settings:
         "KAFKA_BROKER_HEAP",
         "512m",
         "Java heap of the local broker.",
-        parser=_text,
     )
     kafka_security_protocol: str = setting(
         "KAFKA_SECURITY_PROTOCOL",
@@ -301,20 +295,17 @@ class Settings:
         "KAFKA_SASL_USERNAME",
         "",
         "Kafka user (SASL).",
-        parser=_text,
     )
     kafka_sasl_password: str = setting(
         "KAFKA_SASL_PASSWORD",
         "",
         "Password of the Kafka user (SASL).",
         secret=True,
-        parser=_text,
     )
     kafka_ssl_ca_location: str = setting(
         "KAFKA_SSL_CA_LOCATION",
         "",
         "CA certificate (PEM) the clients trust for `SASL_SSL`; empty: the system's CAs.",
-        parser=_text,
     )
     # a JSON object of librdkafka properties, or empty
     kafka_client_config: str = setting(
@@ -334,13 +325,11 @@ class Settings:
         "KAFKA_BROKER_SSL_CERTIFICATE",
         "",
         "The local broker's TLS certificate chain (PEM), for `SASL_SSL`.",
-        parser=_text,
     )
     kafka_broker_ssl_key: str = setting(
         "KAFKA_BROKER_SSL_KEY",
         "",
         "The local broker's TLS private key (PEM, PKCS#8, not encrypted), for `SASL_SSL`.",
-        parser=_text,
     )
     # producer
     producer_data_root_directory: Path = setting(
@@ -353,25 +342,21 @@ class Settings:
         "PRODUCER_CLICK_CSV_DATA_PREFIX",
         "clicks_hour_",
         "File name prefix of click files.",
-        parser=_text,
     )
     producer_click_metadata_csv_data_prefix: str = setting(
         "PRODUCER_CLICK_METADATA_CSV_DATA_PREFIX",
         "articles_metadata",
         "File name prefix of article metadata files.",
-        parser=_text,
     )
     csv_suffix: str = setting(
         "CSV_SUFFIX",
         ".csv",
         "File name suffix of data files (`.gz` after it is accepted too).",
-        parser=_text,
     )
     producer_transactional_id: str = setting(
         "PRODUCER_TRANSACTIONAL_ID",
         "clickstream-producer",
         "Kafka transactional id of the producer; a new producer with the same id fences an old one.",
-        parser=_text,
     )
     producer_file_stable_seconds: float = setting(
         "PRODUCER_FILE_STABLE_SECONDS",
@@ -434,7 +419,6 @@ class Settings:
         "SPARK_TRIGGER_INTERVAL",
         "30 seconds",
         "Micro-batch interval of the long-running streaming job.",
-        parser=_text,
     )
     raw_compaction_interval_seconds: float = setting(
         "RAW_COMPACTION_INTERVAL_SECONDS",
@@ -450,7 +434,6 @@ class Settings:
         "HIVE_DATABASE",
         "clickstream",
         "Hive database of the raw and aggregate tables.",
-        parser=_text,
     )
     spark_ui_port: int = setting(
         "SPARK_UI_PORT",
@@ -462,7 +445,6 @@ class Settings:
         "SPARK_DRIVER_MEMORY",
         "1g",
         "Memory of each Spark driver.",
-        parser=_text,
     )
     spark_cluster_workers: int = setting(
         "SPARK_CLUSTER_WORKERS",
@@ -477,7 +459,6 @@ class Settings:
         "SPARK_CLUSTER_WORKER_MEMORY",
         "2g",
         "Memory each worker of the local Spark cluster offers its executors.",
-        parser=_text,
     )
     spark_history_port: int = setting(
         "SPARK_HISTORY_PORT",
@@ -520,7 +501,6 @@ class Settings:
         "HIVE_METASTORE_HEAP",
         "512m",
         "Java heap of the metastore service.",
-        parser=_text,
     )
     hive_metastore_host: str = setting(
         "HIVE_METASTORE_HOST",
@@ -529,7 +509,6 @@ class Settings:
             "Host of the Hive Metastore the Spark jobs and the pipeline view use; empty: the local one "
             "(`CLICKSTREAM_BIND_HOST`). A shared metastore elsewhere: its host name."
         ),
-        parser=_text,
     )
     hive_metastore_db_url: str = setting(
         "HIVE_METASTORE_DB_URL",
@@ -546,14 +525,12 @@ class Settings:
         "HIVE_METASTORE_DB_USER",
         "hive",
         "User of the metastore's database.",
-        parser=_text,
     )
     hive_metastore_db_password: str = setting(
         "HIVE_METASTORE_DB_PASSWORD",
         "",
         "Password of the metastore's database (PostgreSQL).",
         secret=True,
-        parser=_text,
     )
     # Airflow
     airflow_api_port: int = setting(
@@ -566,7 +543,6 @@ class Settings:
         "AIRFLOW_ADMIN_USER",
         "admin",
         "User name of the Airflow login.",
-        parser=_text,
     )
     airflow_admin_password: str = setting(
         "AIRFLOW_ADMIN_PASSWORD",
@@ -576,7 +552,6 @@ class Settings:
             "`<state>/airflow/passwords.json`."
         ),
         secret=True,
-        parser=_text,
     )
     airflow_parallelism: int = setting(
         "AIRFLOW_PARALLELISM",
@@ -634,7 +609,6 @@ class Settings:
         "CLICKSTREAM_BIND_HOST",
         "127.0.0.1",
         "Address every local service listens on.",
-        parser=_text,
     )
     # benchmarks
     bench_data_dir: Path = setting(
