@@ -112,10 +112,14 @@ def airflow(settings: Settings, postgres: Service) -> Iterator[Service]:
     yield from _running(Airflow(settings))
 
 
+def admin_client(settings: Settings) -> AirflowClient:
+    """A client of the session's Airflow, logged in as the configured admin user."""
+    return AirflowClient(settings.airflow_url, settings.airflow_admin_user, settings.airflow_admin_password)
+
+
 @pytest.fixture
 def airflow_client(airflow: Service, settings: Settings) -> AirflowClient:
-    """A client logged in as the configured admin user."""
-    return AirflowClient(settings.airflow_url, settings.airflow_admin_user, settings.airflow_admin_password)
+    return admin_client(settings)
 
 
 @pytest.fixture(scope="session")

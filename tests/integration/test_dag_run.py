@@ -26,7 +26,7 @@ from app.runtime.postgres import PostgresServer
 from app.runtime.process import process_group_alive
 from app.runtime.service import Service
 from app.settings import REPO_ROOT, Settings
-from tests.integration.conftest import ALERT_SECRET, AlertReceiver
+from tests.integration.conftest import ALERT_SECRET, AlertReceiver, admin_client
 from tests.integration.expected import expected_tables, load_clicks
 from tests.integration.jobs import aggregates, shifted_copy, table_rows
 
@@ -69,7 +69,7 @@ def sample_run(
 ) -> str:
     """An hourly run over a copy of the sample, with the hours of 2017-10-01 asked to be recomputed
     too: once for the tests of this file that need the sample in the tables, whichever runs first."""
-    client = AirflowClient(settings.airflow_url, settings.airflow_admin_user, settings.airflow_admin_password)
+    client = admin_client(settings)
     data = tmp_path_factory.mktemp("sample")
     for path in SAMPLE.glob("*.csv"):
         shutil.copy(path, data / path.name)
