@@ -68,6 +68,7 @@ _port = _number(int, "a port number", lambda port: 0 < port < 65536, "port must 
 _non_negative_float = _number(float, "a number of seconds", lambda seconds: seconds >= 0, "must not be negative")
 _positive_float = _number(float, "a number of seconds", lambda seconds: seconds > 0, "must be more than 0 seconds")
 _positive_int = _number(int, "a whole number", lambda count: count >= 1, "must be at least 1")
+_count_or_auto = _number(int, "a whole number", lambda count: count >= 0, "must not be negative")
 
 
 def _spark_master(variable: str, raw: str) -> str:
@@ -357,6 +358,14 @@ class Settings:
         "PRODUCER_TRANSACTIONAL_ID",
         "clickstream-producer",
         "Kafka transactional id of the producer; a new producer with the same id fences an old one.",
+    )
+    producer_processes: int = setting(
+        "PRODUCER_PROCESSES",
+        "0",
+        "Producer processes publishing files side by side in a run with at least 16 MiB to publish, not "
+        "paced (each file still one transaction; the shards use `<PRODUCER_TRANSACTIONAL_ID>-shard-<n>`); "
+        "0: one per core, at most 4.",
+        parser=_count_or_auto,
     )
     producer_file_stable_seconds: float = setting(
         "PRODUCER_FILE_STABLE_SECONDS",

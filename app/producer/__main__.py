@@ -26,7 +26,7 @@ from rich.table import Table
 from app.kafka_io import KafkaSetupError
 from app.producer.discovery import DataFile, DataFolderError, FileKind
 from app.producer.ledger import LedgerReadError, read_ledger
-from app.producer.publisher import PublishError, PublishOptions, publish
+from app.producer.publisher import PublishError, PublishOptions, publish, publish_shard
 from app.producer.report import FileReport, PublishReport
 from app.settings import SettingsError, load_settings
 
@@ -117,9 +117,14 @@ def main(argv: list[str] | None = None) -> int:
         help="pace clicks by click_timestamp, SPEEDUP times faster than real time",
     )
     publish_cmd.add_argument("--json", action="store_true", help="print the report as JSON")
+    commands.add_parser("shard", help="internal: one shard of a run split into shards (app/producer/shards.py)")
     ledger_cmd = commands.add_parser("ledger", help="list what was published")
     ledger_cmd.add_argument("--json", action="store_true", help="print the ledger as JSON")
     args = parser.parse_args(argv)
+
+    if args.command == "shard":
+        logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s [shard]: %(message)s")
+        return publish_shard(load_settings(), sys.stdin.read(), sys.stdout)
 
     console = Console()
     if not console.is_terminal:

@@ -2,9 +2,9 @@
 
 Click files (`PRODUCER_CLICK_CSV_DATA_PREFIX`) go to `KAFKA_TOPIC`, article files
 (`PRODUCER_CLICK_METADATA_CSV_DATA_PREFIX`) to `KAFKA_METADATA_TOPIC`, both with `CSV_SUFFIX`
-or `CSV_SUFFIX` + `.gz`. Articles come first (so clicks find their metadata), then clicks, each
-in natural order (hour 2 before hour 10). Other files are listed as ignored; a link that leads
-outside the data folder is refused.
+or `CSV_SUFFIX` + `.gz`. Articles come first (so clicks find their metadata; in a run split into
+shards, first within each shard), then clicks, each in natural order (hour 2 before hour 10).
+Other files are listed as ignored; a link that leads outside the data folder is refused.
 """
 
 from __future__ import annotations

@@ -10,6 +10,9 @@ together, so a `read_committed` reader sees all of a file or none of it, and nev
 Paced runs (`PRODUCER_ITEM_WAIT_TIME` > 0, or a replay by click time) commit every second with a
 progress entry in the ledger, so readers see the stream live and a crash resumes after the last
 committed line, still without duplicates.
+
+A large run that is not paced is split into shards published side by side, one producer process
+each (`app/producer/shards.py`); every file is still one transaction with its ledger entry.
 """
 
 from __future__ import annotations
@@ -25,13 +28,14 @@ from collections.abc import Callable, Collection, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any, Protocol, TextIO
 
 from confluent_kafka import KafkaException, Producer
 
 from app.event_time import EventTimeRules
 from app.kafka_io import client_config, ensure_topics
 from app.producer import report as status
+from app.producer import shards
 from app.producer.discovery import DataFile, FileKind, discover
 from app.producer.ledger import (
     IN_PROGRESS,
@@ -162,6 +166,14 @@ class PublishOptions:
     replay_speedup: float | None = None  # pace clicks by click time, this many times faster
     data_root: Path | None = None
 
+    def to_plain(self) -> dict[str, Any]:
+        """What a shard's child needs of the options (a shard is never paced nor a dry run)."""
+        return {"new_versions": sorted(self.new_versions), "kinds": [kind.value for kind in self.kinds]}
+
+    @classmethod
+    def from_plain(cls, plain: dict[str, Any]) -> PublishOptions:
+        return cls(new_versions=set(plain["new_versions"]), kinds=[FileKind(kind) for kind in plain["kinds"]])
+
 
 class Publisher:
     def __init__(self, settings: Settings, progress: Progress | None = None) -> None:
@@ -186,17 +198,9 @@ class Publisher:
             fix = "remove the link, or move the file it points to into the data folder"
             result.files.append(FileReport(name, "", "", status.REFUSED, message=reason, fix=fix))
         files = [file for file in discovery.files if file.kind in options.kinds]
-        if not options.dry_run:
-            ensure_topics(self.settings)
-            self.producer = Producer(producer_config(self.settings))
-            self.producer.init_transactions(60)  # fences an older producer and aborts its open transaction
-        state = read_ledger_state(self.settings)
-        ledger, self._refusals = state.files, state.refusals
-        # published content by sha256, to recognise a file copied under a second name
-        self._published_content = {entry.sha256: entry for entry in ledger.values() if entry.rows > 0}
+        ledger = self._start(options, fence_shards=True)
         try:
-            for file in files:
-                result.files.append(self._publish_file(file, ledger.get(file.name), options))
+            result.files.extend(self._publish_files(files, ledger, options))
             self._mark_refused_before(result, discovery.root)
             if not options.dry_run:
                 self._record_refusals(result, discovery.root)
@@ -204,6 +208,100 @@ class Publisher:
             if self.producer is not None:
                 self.producer.flush(30)
         return result
+
+    def publish_files(self, files: list[DataFile], options: PublishOptions) -> Iterator[FileReport]:
+        """Publish `files` (topics created already), one report each: a shard's child does this."""
+        self._options = options
+        ledger = self._start(options, fence_shards=False)
+        try:
+            for file in files:
+                yield self._publish_file(file, ledger.get(file.name), options)
+        finally:
+            if self.producer is not None:
+                self.producer.flush(30)
+
+    def _start(self, options: PublishOptions, fence_shards: bool) -> dict[str, LedgerEntry]:
+        """The producer started (fencing an older one with its id, and with `fence_shards` the
+        shards' ids too), then the ledger read: what is published."""
+        if not options.dry_run:
+            if fence_shards:
+                ensure_topics(self.settings)
+                shards.fence_shard_ids(self.settings, producer_config(self.settings))  # before the ledger is read
+            self.producer = Producer(producer_config(self.settings))
+            self.producer.init_transactions(60)  # fences an older producer and aborts its open transaction
+        state = read_ledger_state(self.settings)
+        self._refusals = state.refusals
+        # published content by sha256, to recognise a file copied under a second name
+        self._published_content = {entry.sha256: entry for entry in state.files.values() if entry.rows > 0}
+        return state.files
+
+    def _publish_files(
+        self, files: list[DataFile], ledger: dict[str, LedgerEntry], options: PublishOptions
+    ) -> list[FileReport]:
+        """The files in their order (articles first) in this process or, for a large unpaced run, in
+        shards side by side, each shard in that order."""
+        parts = self._shards(files, ledger, options)
+        if len(parts) <= 1:
+            return [self._publish_file(file, ledger.get(file.name), options) for file in files]
+        log.info("publishing %s files in %s processes side by side", len(files), len(parts))
+        children = []
+        reports: dict[str, FileReport] = {}
+        try:
+            for number, part in enumerate(parts[1:], 1):
+                children.append(
+                    shards.ShardProcess(self.settings, number, part, options.to_plain(), self._child_published)
+                )
+            own_error: PublishError | None = None
+            try:
+                for file in parts[0]:
+                    reports[file.name] = self._publish_file(file, ledger.get(file.name), options)
+            except PublishError as error:  # the other shards still publish their files
+                own_error = error
+            for child in children:
+                try:
+                    reports.update((report.file, report) for report in child.wait())
+                except shards.ShardFailed as error:
+                    own_error = own_error or PublishError(str(error))
+        except BaseException:
+            for child in children:
+                child.stop()
+            raise
+        if own_error is not None:
+            raise own_error
+        return [reports[file.name] for file in files]
+
+    def _child_published(self, report: FileReport) -> None:
+        if report.status == status.PUBLISHED:
+            self.progress.file_finished(report)
+
+    def _shards(
+        self, files: list[DataFile], ledger: dict[str, LedgerEntry], options: PublishOptions
+    ) -> list[list[DataFile]]:
+        """One shard unless the run is unpaced, sends, and has `PARALLEL_MIN_BYTES` or more to read."""
+        count = shards.process_count(self.settings)
+        paced = self.settings.producer_item_wait_time > 0 or options.replay_speedup is not None
+        if count <= 1 or paced or options.dry_run or len(files) < 2:
+            return [files]
+        sizes: dict[str, int] = {}
+        for file in files:
+            try:
+                on_disk = file.path.stat()
+            except OSError:
+                on_disk = None
+            entry = ledger.get(file.name)
+            if on_disk is None:
+                sizes[file.name] = -1
+            elif (
+                entry is not None
+                and file.name not in options.new_versions
+                and entry.unchanged_on_disk(on_disk.st_size, on_disk.st_mtime_ns)
+            ):
+                sizes[file.name] = 0  # published and unchanged: not read again
+            else:
+                sizes[file.name] = on_disk.st_size
+        if sum(size for size in sizes.values() if size > 0) < shards.PARALLEL_MIN_BYTES:
+            return [files]
+        return shards.shard_files(files, sizes, count)
 
     def _publish_file(self, file: DataFile, entry: LedgerEntry | None, options: PublishOptions) -> FileReport:
         started = time.monotonic()
@@ -583,6 +681,20 @@ def _abort_quietly(producer: Producer) -> None:
         producer.abort_transaction(30)
     except KafkaException as error:  # the transaction may be gone already (fenced, timed out)
         log.warning("abort_transaction: %s", error)
+
+
+def publish_shard(settings: Settings, request: str, out: TextIO) -> int:
+    """A shard's child: publishes the files of `request` and writes each file's report to `out`
+    as a line of JSON; a failure is written there too, for the parent to raise."""
+    files, options = shards.read_request(request)
+    try:
+        for report in Publisher(settings).publish_files(files, PublishOptions.from_plain(options)):
+            print(shards.report_line(report), file=out, flush=True)
+    except Exception as error:  # the parent fails the run once the other shards are done
+        log.exception("publishing this shard failed")
+        print(shards.error_line(error), file=out, flush=True)
+        return 1
+    return 0
 
 
 def publish(

@@ -23,6 +23,7 @@ from tests.integration.kafka_helpers import count_by_header, header, read_all
 
 SAMPLE = REPO_ROOT / "app" / "data"
 CLICK_HEADER = ",".join(CLICKS.columns)
+BIG_FILE = "clicks_hour_050.csv"
 
 
 def csv_rows(path: Path) -> int:
@@ -38,7 +39,9 @@ def copy_sample(settings: Settings) -> dict[str, int]:
     return rows
 
 
-def producer_cli(settings: Settings, *args: str) -> subprocess.Popen[str]:
+def producer_cli(settings: Settings, *args: str, own_group: bool = False) -> subprocess.Popen[str]:
+    """The producer's command line; with `own_group` it leads a process group of its own (its
+    shards' processes join it), which a test can stop or kill whole."""
     env = {**os.environ, **settings.environment()}
     return subprocess.Popen(
         [sys.executable, "-m", "app.producer", *args],
@@ -47,6 +50,7 @@ def producer_cli(settings: Settings, *args: str) -> subprocess.Popen[str]:
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
         text=True,
+        start_new_session=own_group,
     )
 
 
@@ -55,20 +59,26 @@ def with_a_big_click_file(settings: Settings, copies: int = 60) -> dict[str, int
     default), so that a kill lands inside its transaction; returns the rows of every file. The
     topics exist afterwards."""
     rows = copy_sample(settings)
-    body = b"".join((SAMPLE / f"clicks_hour_00{h}.csv").read_bytes().split(b"\n", 1)[1] for h in range(3))
-    (settings.producer_data_root_directory / "clicks_hour_050.csv").write_bytes(
-        (CLICK_HEADER + "\n").encode() + body * copies
-    )
-    rows["clicks_hour_050.csv"] = 4208 * copies
+    rows.update(add_a_big_click_file(settings, BIG_FILE, copies))
     publish(settings, PublishOptions(kinds=[]))  # topics exist before a watcher subscribes
     return rows
 
 
-def wait_until_part_of_the_big_file_is_sent(settings: Settings, publisher: subprocess.Popen[str]) -> int:
-    """Watch the clicks topic (uncommitted records too) until 20,000 rows of the big file are
-    sent, then freeze the publisher (SIGSTOP) so that whatever the caller does next lands in the
-    middle of the file however fast the machine publishes; `resume` lets it go on. The publisher
-    must still be running when the rows are seen. Returns how many were seen."""
+def add_a_big_click_file(settings: Settings, name: str, copies: int) -> dict[str, int]:
+    """A click file of the sample's clicks `copies` times (4,208 rows, about 300 kB, each time)."""
+    body = b"".join((SAMPLE / f"clicks_hour_00{h}.csv").read_bytes().split(b"\n", 1)[1] for h in range(3))
+    (settings.producer_data_root_directory / name).write_bytes((CLICK_HEADER + "\n").encode() + body * copies)
+    return {name: 4208 * copies}
+
+
+def wait_until_part_of_the_big_file_is_sent(
+    settings: Settings, publisher: subprocess.Popen[str], big_files: tuple[str, ...] = (BIG_FILE,)
+) -> int:
+    """Watch the clicks topic (uncommitted records too) until 20,000 rows of each big file are
+    sent, then freeze the publisher (SIGSTOP; its whole process group when it leads one, shards
+    included) so that whatever the caller does next lands in the middle of the file however fast
+    the machine publishes; `resume` lets it go on. The publisher must still be running when the
+    rows are seen. Returns how many rows of the big files were seen."""
     watcher = Consumer(
         {
             "bootstrap.servers": settings.kafka_servers,
@@ -79,25 +89,33 @@ def wait_until_part_of_the_big_file_is_sent(settings: Settings, publisher: subpr
     )
     topic = watcher.list_topics(settings.kafka_topic, timeout=30).topics[settings.kafka_topic]
     watcher.assign([TopicPartition(settings.kafka_topic, p, OFFSET_BEGINNING) for p in topic.partitions])
-    seen_big = 0
+    seen = dict.fromkeys(big_files, 0)
     deadline = time.monotonic() + 120
     try:
-        while seen_big < 20_000 and time.monotonic() < deadline and publisher.poll() is None:
+        while min(seen.values()) < 20_000 and time.monotonic() < deadline and publisher.poll() is None:
             for message in watcher.consume(1000, 0.2):
-                if message.error() is None:
-                    seen_big += header(message, HEADER_SOURCE_FILE) == "clicks_hour_050.csv"
+                if message.error() is None and header(message, HEADER_SOURCE_FILE) in seen:
+                    seen[header(message, HEADER_SOURCE_FILE)] += 1
         if publisher.poll() is None:
-            publisher.send_signal(signal.SIGSTOP)
+            _signal(publisher, signal.SIGSTOP)
     finally:
         watcher.close()
     assert publisher.poll() is None, "the producer finished before it could be interrupted mid-file"
-    assert seen_big >= 20_000, f"only {seen_big} rows of the big file seen in 120 s"
-    return seen_big
+    assert min(seen.values()) >= 20_000, f"too few rows of the big files seen in 120 s: {seen}"
+    return sum(seen.values())
+
+
+def _signal(publisher: subprocess.Popen[str], number: int) -> None:
+    """To the publisher's process group when it leads one (its shards with it), else to it alone."""
+    if os.getpgid(publisher.pid) == publisher.pid:
+        os.killpg(publisher.pid, number)
+    else:
+        publisher.send_signal(number)
 
 
 def resume(publisher: subprocess.Popen[str]) -> None:
     """Let a publisher frozen by `wait_until_part_of_the_big_file_is_sent` go on."""
-    publisher.send_signal(signal.SIGCONT)
+    _signal(publisher, signal.SIGCONT)
 
 
 def assert_each_row_once(settings: Settings, rows: dict[str, int]) -> None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import json
+import logging
 import os
 import shutil
 import signal
@@ -16,14 +17,16 @@ from confluent_kafka.admin import AdminClient, ConfigResource  # type: ignore[at
 
 from app.producer.ledger import read_ledger
 from app.producer.publisher import PublishOptions, publish
-from app.producer.report import ALREADY_PUBLISHED, PUBLISHED, REFUSED
+from app.producer.report import ALREADY_PUBLISHED, PUBLISHED, REFUSED, PublishReport
 from app.runtime.service import Service
 from app.schemas import HEADER_SOURCE_FILE
 from app.settings import REPO_ROOT, Settings
 from tests.conftest import own_pipeline
 from tests.integration.kafka_helpers import count_by_header, header, read_all
 from tests.integration.producer_helpers import (
+    BIG_FILE,
     CLICK_HEADER,
+    add_a_big_click_file,
     assert_each_row_once,
     copy_sample,
     csv_rows,
@@ -205,6 +208,60 @@ def test_sigkill_in_the_middle_of_a_file_then_rerun_leaves_each_row_once(kafka: 
             victim.kill()
 
     rerun = producer_cli(settings, "publish")
+    output, _ = rerun.communicate(timeout=300)
+    assert rerun.returncode == 0, output[-3000:]
+    assert_each_row_once(settings, rows)
+
+
+def test_a_large_run_in_shards_publishes_each_file_once_as_one_process_does(
+    kafka: Service, own_topics: Settings, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.INFO, "app.producer.publisher")
+    sharded = replace(own_topics, producer_processes=2)
+    rows = with_a_big_click_file(sharded)  # 18 MB: more than PARALLEL_MIN_BYTES
+    folder = sharded.producer_data_root_directory
+    shutil.copy(folder / "clicks_hour_001.csv", folder / "clicks_hour_061.csv")  # the same content again
+    good = "0,1506825423271737,1506825423000,2,157541,1506826828020,4,3,20,1,20,2"
+    (folder / "clicks_hour_062.csv").write_text("\n".join([CLICK_HEADER, good, "1,2,3", good]) + "\n")
+    rows["clicks_hour_062.csv"] = 2
+    one_process = replace(own_pipeline(sharded, tmp_path / "one"), producer_processes=1)
+    shutil.copytree(folder, one_process.producer_data_root_directory, dirs_exist_ok=True)
+
+    in_shards = publish(sharded)
+    assert "in 2 processes side by side" in caplog.text
+    alone = publish(one_process)
+
+    def outcome(result: PublishReport) -> list[tuple[str, str, int, int, int]]:
+        return [(r.file, r.status, r.version, r.rows, r.rejected) for r in result.files]
+
+    assert outcome(in_shards) == outcome(alone)
+    assert {r.file: r.status for r in in_shards.files}["clicks_hour_061.csv"] == REFUSED  # a copy
+    assert in_shards.files[0].file == "articles_metadata.csv"
+    for settings in (sharded, one_process):
+        assert_each_row_once(settings, rows)
+        rejects = [json.loads(m.value()) for m in read_all(settings, settings.kafka_rejects_topic)]
+        assert [(r["file"], r["line"]) for r in rejects] == [("clicks_hour_062.csv", 3)]
+    again = publish(sharded)
+    assert {r.file: r.status for r in again.files if r.file in rows} == dict.fromkeys(rows, ALREADY_PUBLISHED)
+
+
+def test_a_run_in_shards_killed_whole_mid_file_then_rerun_leaves_each_row_once(
+    kafka: Service, own_topics: Settings
+) -> None:
+    settings = replace(own_topics, producer_processes=2)
+    rows = with_a_big_click_file(settings)
+    rows.update(add_a_big_click_file(settings, "clicks_hour_051.csv", 61))  # another size: the other shard
+    victim = producer_cli(settings, "publish", own_group=True)
+    try:
+        wait_until_part_of_the_big_file_is_sent(settings, victim, (BIG_FILE, "clicks_hour_051.csv"))
+    finally:
+        os.killpg(victim.pid, signal.SIGKILL)  # both shards, each in the middle of its transaction
+        victim.wait(30)
+
+    # the rerun in one process: only its fencing of every shard's id ends the killed shard's open
+    # transaction, which would otherwise hold the later records of its partitions back from
+    # read_committed readers for 10 minutes (transaction.timeout.ms)
+    rerun = producer_cli(replace(settings, producer_processes=1), "publish")
     output, _ = rerun.communicate(timeout=300)
     assert rerun.returncode == 0, output[-3000:]
     assert_each_row_once(settings, rows)
