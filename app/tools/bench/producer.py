@@ -16,6 +16,7 @@ import uuid
 from dataclasses import dataclass
 from pathlib import Path
 
+from app.producer.shards import process_count
 from app.runtime import deps
 from app.settings import REPO_ROOT, Settings, with_own_names
 from app.tools.bench.common import listing, median_of, reached, timed
@@ -272,7 +273,8 @@ def producer_section(comparison: ProducerComparison, settings: Settings) -> tupl
         "",
         f"Our producer published {ours[0].records:,} records (every click file and the catalogue), values "
         f"of {median_of(r.value_bytes for r in ours):.0f} bytes on average with their keys and headers, in "
-        "one transaction per file; each run is the whole command (`python -m app.producer publish`), its "
+        f"one transaction per file, in {process_count(settings)} processes side by side (`PRODUCER_PROCESSES`: "
+        "shards of about equal bytes); each run is the whole command (`python -m app.producer publish`), its "
         "start-up, file reading and parsing included. Beside each run, `ProducerPerformance` sent as many "
         "records (checked), each a value taken at random from 20,000 of ours (`--payload-file`; the tool "
         "sends no keys or headers), with our producer's properties ("
@@ -291,9 +293,10 @@ def producer_section(comparison: ProducerComparison, settings: Settings) -> tupl
         + reached(ratio, 0.9),
         "",
         "What bounds it: the bare Python client, the same messages (keys, values and our four headers) "
-        "from a loop of `produce()` calls with nothing else to do, reaches "
+        "from a loop of `produce()` calls with nothing else to do, in one process, reaches "
         f"**{floor_ratio:.2f} of ProducerPerformance**; ours reaches {ours_of_floor:.2f} of that bare "
-        "client (our file reading, parsing, encoding, ledger and one transaction per file). "
+        "client (our file reading, parsing, encoding, ledger and one transaction per file, which on "
+        "these cores compete with the broker; `docs/design/producer.md` measures more processes). "
         "ProducerPerformance sends no keys (so its sticky partitioner fills one partition's batch at a "
         "time) and no headers, which the broker also validates record by record.",
         "",
@@ -314,7 +317,7 @@ def producer_section(comparison: ProducerComparison, settings: Settings) -> tupl
         "",
     ]
     memory = [
-        f"- our producer (GNU time): median {median_of(r.peak_rss_mib for r in ours):.0f} MiB "
+        f"- our producer (GNU time: its largest process): median {median_of(r.peak_rss_mib for r in ours):.0f} MiB "
         f"(runs: {listing(r.peak_rss_mib for r in ours)} MiB)",
         f"- the original way: median {median_of(r.peak_rss_mib for r in originals):.0f} MiB "
         f"(runs: {listing(r.peak_rss_mib for r in originals)} MiB)",
