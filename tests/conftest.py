@@ -19,16 +19,20 @@ import pytest
 from app.settings import REPO_ROOT, Settings, load_settings, with_own_names
 
 # Airflow imported by a test (DAG parsing) keeps its home in a temporary folder, not in ~/airflow,
-# removed when the test session ends (every session left one behind in /tmp)
-_AIRFLOW_HOME = tempfile.mkdtemp(prefix="clickstream-airflow-home-")
-atexit.register(shutil.rmtree, _AIRFLOW_HOME, ignore_errors=True)
-os.environ.setdefault("AIRFLOW_HOME", _AIRFLOW_HOME)
+# removed when the test session ends (every session left one behind in /tmp). Only the process
+# that finds no AIRFLOW_HOME makes one: pytest-xdist's workers and the tests' own subprocesses
+# inherit it (each used to make a folder it never used, left behind when it was killed)
+_AIRFLOW_HOME: str | None = None
+if "AIRFLOW_HOME" not in os.environ:
+    _AIRFLOW_HOME = os.environ["AIRFLOW_HOME"] = tempfile.mkdtemp(prefix="clickstream-airflow-home-")
+    atexit.register(shutil.rmtree, _AIRFLOW_HOME, ignore_errors=True)
 os.environ.setdefault("AIRFLOW__CORE__LOAD_EXAMPLES", "False")
 
 
 def pytest_unconfigure() -> None:
     # also here: pytest-xdist's workers leave with os._exit, which runs no atexit function
-    shutil.rmtree(_AIRFLOW_HOME, ignore_errors=True)
+    if _AIRFLOW_HOME is not None:
+        shutil.rmtree(_AIRFLOW_HOME, ignore_errors=True)
 
 
 def reachable_folder(prefix: str) -> Path:
