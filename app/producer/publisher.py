@@ -268,6 +268,9 @@ class Publisher:
             raise
         if own_error is not None:
             raise own_error
+        unreported = [file.name for file in files if file.name not in reports]
+        if unreported:
+            raise PublishError(f"the producer processes reported nothing of {', '.join(unreported)}")
         return [reports[file.name] for file in files]
 
     def _child_published(self, report: FileReport) -> None:

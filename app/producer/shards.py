@@ -121,6 +121,20 @@ def error_line(error: BaseException) -> str:
     return json.dumps({"error": f"{type(error).__name__}: {error}"})
 
 
+def read_answer(line: str) -> FileReport | str | None:
+    """A line of a shard's child: a file's report, what failed, or None for anything else (a
+    library printing to stdout must not stop the parent reading)."""
+    try:
+        message = json.loads(line)
+    except ValueError:
+        return None
+    if isinstance(message, dict) and isinstance(message.get("report"), dict):
+        return FileReport(**message["report"])
+    if isinstance(message, dict) and isinstance(message.get("error"), str):
+        return str(message["error"])
+    return None
+
+
 class ShardProcess:
     """A child publishing one shard; `wait()` gives its files' reports, or raises what failed."""
 
@@ -146,13 +160,14 @@ class ShardProcess:
     def _read(self) -> None:
         assert self.process.stdout is not None
         for line in self.process.stdout:
-            message = json.loads(line)
-            if "report" in message:
-                report = FileReport(**message["report"])
-                self.reports.append(report)
-                self._on_report(report)
-            elif "error" in message:
-                self.error = message["error"]
+            answer = read_answer(line)
+            if isinstance(answer, FileReport):
+                self.reports.append(answer)
+                self._on_report(answer)
+            elif isinstance(answer, str):
+                self.error = answer
+            else:
+                log.warning("producer process %s printed: %s", self.shard, line.rstrip())
 
     def wait(self) -> list[FileReport]:
         code = self.process.wait()

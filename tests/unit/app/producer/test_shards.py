@@ -4,7 +4,6 @@ paced runs in one process."""
 from __future__ import annotations
 
 import io
-import json
 from collections.abc import Iterator
 from dataclasses import replace
 from pathlib import Path
@@ -105,8 +104,10 @@ def test_a_shard_child_reads_its_request_and_answers_a_line_per_file_or_the_erro
     out = io.StringIO()
     assert publish_shard(load_settings({}), shards.request(files, options.to_plain()), out) == 1
     assert seen == [(files, options)]
-    first, second = (json.loads(line) for line in out.getvalue().splitlines())
-    assert FileReport(**first["report"]) == FileReport(
+    first, second = out.getvalue().splitlines()
+    assert shards.read_answer(first) == FileReport(
         "clicks_hour_001.csv", "clicks", "topic", PUBLISHED, version=1, rows=3, offsets={"0": [5, 7]}
     )
-    assert second == {"error": "PublishError: clicks_hour_002.csv: publishing failed"}
+    assert shards.read_answer(second) == "PublishError: clicks_hour_002.csv: publishing failed"
+    for stray in ("a library's words\n", "[1, 2]\n", '{"report": 3}\n', "\n"):
+        assert shards.read_answer(stray) is None  # not an answer: the parent logs it and reads on
