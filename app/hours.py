@@ -6,11 +6,16 @@ partition key and the ledger's per-hour counts), a table *hour* (`("2017-10-01",
 Hive's), and an *epoch hour* (hours since 1970, what the producer computes from a click's
 millisecond timestamp). A day is `2017-10-01`. Ranges of hours include both ends.
 
+It also owns the rules of which hours a run may speak for (`RUN_HOURS_RULE`, shown in the DAGs'
+docs), and which hours without clicks count as checked and *empty* (`quiet_hours`).
+
 This module imports nothing of the project: every other module may use it.
 """
 
 from __future__ import annotations
 
+import itertools
+from collections.abc import Iterable
 from datetime import UTC, datetime, timedelta
 
 MS_PER_HOUR = 3_600_000
@@ -22,6 +27,26 @@ DAY_PATTERN = r"^\d{4}-\d{2}-\d{2}$"
 MOMENT_LAYOUTS = ("%Y-%m-%dT%H", "%Y-%m-%dT%H:%M", "%Y-%m-%dT%H:%M:%S", "%Y-%m-%d %H:%M:%S", "%Y-%m-%dT%H:%M:%S%z")
 
 Hour = tuple[str, int]  # (dt, hour of day): an hourly table's partition values
+
+RUN_HOURS_RULE = """\
+**Which hours a run covers.** One rule for every kind of run (`app/hours.py`):
+
+- a run with `recompute_from` and `recompute_to` (the Trigger form) covers those hours, both ends
+  included;
+- any other run covers its data interval `[start, end)`, as the run's page shows it. A scheduled
+  run at 11:00 covers 10:00-11:00 (the hour that has just closed); a backfill's run of logical
+  date 02:00 covers 02:00-03:00, so `backfill create --from-date ...T00:00:00 --to-date
+  ...T05:00:00` covers hours 00 to 05; a manual run given a logical date covers the closed hour
+  before it, as Airflow sets its interval;
+- a manual run with neither covers no hour of its own: it lands its files, and the hours they
+  touched are checked like every hour changed since its last check.
+
+No run speaks for an hour that is not closed (its end is after now): such an hour asked for is
+refused, and one touched by clicks waits for the first run after its end. An hour without clicks
+counts (state `empty`) when a run covers it and its day has clicks, or when it lies in a quiet gap
+of at most `QUIET_GAP_MAX_HOURS` between two hours with clicks; a day with no clicks at all gets
+no rows.
+"""
 
 
 def epoch_hour_key(epoch_hour: int) -> str:
@@ -110,3 +135,44 @@ def day_partition(day: str) -> str:
 def partition_key(name: str) -> str:
     """`dt=2017-10-01/hour=3` -> `2017-10-01T03`."""
     return hour_key(partition_hour(name))
+
+
+def hour_end(hour: Hour) -> datetime:
+    """("2017-10-01", 3) -> 2017-10-01 04:00 UTC, the moment the hour closes."""
+    return hour_start(hour) + timedelta(hours=1)
+
+
+def is_closed(hour: Hour, now: datetime) -> bool:
+    """Whether the hour has ended by `now` (a UTC moment): only then may a run speak for it."""
+    return hour_end(hour) <= now
+
+
+def interval_hours(start: datetime, end: datetime) -> list[Hour]:
+    """The hours of a data interval `[start, end)`: those starting at or after `start` and before
+    `end` (none for an empty interval)."""
+    if end <= start:
+        return []
+    return hours_from(start, end - timedelta(microseconds=1))
+
+
+def quiet_hours(hours_with_clicks: Iterable[Hour], max_gap: int) -> set[Hour]:
+    """The hours without clicks that lie between two hours with clicks at most `max_gap` empty hours
+    apart: a quiet spell, not missing data (a longer gap is not guessed at)."""
+    epochs = sorted({epoch_hour(hour_key(hour)) for hour in hours_with_clicks})
+    quiet: set[Hour] = set()
+    for before, after in itertools.pairwise(epochs):
+        if 1 < after - before <= max_gap + 1:
+            quiet.update(parse_hour_key(epoch_hour_key(gap)) for gap in range(before + 1, after))
+    return quiet
+
+
+def hour_spans(hours: Iterable[Hour]) -> list[tuple[Hour, Hour]]:
+    """Hours grouped into runs of consecutive hours, as (first, last) pairs in order."""
+    spans: list[tuple[Hour, Hour]] = []
+    for epoch in sorted({epoch_hour(hour_key(hour)) for hour in hours}):
+        hour = parse_hour_key(epoch_hour_key(epoch))
+        if spans and epoch_hour(hour_key(spans[-1][1])) == epoch - 1:
+            spans[-1] = (spans[-1][0], hour)
+        else:
+            spans.append((hour, hour))
+    return spans

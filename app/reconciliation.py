@@ -4,9 +4,14 @@
 published (click files whose records the stream has passed; per-hour counts the producer keeps in
 the ledger), what the producer set aside for its click time, what `raw_clicks` holds (and of that,
 what came from those ledger files), each aggregate's click sum, the aggregate versions it read, and
-the hour's state: `balanced`, `landing` (a file with clicks of the hour is not drained yet), or the
-first disagreement in words. The pipeline view draws the rows as a strip of hours, and
-`clickstream_daily` builds a day only when its 24 rows are balanced.
+the hour's state: `balanced`, `empty` (checked, and nothing at all came for it: a quiet hour, which
+counts as balanced), `landing` (a file with clicks of the hour is not drained yet), or the first
+disagreement in words. The pipeline view draws the rows as a strip of hours, and
+`clickstream_daily` builds a day only when its 24 rows are balanced or empty. When it has built a
+day, it records in each of the day's rows the version of the hour it built from (`day_built_from`,
+the hour's `aggregate_versions` then, and `day_built_at`): a day whose rows all say the versions
+they hold now is up to date; any other complete day is due (`days_due`), which
+`clickstream_catch_up` announces.
 
 The table is partitioned by `dt` with one Parquet file per day holding that day's hours. An hour's
 row is replaced by rewriting its day's file under a lock (`<table>/_lock`) and renaming the new file
@@ -24,7 +29,7 @@ from __future__ import annotations
 import fcntl
 import logging
 import uuid
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -39,7 +44,10 @@ log = logging.getLogger(__name__)
 
 TABLE = "hour_reconciliation"
 BALANCED = "balanced"
+EMPTY = "empty"  # checked, and nothing came for it: balanced, with no clicks
+COUNTS_AS_BALANCED = (BALANCED, EMPTY)
 LANDING = "landing"
+BUILT_COLUMNS = ("day_built_from", "day_built_at")  # kept when an hour's row is checked again
 DAY_FILE = "hours.parquet"
 AGGREGATES = aggregates_adding_up_to_raw_clicks()
 _ARROW_TYPES = {"int": "int32", "bigint": "int64", "string": "string"}
@@ -61,7 +69,7 @@ class HourCounts:
 
 
 def state_of(counts: HourCounts) -> str:
-    """`balanced`, `landing: ...`, or the hour's first disagreement in words."""
+    """`balanced`, `empty`, `landing: ...`, or the hour's first disagreement in words."""
     if counts.landing:
         return f"{LANDING}: {', '.join(counts.landing[:3])}{' ...' if len(counts.landing) > 3 else ''} not drained yet"
     if counts.published is not None and counts.published != counts.raw_from_ledger:
@@ -73,7 +81,8 @@ def state_of(counts: HourCounts) -> str:
         summed = counts.aggregate_clicks.get(table, 0)
         if summed != counts.raw_clicks:
             return f"raw_clicks holds {counts.raw_clicks} row(s), {table} adds up to {summed} click(s)"
-    return BALANCED
+    nothing = (counts.published or 0, counts.rejected, counts.quarantined, counts.raw_clicks)
+    return EMPTY if not any(nothing) and not any(counts.aggregate_clicks.values()) else BALANCED
 
 
 def row_of(counts: HourCounts, checked_at: datetime) -> dict[str, Any]:
@@ -129,37 +138,69 @@ class ReconciliationTable:
         return rows_of_days(self.metastore.partition_locations(TABLE, names))
 
     def write(self, rows: Mapping[Hour, dict[str, Any]]) -> None:
-        """Replace those hours' rows (the other hours of their days stay)."""
+        """Replace those hours' rows (the other hours of their days stay; a replaced hour keeps the
+        record of the version its day was built from)."""
+        by_day: dict[str, dict[int, dict[str, Any]]] = {}
+        for (day, hour), row in rows.items():
+            by_day.setdefault(day, {})[hour] = row
+
+        def replacing(hours: dict[int, dict[str, Any]]) -> DayUpdate:
+            def update(old: list[dict[str, Any]]) -> list[dict[str, Any]]:
+                before = {int(row["hour"]): row for row in old}
+                renewed = {
+                    hour: {**{column: before.get(hour, {}).get(column) for column in BUILT_COLUMNS}, **row}
+                    for hour, row in hours.items()
+                }
+                return [row for hour, row in before.items() if hour not in renewed] + list(renewed.values())
+
+            return update
+
+        self._rewrite_days({day: replacing(hours) for day, hours in by_day.items()})
+        log.info("%s: wrote %s hour(s) of %s day(s)", TABLE, len(rows), len(by_day))
+
+    def mark_day_built(self, day: str, versions: Mapping[int, str], built_at: datetime) -> None:
+        """Record in the day's rows that its daily tables were built from those versions of its hours
+        (hour of the day -> the `aggregate_versions` read before the build)."""
+
+        def update(old: list[dict[str, Any]]) -> list[dict[str, Any]]:
+            return [
+                {**row, "day_built_from": versions[int(row["hour"])], "day_built_at": built_at}
+                if int(row["hour"]) in versions
+                else row
+                for row in old
+            ]
+
+        self._rewrite_days({day: update})
+        log.info("%s: %s built from %s hour version(s)", TABLE, day, len(versions))
+
+    def _rewrite_days(self, updates: Mapping[str, DayUpdate]) -> None:
+        """Rewrite each day's file with `update(its rows)`, one writer at a time (each keeps the
+        others' hours), renaming the new file over the old (readers see the day before or after)."""
         import pyarrow as pa
         import pyarrow.parquet as pq
 
         root = Path(self.metastore.table_location(TABLE))
         root.mkdir(parents=True, exist_ok=True)
-        by_day: dict[str, dict[int, dict[str, Any]]] = {}
-        for (day, hour), row in rows.items():
-            by_day.setdefault(day, {})[hour] = row
         schema = arrow_schema()
         with open(root / "_lock", "a") as lock:
-            fcntl.flock(lock, fcntl.LOCK_EX)  # one writer at a time: each keeps the others' hours
-            existing = self.metastore.partition_locations(TABLE, [day_partition(day) for day in by_day])
+            fcntl.flock(lock, fcntl.LOCK_EX)
+            existing = self.metastore.partition_locations(TABLE, [day_partition(day) for day in updates])
             new = {}
-            for day, hours in sorted(by_day.items()):
+            for day, update in sorted(updates.items()):
                 folder = Path(existing.get(day_partition(day), root / day_partition(day)))
                 folder.mkdir(parents=True, exist_ok=True)
                 path = folder / DAY_FILE
-                kept = (
-                    [row for row in pq.read_table(path).to_pylist() if row["hour"] not in hours]
-                    if path.exists()
-                    else []
-                )
-                merged = sorted([*kept, *hours.values()], key=lambda row: int(row["hour"]))
+                old = pq.read_table(path).to_pylist() if path.exists() else []
+                rows = sorted(update(old), key=lambda row: int(row["hour"]))
                 temporary = folder / f".{DAY_FILE}.{uuid.uuid4().hex}"
-                pq.write_table(pa.Table.from_pylist(merged, schema=schema), temporary)
-                temporary.replace(path)  # readers see the day's file before or after
+                pq.write_table(pa.Table.from_pylist(rows, schema=schema), temporary)
+                temporary.replace(path)
                 if day_partition(day) not in existing:
                     new[day_partition(day)] = str(folder)
             self.metastore.add_partitions(TABLE, new)
-        log.info("%s: wrote %s hour(s) of %s day(s)", TABLE, len(rows), len(by_day))
+
+
+DayUpdate = Callable[[list[dict[str, Any]]], list[dict[str, Any]]]  # a day's rows -> its new rows
 
 
 def rows_of_days(locations: Mapping[str, str], columns: list[str] | None = None) -> dict[Hour, dict[str, Any]]:
@@ -171,7 +212,11 @@ def rows_of_days(locations: Mapping[str, str], columns: list[str] | None = None)
 
     def read_day(location: str) -> list[dict[str, Any]]:
         path = Path(location) / DAY_FILE
-        return pq.read_table(path, columns=columns).to_pylist() if path.exists() else []
+        if not path.exists():
+            return []
+        present = pq.ParquetFile(path).schema_arrow.names  # a file written before a column was added lacks it
+        rows = pq.read_table(path, columns=[c for c in columns or present if c in present]).to_pylist()
+        return [{**dict.fromkeys(columns or ()), **row} for row in rows]
 
     rows: dict[Hour, dict[str, Any]] = {}
     for name, day_rows in zip(locations, in_parallel(read_day, list(locations.values())), strict=True):
@@ -181,16 +226,34 @@ def rows_of_days(locations: Mapping[str, str], columns: list[str] | None = None)
     return dict(sorted(rows.items()))
 
 
+NEVER_CHECKED = "never checked"
+
+
 def balanced_day(rows: Mapping[Hour, Mapping[str, Any]], day: str) -> list[str]:
-    """The hours of `day` that are not balanced, each with its state ("2017-10-01T05: never checked"
-    for an hour without a row); empty when all 24 are balanced."""
+    """The hours of `day` that are neither balanced nor empty, each with its state
+    ("2017-10-01T05: never checked" for an hour without a row); empty when all 24 count."""
     problems = []
     for hour in range(24):
         row = rows.get((day, hour))
-        state = "never checked" if row is None else str(row["state"])
-        if state != BALANCED:
+        state = NEVER_CHECKED if row is None else str(row["state"])
+        if state not in COUNTS_AS_BALANCED:
             problems.append(f"{hour_key((day, hour))}: {state}")
     return problems
+
+
+def built_from_current(rows: Mapping[Hour, Mapping[str, Any]], day: str) -> bool:
+    """Whether the day's daily tables were built from the versions its 24 hours hold now."""
+    return all(
+        (row := rows.get((day, hour))) is not None and row.get("day_built_from") == row["aggregate_versions"]
+        for hour in range(24)
+    )
+
+
+def days_due(rows: Mapping[Hour, Mapping[str, Any]]) -> list[str]:
+    """The days whose 24 hours are all balanced or empty and whose daily tables are missing or were
+    built from other versions of their hours: what a catch-up announces."""
+    days = sorted({day for day, _ in rows})
+    return [day for day in days if not balanced_day(rows, day) and not built_from_current(rows, day)]
 
 
 def now() -> datetime:

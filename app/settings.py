@@ -108,6 +108,15 @@ def _kafka_servers(variable: str, raw: str) -> str:
     return raw
 
 
+def _cron(variable: str, raw: str) -> str:
+    """A cron expression of five fields or a preset such as @hourly (checked by the library Airflow uses)."""
+    from croniter import croniter
+
+    if not croniter.is_valid(raw):
+        raise SettingsError(f"{variable}: expected a cron expression such as '30 * * * *' or @hourly, got {raw!r}")
+    return raw
+
+
 def _text(variable: str, raw: str) -> str:
     return raw
 
@@ -579,6 +588,21 @@ class Settings:
         "600",
         "How long a scheduled `clickstream_hourly` run waits for a new file before it is skipped.",
         parser=_positive_float,
+    )
+    airflow_catch_up_schedule: str = setting(
+        "AIRFLOW_CATCH_UP_SCHEDULE",
+        "30 * * * *",
+        "When `clickstream_catch_up` looks for days whose 24 hours are balanced but whose daily tables "
+        "are missing or older than their hours (a cron expression, UTC; half past every hour by default).",
+        parser=_cron,
+    )
+    quiet_gap_max_hours: int = setting(
+        "QUIET_GAP_MAX_HOURS",
+        "24",
+        "The longest gap without clicks, between two hours with clicks, whose hours count as quiet "
+        "(checked as `empty`, so their day can be built); a longer gap is taken as missing data and "
+        "waits for a run that covers it.",
+        parser=_count_or_auto,
     )
     airflow_database_url: str = setting(
         "AIRFLOW_DATABASE_URL",

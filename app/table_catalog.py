@@ -195,8 +195,8 @@ TABLES += (
         Home.WAREHOUSE,
         DAILY,
         "UTC hour (`hour` column; one file per day): clicks published per the ledger, set aside by the producer, "
-        "quarantined by Spark, landed in raw_clicks, each aggregate's click sum, the state (`balanced` or the "
-        "first disagreement) and when it was checked",
+        "quarantined by Spark, landed in raw_clicks, each aggregate's click sum, the state (`balanced`, `empty` "
+        "or the first disagreement), when it was checked, and the hour's version its day was last built from",
         columns=(
             ("hour", "int"),
             ("published", "bigint"),
@@ -207,6 +207,8 @@ TABLES += (
             ("aggregate_versions", "string"),
             ("state", "string"),
             ("checked_at", "timestamp"),
+            ("day_built_from", "string"),
+            ("day_built_at", "timestamp"),
         ),
     ),
 )

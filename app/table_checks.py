@@ -1,8 +1,10 @@
 """The tables' check: fail loudly when the Hive tables disagree with each other or with what was published.
 
-Which hours: those asked (a run's range) and every hour whose aggregate partitions moved since its
-last check or that was never checked (found from the metastore's locations, no data read); every
-hour when none are asked (by hand). Three checks, all on counts the tables must agree on:
+Which hours (`hours_to_check`, by `app.hours.RUN_HOURS_RULE`): those asked (a run's range) in days
+with clicks, every hour whose aggregate partitions moved since its last check or that was never
+checked (found from the metastore's locations, no data read), and the quiet hours not checked yet;
+every hour when none are asked (by hand); of all these only the closed ones. Three checks, all on
+counts the tables must agree on:
 1. For each of those hours: the clicks of `article_hourly`, `category_hourly` and
    `context_hourly` each add up to the rows of that hour in `raw_clicks`.
 2. For each of those hours: `raw_clicks` holds as many rows of the ledger's click files as the
@@ -29,16 +31,25 @@ import logging
 import sys
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from typing import Any
 
-from app.hours import Hour, day_partition, hour_key, hours_in_range, parse_hour_key, partition_hour
+from app.hours import (
+    Hour,
+    day_partition,
+    hour_key,
+    hours_in_range,
+    is_closed,
+    parse_hour_key,
+    partition_hour,
+    quiet_hours,
+)
 from app.producer.ledger import LedgerEntry
 from app.reconciliation import (
-    BALANCED,
+    COUNTS_AS_BALANCED,
     HourCounts,
     ReconciliationTable,
     balanced_day,
-    now,
     row_of,
     rows_of_days,
     state_of,
@@ -116,7 +127,8 @@ class CheckReport:
 
     @property
     def balanced_hours(self) -> list[Hour]:
-        return sorted(hour for hour, state in self.states.items() if state == BALANCED)
+        """The hours checked balanced or empty: what a run announces."""
+        return sorted(hour for hour, state in self.states.items() if state in COUNTS_AS_BALANCED)
 
 
 def drained(entry: LedgerEntry, checkpoint: Offsets) -> bool:
@@ -128,25 +140,39 @@ def hours_to_check(
     asked: Iterable[Hour] | None,
     current_versions: Mapping[Hour, str],
     reconciled: Mapping[Hour, Mapping[str, object]],
+    hours_with_clicks: Iterable[Hour],
+    now: datetime,
+    max_quiet_gap: int,
 ) -> set[Hour]:
-    """Every hour the tables or the reconciliation know when none are asked; else the hours asked
-    and every hour whose aggregates changed since its last reconciliation (recomputed by the stream
-    or another run) or that was never reconciled: what the run touched, found from the metastore's
-    locations alone."""
+    """The hours a check speaks for (`app.hours.RUN_HOURS_RULE`), all of them closed by `now`:
+    - every hour the tables or the reconciliation know when none are asked; else the hours asked
+      and every hour whose aggregates changed since its last reconciliation (recomputed by the
+      stream or another run) or that was never reconciled, found from the metastore's locations;
+    - of the hours asked, only those of days with clicks (a day with none gets no rows);
+    - every hour of a quiet gap (no clicks, between two hours with clicks at most `max_quiet_gap`
+      apart) not reconciled yet: it is checked, and found empty."""
+    clicked = set(hours_with_clicks)
+    days_with_clicks = {day for day, _ in clicked}
     if asked is None:
-        return set(current_versions) | set(reconciled)
-    changed = {
-        hour
-        for hour, versions in current_versions.items()
-        if hour not in reconciled or reconciled[hour]["aggregate_versions"] != versions
-    }
-    return set(asked) | changed
+        hours = set(current_versions) | set(reconciled)
+    else:
+        changed = {
+            hour
+            for hour, versions in current_versions.items()
+            if hour not in reconciled or reconciled[hour]["aggregate_versions"] != versions
+        }
+        hours = {hour for hour in asked if hour[0] in days_with_clicks} | changed
+    hours |= quiet_hours(clicked, max_quiet_gap) - set(reconciled)
+    return {hour for hour in hours if is_closed(hour, now)}
 
 
-def check_tables(settings: Settings, hours: list[Hour] | None = None, record: bool = True) -> CheckReport:
-    """Check `hours` (every hour when None) and the hours changed since their last check: read their
-    counts (offsets first: the tables read afterwards hold at least what the checkpoint passed),
-    compare them, and, with `record`, write their rows of `hour_reconciliation`."""
+def check_tables(
+    settings: Settings, hours: list[Hour] | None = None, record: bool = True, now: datetime | None = None
+) -> CheckReport:
+    """Check `hours` (every hour when None), the hours changed since their last check and the quiet
+    hours not checked yet, of those closed by `now`: read their counts (offsets first: the tables
+    read afterwards hold at least what the checkpoint passed), compare them, and, with `record`,
+    write their rows of `hour_reconciliation`."""
     import pyarrow as pa
     import pyarrow.compute as pc
 
@@ -172,7 +198,17 @@ def check_tables(settings: Settings, hours: list[Hour] | None = None, record: bo
         hour: versions_of({table: aggregate_all[table].get(hour) for table in AGGREGATES})
         for hour in set(raw_all).union(*aggregate_all.values())
     }
-    scope = sorted(hours_to_check(hours, current_versions, reconciled))
+    published_hours = {parse_hour_key(key) for entry in ledger for key, rows in (entry.hours or {}).items() if rows}
+    scope = sorted(
+        hours_to_check(
+            hours,
+            current_versions,
+            reconciled,
+            set(raw_all) | published_hours,
+            now or datetime.now(UTC),
+            settings.quiet_gap_max_hours,
+        )
+    )
     wanted = set(scope)
 
     raw = {hour: location for hour, location in raw_all.items() if hour in wanted}
@@ -238,7 +274,7 @@ def check_tables(settings: Settings, hours: list[Hour] | None = None, record: bo
             problems.append(f"{hour[0]} hour {hour[1]}: {states[hour]}")
     complete_before = {day for day in {hour[0] for hour in scope} if not balanced_day(reconciled, day)}
     if record and reconciliation is not None and counted:
-        checked_at = now()
+        checked_at = datetime.now(UTC)
         reconciliation.write({counts.hour: row_of(counts, checked_at) for counts in counted})
     described = "every hour" if hours is None else f"{len(hours)} hour(s) asked"
     if scope:

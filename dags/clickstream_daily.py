@@ -1,13 +1,18 @@
 """clickstream_daily: a UTC day's tables, once all 24 of its hours have landed and balanced.
 
 Scheduled on the hour partitions of `clickstream_landed_hours` rolled up by day: a day runs when
-`clickstream_hourly` has announced all 24 of its hours (an hour without clicks counts once a run
-has checked it), and again when an hour of a day already complete lands again (late clicks, a
-changed article, a backfill), through `clickstream_recomputed_days`. A run refuses a day whose
-hours are not all balanced in `hour_reconciliation`, naming each; otherwise it builds the day's
-`article_daily`, `category_daily` and `day_summary` partitions with Spark (exact distinct users
-and sessions of the day) and checks that they add up to the day's raw clicks. Triggered from the
-UI it takes the day as a parameter. The work lives in `app/` and `spark_jobs/`.
+`clickstream_hourly` has announced all 24 of its hours (an hour without clicks counts once it is
+checked `empty`), and again when an hour of a day already complete lands again (late clicks, a
+changed article, a backfill), through `clickstream_recomputed_days`; `clickstream_catch_up`
+announces there too every complete day whose tables are missing or older than its hours (days
+announced while this DAG was paused, or before it existed). A run refuses a day whose hours are
+not all balanced or empty in `hour_reconciliation`, naming each and the command that checks the
+ones never checked; a run made by an announcement skips a day already built from the versions its hours hold
+now. Otherwise it builds the day's `article_daily`, `category_daily` and `day_summary` partitions
+with Spark (exact distinct users and sessions of the day), checks that they add up to the day's
+raw clicks, and records in each hour's reconciliation row the version the day was built from.
+Triggered from the UI it takes the day as a parameter, and always builds. The work lives in
+`app/` and `spark_jobs/`.
 """
 
 from __future__ import annotations
@@ -15,6 +20,7 @@ from __future__ import annotations
 import pendulum
 from airflow.sdk import (
     DayWindow,
+    Param,
     PartitionedAssetTimetable,
     RollupMapper,
     StartOfDayMapper,
@@ -49,22 +55,39 @@ from app.hours import DAY_LAYOUT, DAY_PATTERN, HOUR_LAYOUT
         "day": optional_text(
             "Day (UTC)", "The UTC day to build, like 2017-10-01 (empty: the run's partition)", DAY_PATTERN
         ),
+        "only_if_changed": Param(
+            False,
+            type="boolean",
+            title="Only if its hours changed",
+            description="Skip the day when its tables were built from the versions its hours hold now",
+        ),
     },
     doc_md=__doc__,
 )
 def clickstream_daily() -> None:
     # not retried: a day whose hours disagree does not heal by waiting; a later hourly run re-announces it
-    @task(inlets=[RECONCILIATION], retries=0)
-    def hours_balanced() -> list[str]:
-        """Arguments of the daily job, once the day's 24 hours are balanced."""
-        from app.airflow.tasks import day_to_build, require_balanced_day, run_settings
+    @task(inlets=[RECONCILIATION], retries=0, multiple_outputs=True)
+    def hours_balanced() -> dict[str, object]:
+        """The daily job's arguments and the hour versions it builds from, once the day's 24 hours are
+        balanced or empty; skipped when a scheduled run finds the day built from those versions."""
+        from airflow.sdk.exceptions import AirflowSkipException
+
+        from app.airflow.tasks import DayUpToDate, day_to_build, require_balanced_day, run_settings
 
         context = get_current_context()
-        day = day_to_build(context["params"], context["dag_run"].partition_key)
-        require_balanced_day(run_settings(context), day)
-        return ["--day", day]
+        params, run = context["params"], context["dag_run"]
+        day = day_to_build(params, run.partition_key)
+        # a run an announcement made skips an up-to-date day; one asked for by hand or a backfill builds it
+        only_if_changed = run.run_type == "asset_triggered" or bool(params.get("only_if_changed"))
+        try:
+            found = require_balanced_day(run_settings(context), day, only_if_changed)
+        except DayUpToDate as up_to_date:
+            raise AirflowSkipException(str(up_to_date)) from None
+        return {"arguments": ["--day", day], "versions": {str(hour): v for hour, v in found["versions"].items()}}
 
-    arguments = hours_balanced()
+    balanced = hours_balanced()
+    # the task's two outputs (multiple_outputs): a plain XComArg each, resolved when a task runs
+    arguments, versions = balanced["arguments"], balanced["versions"]  # type: ignore[index]
     build = BatchSparkJobOperator(
         task_id="build_day",
         job="build_days.py",
@@ -73,13 +96,16 @@ def clickstream_daily() -> None:
         outlets=DAILY_TABLES,
     )
 
-    @task(inlets=DAILY_TABLES, retries=0)
-    def check_day(build_arguments: list[str]) -> dict[str, object]:
-        from app.airflow.tasks import check_day_tables, run_settings
+    # the check, then the record of what the day was built from (in hour_reconciliation)
+    @task(inlets=DAILY_TABLES, outlets=[RECONCILIATION], retries=0)
+    def check_day(build_arguments: list[str], versions: dict[str, str]) -> dict[str, object]:
+        from app.airflow.tasks import check_day_tables, record_day_built, run_settings
 
-        return check_day_tables(run_settings(get_current_context()), build_arguments[-1])
+        settings = run_settings(get_current_context())
+        checked = check_day_tables(settings, build_arguments[-1])
+        return {**checked, **record_day_built(settings, build_arguments[-1], versions)}
 
-    arguments >> build >> check_day(arguments)  # type: ignore[arg-type]
+    balanced >> build >> check_day(arguments, versions)
 
 
 clickstream_daily()

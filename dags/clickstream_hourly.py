@@ -1,15 +1,17 @@
 """clickstream_hourly: new CSV files -> Kafka -> Spark -> the hour's Hive partitions.
 
-Every hour (and for each hour of a backfill): wait for files that are not published yet, publish
-the article files and then the click files (exactly once), drain both topics with the streaming
-job (available-now; when `clickstream_streaming` runs, wait for it to pass the topics' end
-instead), recompute the run's hours with the batch job, and check that the aggregates agree with
-the raw table and the raw table with the producer's ledger, hour by hour (`hour_reconciliation`).
-Each balanced hour is announced as a partition of the `clickstream_landed_hours` asset
-(`2017-10-01T03`), which schedules `clickstream_daily`. A file the producer refuses holds back
-nothing: the rest is published and processed, and the run fails at its end in `refused_files`,
-which names each refused file, why, and what to do. Triggered from the UI it takes a data
-folder and a range of hours to recompute. The work lives in `app/` and `spark_jobs/`.
+Every hour, for the hour that has just closed (and for each hour of a backfill): wait for files
+that are not published yet, publish the article files and then the click files (exactly once),
+drain both topics with the streaming job (available-now; when `clickstream_streaming` runs, wait
+for it to pass the topics' end instead), recompute the run's hours with the batch job, and check
+that the aggregates agree with the raw table and the raw table with the producer's ledger, hour
+by hour (`hour_reconciliation`). Each closed hour found balanced (or empty) is announced as a
+partition of the `clickstream_landed_hours` asset (`2017-10-01T03`), which schedules
+`clickstream_daily`; an hour announced before is announced again when it changes. A file the
+producer refuses holds back nothing: the rest is published and processed, and the run fails at
+its end in `refused_files`, which names each refused file, why, and what to do. Triggered from the
+UI it takes a data folder and a range of hours to recompute. The work lives in `app/` and
+`spark_jobs/`.
 """
 
 from __future__ import annotations
@@ -18,7 +20,7 @@ from datetime import timedelta
 from typing import Any
 
 import pendulum
-from airflow.sdk import PokeReturnValue, dag, get_current_context, task
+from airflow.sdk import CronDataIntervalTimetable, PokeReturnValue, dag, get_current_context, task
 
 from app.airflow.assets import (
     ARTICLES_TOPIC,
@@ -30,7 +32,7 @@ from app.airflow.assets import (
 )
 from app.airflow.operators import BatchSparkJobOperator, DrainTopicsOperator, batch_task_defaults, optional_text
 from app.airflow.pools import PUBLISH_POOL  # created by `make up`, one slot
-from app.hours import HOUR_KEY_PATTERN
+from app.hours import HOUR_KEY_PATTERN, RUN_HOURS_RULE
 from app.settings import load_settings
 
 SETTINGS = load_settings()  # the deployment's; a run's data folder may differ (its params)
@@ -38,7 +40,8 @@ SETTINGS = load_settings()  # the deployment's; a run's data folder may differ (
 
 @dag(
     dag_id="clickstream_hourly",
-    schedule="@hourly",
+    # a run's data interval is the hour it covers: the run at 11:00 has [10:00, 11:00), logical date 10:00
+    schedule=CronDataIntervalTimetable("0 * * * *", timezone="UTC"),
     start_date=pendulum.datetime(2017, 10, 1, tz="UTC"),
     catchup=False,
     max_active_runs=3,  # a run waiting for files must not hold back a backfill or a UI trigger
@@ -48,14 +51,14 @@ SETTINGS = load_settings()  # the deployment's; a run's data folder may differ (
         "data_dir": optional_text("Data folder", "Folder with the CSV files (empty: PRODUCER_DATA_ROOT_DIRECTORY)"),
         "recompute_from": optional_text(
             "Recompute from (UTC hour)",
-            "First UTC hour to recompute, like 2017-10-01T00 (empty: the run's hour)",
+            "First UTC hour to recompute, like 2017-10-01T00 (empty: the run's data interval); closed hours only",
             HOUR_KEY_PATTERN,
         ),
         "recompute_to": optional_text(
             "Recompute to (UTC hour)", "Last UTC hour to recompute, inclusive, like 2017-10-01T05", HOUR_KEY_PATTERN
         ),
     },
-    doc_md=__doc__,
+    doc_md=f"{__doc__}\n{RUN_HOURS_RULE}",
 )
 def clickstream_hourly() -> None:
     @task.sensor(
@@ -89,8 +92,8 @@ def clickstream_hourly() -> None:
 
     @task
     def hours_to_recompute() -> list[str]:
-        """Arguments of the batch job: the params' hours or the run's data interval; none for a manual
-        run without either (its drain recomputed what it touched, and the check looks at every hour)."""
+        """Arguments of the batch job: the hours the run covers (`RUN_HOURS_RULE`); none for a manual
+        run without parameters (its drain recomputed what it touched, and the check finds those hours)."""
         from app.airflow.tasks import recompute_range
 
         context = get_current_context()

@@ -11,11 +11,11 @@ import json
 import logging
 from collections.abc import Mapping
 from dataclasses import replace
-from datetime import datetime, timedelta
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from app.hours import HOUR_LAYOUT
+from app.hours import HOUR_LAYOUT, Hour, hour_key
 from app.settings import REPO_ROOT, Settings, kafka_properties, load_settings
 
 if TYPE_CHECKING:
@@ -140,10 +140,18 @@ def drain_state(settings: Settings, target: Offsets) -> str:
 
 
 def recompute_range(
-    params: Mapping[str, Any], interval_start: datetime | None, interval_end: datetime | None
+    params: Mapping[str, Any],
+    interval_start: datetime | None,
+    interval_end: datetime | None,
+    now: datetime | None = None,
 ) -> tuple[str, str] | None:
-    """The UTC hours the run recomputes: the params' range if given, else the run's data interval;
-    None for a manual run with neither (its drain already recomputed what it touched)."""
+    """The first and last UTC hour the run covers, by `app.hours.RUN_HOURS_RULE`: the params' range
+    if given, else the run's data interval `[start, end)`; None for a run with neither (a manual run
+    without parameters: its drain recomputed what its files touched). Raises `ParameterError` for a
+    range that is malformed or reaches an hour that has not closed yet."""
+    from app.hours import hour_end, hour_of, interval_hours, is_closed
+
+    moment = now or datetime.now(UTC)
     first, last = params.get("recompute_from"), params.get("recompute_to")
     if bool(first) != bool(last):
         raise ParameterError("recompute_from and recompute_to go together: give both or neither")
@@ -157,12 +165,21 @@ def recompute_range(
             ) from None
         if end < start:
             raise ParameterError(f"recompute_to {last} is before recompute_from {first}")
-        return start.strftime(HOUR_LAYOUT), end.strftime(HOUR_LAYOUT)
-    if interval_start is None or interval_end is None:
+        hours = [hour_of(start), hour_of(end)]
+        what = f"recompute_to {last}"
+    elif interval_start is None or interval_end is None:
         return None
-    # the data interval is [start, end): its last hour starts one hour before its end
-    final = interval_end - timedelta(hours=1) if interval_end > interval_start else interval_start
-    return interval_start.strftime(HOUR_LAYOUT), final.strftime(HOUR_LAYOUT)
+    else:
+        hours = interval_hours(interval_start, interval_end)
+        if not hours:
+            return None
+        what = f"the run's data interval ({interval_start:%Y-%m-%dT%H:%M} to {interval_end:%Y-%m-%dT%H:%M})"
+    if not is_closed(hours[-1], moment):
+        raise ParameterError(
+            f"{what}: the hour {hour_key(hours[-1])} is not over until {hour_end(hours[-1]):%Y-%m-%d %H:%M} UTC "
+            f"(now {moment:%Y-%m-%d %H:%M} UTC); a run covers closed hours only: ask for an earlier hour"
+        )
+    return hour_key(hours[0]), hour_key(hours[-1])
 
 
 def report_refused_files(*results: Mapping[str, Any] | None) -> dict[str, Any]:
@@ -256,19 +273,65 @@ def check_day_tables(settings: Settings, day: str) -> dict[str, Any]:
     return {"day": day}
 
 
-def require_balanced_day(settings: Settings, day: str) -> dict[str, Any]:
-    """Raise `HoursNotBalanced` naming each hour of `day` that is not balanced in `hour_reconciliation`."""
-    from app.reconciliation import ReconciliationTable, balanced_day
+class DayUpToDate(RuntimeError):
+    """The day's tables were built from the versions its hours hold now: nothing to build."""
+
+
+def require_balanced_day(settings: Settings, day: str, only_if_changed: bool = False) -> dict[str, Any]:
+    """The day's hour versions (hour of the day -> `aggregate_versions`), once its 24 hours are all
+    balanced or empty in `hour_reconciliation`; else `HoursNotBalanced`, naming each hour that is not,
+    and the command that checks the hours never checked. With `only_if_changed`, `DayUpToDate` when
+    the day's tables were built from exactly these versions already."""
+    from app.hours import hour_spans, parse_hour_key
+    from app.reconciliation import NEVER_CHECKED, ReconciliationTable, balanced_day, built_from_current
 
     table = ReconciliationTable(settings)
     rows = table.read([day]) if table.exists() else {}
     problems = balanced_day(rows, day)
     if problems:
         listed = "\n".join(f"  - {problem}" for problem in problems)
-        raise HoursNotBalanced(f"{day}: {len(problems)} of its 24 hours are not balanced; not building it:\n{listed}")
+        unchecked = [parse_hour_key(problem.split(": ")[0]) for problem in problems if problem.endswith(NEVER_CHECKED)]
+        fixes = "".join(f"\n{check_hours_command(first, last)}" for first, last in hour_spans(unchecked))
+        hint = (
+            "\nHours never checked had no run covering them and no clicks on both sides within "
+            f"QUIET_GAP_MAX_HOURS ({settings.quiet_gap_max_hours}); to check them (those without clicks "
+            f"are recorded as empty), run:{fixes}"
+            if fixes
+            else ""
+        )
+        raise HoursNotBalanced(
+            f"{day}: {len(problems)} of its 24 hours are not balanced; not building it:\n{listed}{hint}"
+        )
+    if only_if_changed and built_from_current(rows, day):
+        raise DayUpToDate(f"{day}: its daily tables were built from the versions its 24 hours hold now")
     clicks = sum(int(row["raw_clicks"]) for row in rows.values())
-    log.info("%s: all 24 hours balanced, %s clicks", day, clicks)
-    return {"day": day, "clicks": clicks}
+    log.info("%s: all 24 hours balanced or empty, %s clicks", day, clicks)
+    versions = {hour: str(row["aggregate_versions"]) for (_, hour), row in rows.items()}
+    return {"day": day, "clicks": clicks, "versions": versions}
+
+
+def check_hours_command(first: Hour, last: Hour) -> str:
+    """The command (as pasted in the checkout) that runs `clickstream_hourly` over those hours."""
+    conf = json.dumps({"recompute_from": hour_key(first), "recompute_to": hour_key(last)})
+    return f".venv/bin/python -m app.runtime airflow dags trigger clickstream_hourly --conf '{conf}'"
+
+
+def record_day_built(settings: Settings, day: str, versions: Mapping[str, str]) -> dict[str, Any]:
+    """Note in the day's reconciliation rows the hour versions its daily tables were built from."""
+    from app.reconciliation import ReconciliationTable, now
+
+    ReconciliationTable(settings).mark_day_built(day, {int(hour): version for hour, version in versions.items()}, now())
+    return {"day": day, "hours": len(versions)}
+
+
+def days_due(settings: Settings) -> list[str]:
+    """Days whose 24 hours count as balanced and whose daily tables are missing or older than them."""
+    from app.reconciliation import ReconciliationTable, days_due
+
+    table = ReconciliationTable(settings)
+    due = days_due(table.read()) if table.exists() else []
+    log.info("%s day(s) due: %s", len(due), ", ".join(due) or "none")
+    return due
 
 
 def spark_job_environment(settings: Settings) -> dict[str, str]:

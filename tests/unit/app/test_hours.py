@@ -16,12 +16,17 @@ from app.hours import (
     hour_partition,
     hour_start,
     hours_from,
+    hour_end,
+    hour_spans,
     hours_in_range,
     hours_of_day,
+    interval_hours,
+    is_closed,
     parse_hour_key,
     parse_moment,
     partition_hour,
     partition_key,
+    quiet_hours,
 )
 
 
@@ -60,3 +65,26 @@ def test_a_moment_names_the_utc_hour_it_falls_in() -> None:
     ]  # fmt: skip
     with pytest.raises(ValueError, match="not an hour"):
         parse_moment("yesterday")
+
+
+def test_an_hour_is_closed_at_its_end_and_an_interval_holds_its_start_not_its_end() -> None:
+    hour = ("2017-10-01", 23)
+    assert hour_end(hour) == datetime(2017, 10, 2, tzinfo=UTC)
+    assert not is_closed(hour, datetime(2017, 10, 1, 23, 59, 59, tzinfo=UTC))
+    assert is_closed(hour, datetime(2017, 10, 2, tzinfo=UTC))
+    start, end = datetime(2017, 10, 1, 22, tzinfo=UTC), datetime(2017, 10, 2, 1, tzinfo=UTC)
+    assert interval_hours(start, end) == [("2017-10-01", 22), ("2017-10-01", 23), ("2017-10-02", 0)]
+    assert interval_hours(end, end) == []
+
+
+def test_quiet_hours_lie_between_clicks_no_further_apart_than_the_bound() -> None:
+    clicked = [("2017-10-01", 22), ("2017-10-02", 1), ("2017-10-02", 2), ("2017-10-03", 12)]
+    assert quiet_hours(clicked, 2) == {("2017-10-01", 23), ("2017-10-02", 0)}  # across midnight
+    assert quiet_hours(clicked, 1) == set()
+    assert len(quiet_hours(clicked, 33)) == 2 + 33  # the 33 hours between 02:00 and 12:00 the next day
+    assert quiet_hours([], 24) == set() and quiet_hours(clicked[:1], 24) == set()
+
+
+def test_hours_group_into_spans_of_consecutive_hours() -> None:
+    hours = [("2017-10-02", 0), ("2017-10-01", 23), ("2017-10-02", 5), ("2017-10-02", 0)]
+    assert hour_spans(hours) == [(("2017-10-01", 23), ("2017-10-02", 0)), (("2017-10-02", 5), ("2017-10-02", 5))]

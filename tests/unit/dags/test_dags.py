@@ -23,7 +23,30 @@ def dagbag():  # type: ignore[no-untyped-def]
 
 def test_dags_import_without_errors(dagbag) -> None:  # type: ignore[no-untyped-def]
     assert dagbag.import_errors == {}
-    assert {"clickstream_hourly", "clickstream_streaming", "clickstream_daily"} <= set(dagbag.dag_ids)
+    assert {"clickstream_hourly", "clickstream_streaming", "clickstream_daily", "clickstream_catch_up"} <= set(
+        dagbag.dag_ids
+    )
+
+
+def test_a_scheduled_hourly_run_covers_the_hour_that_has_just_closed(dagbag) -> None:  # type: ignore[no-untyped-def]
+    """As the scheduler computes it (the serialized timetable): the run at 11:00 has the data interval
+    10:00-11:00, and that interval is what the run recomputes; the rule is in the DAG's docs."""
+    import pendulum
+    from airflow.serialization.serialized_objects import DagSerialization
+    from airflow.timetables.base import DataInterval, TimeRestriction
+
+    from app.hours import RUN_HOURS_RULE
+
+    dag = dagbag.dags["clickstream_hourly"]
+    timetable = DagSerialization.from_dict(DagSerialization.to_dict(dag)).timetable
+    last = DataInterval(pendulum.datetime(2017, 10, 1, 9), pendulum.datetime(2017, 10, 1, 10))
+    restriction = TimeRestriction(earliest=None, latest=None, catchup=True)
+    following = timetable.next_dagrun_info(last_automated_data_interval=last, restriction=restriction)
+    assert following is not None and following.run_after == datetime(2017, 10, 1, 11, tzinfo=UTC)
+    interval = following.data_interval
+    assert (interval.start, interval.end) == (datetime(2017, 10, 1, 10, tzinfo=UTC), following.run_after)
+    assert recompute_range({}, interval.start, interval.end) == ("2017-10-01T10", "2017-10-01T10")
+    assert RUN_HOURS_RULE in (dag.doc_md or "")
 
 
 def test_hourly_dag_tasks_and_order(dagbag) -> None:  # type: ignore[no-untyped-def]
@@ -60,6 +83,7 @@ def test_hourly_dag_tasks_and_order(dagbag) -> None:  # type: ignore[no-untyped-
 def test_daily_dag_rolls_up_24_landed_hours_or_a_recomputed_day(dagbag) -> None:  # type: ignore[no-untyped-def]
     dag = dagbag.dags["clickstream_daily"]
     assert dag.task_ids == ["hours_balanced", "build_day", "check_day"]
+    assert dag.get_task("check_day").upstream_task_ids == {"hours_balanced", "build_day"}
     assert dag.get_task("build_day").application.endswith("spark_jobs/build_days.py")
     assert dag.get_task("hours_balanced").retries == 0
     from airflow.serialization.serialized_objects import DagSerialization
@@ -74,6 +98,16 @@ def test_daily_dag_rolls_up_24_landed_hours_or_a_recomputed_day(dagbag) -> None:
     assert len(expected) == 24 and {"2017-10-01T00", "2017-10-01T23"} <= expected
     days = timetable.get_partition_mapper(name=RECOMPUTED_DAYS.name, uri=RECOMPUTED_DAYS.uri)
     assert days.to_downstream("2017-10-01") == "2017-10-01"
+
+
+def test_the_catch_up_announces_the_days_due_on_its_own_schedule(dagbag) -> None:  # type: ignore[no-untyped-def]
+    from app.airflow.assets import RECOMPUTED_DAYS
+    from app.settings import load_settings
+
+    dag = dagbag.dags["clickstream_catch_up"]
+    assert dag.task_ids == ["announce_days_due"] and dag.max_active_runs == 1
+    assert dag.get_task("announce_days_due").outlets == [RECOMPUTED_DAYS]
+    assert dag.timetable.expression == load_settings().airflow_catch_up_schedule
 
 
 def test_the_day_comes_from_the_param_or_the_partition_and_is_validated() -> None:
@@ -168,9 +202,49 @@ def test_recompute_range_from_the_data_interval_or_the_params() -> None:
     start, end = datetime(2017, 10, 1, 5, tzinfo=UTC), datetime(2017, 10, 1, 6, tzinfo=UTC)
     assert recompute_range({}, None, None) is None
     assert recompute_range({}, start, end) == ("2017-10-01T05", "2017-10-01T05")
+    assert recompute_range({}, start, start) is None  # an empty interval covers no hour
+    six = datetime(2017, 10, 1, 0, tzinfo=UTC), datetime(2017, 10, 1, 6, tzinfo=UTC)
+    assert recompute_range({}, *six) == ("2017-10-01T00", "2017-10-01T05")
     assert recompute_range({"recompute_from": "2017-10-01T00", "recompute_to": "2017-10-01T03"}, start, end) == (
         "2017-10-01T00",
         "2017-10-01T03",
+    )
+
+
+def test_no_run_covers_an_hour_that_is_not_over() -> None:
+    now = datetime(2026, 12, 4, 11, 20, tzinfo=UTC)
+    closed = {"recompute_from": "2026-12-04T09", "recompute_to": "2026-12-04T10"}
+    assert recompute_range(closed, None, None, now) == ("2026-12-04T09", "2026-12-04T10")
+    with pytest.raises(ParameterError, match=r"2026-12-04T11 is not over until 2026-12-04 12:00 UTC"):
+        recompute_range({**closed, "recompute_to": "2026-12-04T11"}, None, None, now)
+    future = datetime(2026, 12, 4, 11, tzinfo=UTC), datetime(2026, 12, 4, 12, tzinfo=UTC)
+    with pytest.raises(ParameterError, match="the run's data interval"):
+        recompute_range({}, *future, now)
+
+
+def test_a_day_that_is_not_complete_is_refused_with_the_command_that_checks_its_hours(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from app.airflow import tasks
+    from app.reconciliation import BALANCED, ReconciliationTable
+
+    rows = {("2017-10-01", hour): {"state": BALANCED, "raw_clicks": 1} for hour in range(24) if hour < 18}
+    rows[("2017-10-01", 3)] = {"state": "landing: clicks_hour_003.csv not drained yet", "raw_clicks": 0}
+    monkeypatch.setattr(ReconciliationTable, "__init__", lambda self, settings: None)
+    monkeypatch.setattr(ReconciliationTable, "exists", lambda self: True)
+    monkeypatch.setattr(ReconciliationTable, "read", lambda self, days: rows)
+    from app.settings import load_settings
+
+    with pytest.raises(tasks.HoursNotBalanced) as refused:
+        tasks.require_balanced_day(load_settings(), "2017-10-01")
+    message = str(refused.value)
+    assert message.startswith("2017-10-01: 7 of its 24 hours are not balanced")
+    assert "2017-10-01T03: landing: clicks_hour_003.csv" in message and "2017-10-01T23: never checked" in message
+    command = tasks.check_hours_command(("2017-10-01", 18), ("2017-10-01", 23))
+    assert message.endswith(command) and "T03" not in command
+    assert command == (
+        ".venv/bin/python -m app.runtime airflow dags trigger clickstream_hourly "
+        """--conf '{"recompute_from": "2017-10-01T18", "recompute_to": "2017-10-01T23"}'"""
     )
 
 
