@@ -13,10 +13,11 @@ import logging
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, TypeVar
 
-from app.hours import hour_key, partition_hour, partition_key
+from app.hours import hour_key, is_closed, partition_hour, partition_key
 from app.metastore import PartitionEntry
 from app.parquet_folders import describes, folder, in_parallel, parquet_rows, read_columns
 from app.settings import Settings
@@ -276,7 +277,7 @@ def read_tables(metastore: HiveCatalog) -> list[TableState]:
     return tables
 
 
-def read_charts(metastore: HiveCatalog, hour: str | None) -> Charts:
+def read_charts(metastore: HiveCatalog, hour: str | None, now: datetime | None = None) -> Charts:
     """The hour-level figures from `hour_reconciliation` (one small file per day) for the hours whose
     aggregates are still the versions it checked, the other hours' from their `category_hourly`
     partitions, and only the chosen hour's files for the detail charts: the cost grows with the
@@ -285,9 +286,18 @@ def read_charts(metastore: HiveCatalog, hour: str | None) -> Charts:
 
     locations = metastore.locations()
     charts = Charts()
-    category_hourly = locations.get("category_hourly", {})
+    moment = now or datetime.now(UTC)  # an hour that is not over yet is not shown: no run has spoken for it
+    category_hourly = {
+        name: where
+        for name, where in locations.get("category_hourly", {}).items()
+        if is_closed(partition_hour(name), moment)
+    }
     columns = ["hour", "state", "raw_clicks", "category_hourly_clicks", "aggregate_versions"]
-    reconciled = list(rows_of_days(locations.get("hour_reconciliation", {}), columns).items())
+    reconciled = [
+        (hour, row)
+        for hour, row in rows_of_days(locations.get("hour_reconciliation", {}), columns).items()
+        if is_closed(hour, moment)
+    ]
     charts.reconciliation = [(hour_key(hour), str(row["state"]), int(row["raw_clicks"])) for hour, row in reconciled]
     aggregates = {
         table: {partition_hour(name): location for name, location in locations.get(table, {}).items()}

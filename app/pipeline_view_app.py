@@ -233,6 +233,7 @@ def _charts(charts: Charts) -> str:
         "clicks-per-hour": _bars(
             "Clicks per hour (UTC)", [_moment(h) for h, _ in charts.clicks_per_hour],
             [c for _, c in charts.clicks_per_hour], axis="date",
+            axis_range=data_range([h for h, _ in charts.clicks_per_hour]),
         ),
         "top-categories": _bars(
             f"Top categories, {charts.hour}:00", [f"cat {c}" for c, _, _ in charts.top_categories],
@@ -272,18 +273,20 @@ def _charts(charts: Charts) -> str:
     return f'{form}<div class="charts">{divs}</div><script>{script}</script>'
 
 
-def _bars(title: str, labels: list[str], values: list[int], axis: str = "category") -> dict[str, Any]:
+def _bars(
+    title: str, labels: list[str], values: list[int], axis: str = "category", axis_range: list[str] | None = None
+) -> dict[str, Any]:
     return {
         "data": [{"type": "bar", "x": labels, "y": values, "marker": {"color": "#017cee"}}],
         "layout": {
             "title": {"text": title, "font": {"size": 14}},
             "margin": {"l": 50, "r": 10, "t": 40, "b": 70},
-            "xaxis": {"type": axis},
+            "xaxis": {"type": axis, **({"range": axis_range} if axis_range else {})},
         },
     }
 
 
-STATE_COLOURS = {"balanced": "#38a169", "landing": "#d69e2e", "disagrees": "#e53e3e"}
+STATE_COLOURS = {"balanced": "#38a169", "empty": "#a0aec0", "landing": "#d69e2e", "disagrees": "#e53e3e"}
 
 
 def _strip(rows: list[tuple[str, str, int]]) -> dict[str, Any]:
@@ -291,7 +294,7 @@ def _strip(rows: list[tuple[str, str, int]]) -> dict[str, Any]:
     kinds: dict[str, list[tuple[str, str, int]]] = {}
     for row in rows:
         state = row[1]
-        kind = "balanced" if state == "balanced" else "landing" if state.startswith("landing") else "disagrees"
+        kind = state if state in ("balanced", "empty") else "landing" if state.startswith("landing") else "disagrees"
         kinds.setdefault(kind, []).append(row)
     data = [
         {
@@ -313,12 +316,21 @@ def _strip(rows: list[tuple[str, str, int]]) -> dict[str, Any]:
         "layout": {
             "title": {"text": "Hours reconciled, file to aggregate (hour_reconciliation)", "font": {"size": 14}},
             "margin": {"l": 20, "r": 10, "t": 40, "b": 40},
-            "xaxis": {"type": "date"},
+            "xaxis": {"type": "date", "range": data_range([hour for hour, _, _ in rows])},
             "yaxis": {"visible": False},
             "barmode": "overlay",
             "bargap": 0,
         },
     }
+
+
+def data_range(hours: list[str]) -> list[str]:
+    """A time axis from the start of the first hour to the end of the last: it begins and ends at the data."""
+    from app.hours import hour_end, parse_hour_key
+
+    if not hours:
+        return []
+    return [_moment(min(hours)), f"{hour_end(parse_hour_key(max(hours))):%Y-%m-%dT%H:%M:%S}"]
 
 
 def _moment(hour: str) -> str:

@@ -12,7 +12,9 @@ import time
 import urllib.error
 import urllib.request
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any
+from urllib.parse import quote
 
 log = logging.getLogger(__name__)
 
@@ -101,6 +103,12 @@ class AirflowClient:
         """Trigger a run now, as the UI's Trigger button does; returns its run id."""
         run = self.call("POST", f"/api/v2/dags/{dag_id}/dagRuns", {"logical_date": None, "conf": conf or {}})
         return str(run["dag_run_id"])
+
+    def runs_since(self, dag_id: str, moment: datetime) -> list[dict[str, Any]]:
+        """The DAG's runs due at or after `moment` (scheduled, triggered or backfilled), oldest first."""
+        since = quote(moment.isoformat())
+        path = f"/api/v2/dags/{dag_id}/dagRuns?run_after_gte={since}&order_by=run_after&limit=100"
+        return list(self.call("GET", path)["dag_runs"])
 
     def run_state(self, dag_id: str, run_id: str) -> str:
         return str(self.call("GET", f"/api/v2/dags/{dag_id}/dagRuns/{run_id}")["state"])

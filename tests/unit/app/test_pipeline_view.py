@@ -26,6 +26,7 @@ def state(kafka_error: str | None = None) -> PipelineState:
             ("2017-10-01T03", "balanced", 2224),
             ("2017-10-01T04", "landing: clicks_hour_001.csv not drained yet", 1258),
             ("2017-10-01T05", "raw_clicks holds 3 row(s), article_hourly adds up to 2 click(s)", 3),
+            ("2017-10-01T06", "empty", 0),
         ],
     )
     ledger = [
@@ -60,9 +61,39 @@ def test_the_charts_name_the_documented_codes_and_draw_hours_on_a_time_axis() ->
 def test_the_reconciliation_strip_colours_each_hour_by_its_state() -> None:
     page = render_page(state(), 0.4)
     assert 'id="reconciliation"' in page
-    for kind in ("balanced", "landing", "disagrees"):
+    for kind in ("balanced", "empty", "landing", "disagrees"):
         assert f'"name": "{kind}"' in page, kind
     assert "2017-10-01T05: raw_clicks holds 3 row(s), article_hourly adds up to 2 click(s) (3 clicks)" in page
+
+
+def test_the_time_axes_start_and_end_at_the_data() -> None:
+    page = render_page(state(), 0.4)
+    assert '"range": ["2017-10-01T03:00:00", "2017-10-01T07:00:00"]' in page  # the strip: 03:00 to 06:00's end
+    assert '"range": ["2017-10-01T03:00:00", "2017-10-01T05:00:00"]' in page  # clicks per hour
+
+
+def test_the_charts_leave_out_hours_that_are_not_over(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    from datetime import UTC, datetime
+
+    from app.pipeline_view import read_charts
+    from app.reconciliation import ReconciliationTable
+    from tests.unit.app.test_reconciliation import FolderMetastore
+
+    folders = FolderMetastore(tmp_path)
+    at = datetime(2026, 12, 4, 11, tzinfo=UTC)
+    ReconciliationTable(None, folders).write(  # type: ignore[arg-type]
+        {
+            ("2026-12-04", hour): {"hour": hour, "state": "balanced", "raw_clicks": 1, "checked_at": at}
+            for hour in (9, 10, 11)
+        }
+    )
+
+    class Catalog:
+        def locations(self) -> dict[str, dict[str, str]]:
+            return {"hour_reconciliation": folders.partitions}
+
+    charts = read_charts(Catalog(), None, now=datetime(2026, 12, 4, 11, 30, tzinfo=UTC))  # type: ignore[arg-type]
+    assert [hour for hour, _, _ in charts.reconciliation] == ["2026-12-04T09", "2026-12-04T10"]
 
 
 def test_a_service_that_is_down_is_a_message_and_the_rest_still_shows() -> None:

@@ -44,6 +44,7 @@ def test_a_scheduled_hourly_run_covers_the_hour_that_has_just_closed(dagbag) -> 
     following = timetable.next_dagrun_info(last_automated_data_interval=last, restriction=restriction)
     assert following is not None and following.run_after == datetime(2017, 10, 1, 11, tzinfo=UTC)
     interval = following.data_interval
+    assert interval is not None
     assert (interval.start, interval.end) == (datetime(2017, 10, 1, 10, tzinfo=UTC), following.run_after)
     assert recompute_range({}, interval.start, interval.end) == ("2017-10-01T10", "2017-10-01T10")
     assert RUN_HOURS_RULE in (dag.doc_md or "")
