@@ -131,8 +131,8 @@ def main() -> int:
             console.print("    waiting for new files: the other run published them; it ends as skipped")
         for task, summary in published[run["dag_run_id"]].items():
             console.print(f"    {task}: {summary.get('rows', 0):,} rows, {summary.get('rejected', 0):,} rejected")
-    rows = {task: sum(int(runs[task].get("rows", 0)) for runs in published.values()) for task in PUBLISHING}
-    console.print("  in all: " + ", ".join(f"{task} {count:,} rows" for task, count in rows.items()))
+    in_all = {task: sum(int(runs[task].get("rows", 0)) for runs in published.values()) for task in PUBLISHING}
+    console.print("  in all: " + ", ".join(f"{task} {count:,} rows" for task, count in in_all.items()))
     by_topic: dict[str, tuple[int, int]] = {}
     for entry in ledger.values():
         rows, rejected = by_topic.get(entry.topic, (0, 0))
