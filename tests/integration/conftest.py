@@ -79,6 +79,8 @@ def settings(tmp_path_factory: pytest.TempPathFactory, alerts: AlertReceiver) ->
             # a scheduled run with nothing new is skipped in seconds, not ten minutes
             "AIRFLOW_SENSOR_POKE_SECONDS": "5",
             "AIRFLOW_SENSOR_TIMEOUT_SECONDS": "20",
+            # clickstream_catch_up (paused unless a test unpauses it) looks for due days every minute
+            "AIRFLOW_CATCH_UP_SCHEDULE": "* * * * *",
         },
     )
 

@@ -20,6 +20,9 @@ import pytest
 
 from app.airflow.client import AirflowClient
 from app.checkpoint import running_stream
+from app.hours import hour_key, parse_hour_key, partition_hour, quiet_hours
+from app.metastore import Metastore
+from app.reconciliation import ReconciliationTable
 from app.runtime.airflow_server import Airflow
 from app.runtime.local import LocalRuntime
 from app.runtime.postgres import PostgresServer
@@ -99,7 +102,14 @@ def test_hourly_dag_run_over_the_sample(
     # the hours asked (an empty one counts) and every other hour the drain landed, each checked once
     clicked = {f"{dt}T{hour:02d}" for dt, hour in sample_click_hours()}
     asked = {f"2017-10-01T{hour:02d}" for hour in range(24)}
-    assert set(airflow_client.xcom(DAG, sample_run, "announce_landed_hours")) == asked | clicked
+    quiet = {hour_key(hour) for hour in quiet_hours(sample_click_hours(), settings.quiet_gap_max_hours)}
+    assert "2017-10-02T12" in quiet  # the sample has clicks on 2017-10-02 until 02:00, then from 2017-10-03T01
+    landed = set(airflow_client.xcom(DAG, sample_run, "announce_landed_hours"))
+    assert asked | clicked | quiet <= landed
+    # anything more is a quiet gap between the sample's clicks and another test's, checked empty
+    rows = ReconciliationTable(settings).read({hour[:10] for hour in landed})
+    assert {rows[parse_hour_key(hour)]["state"] for hour in landed - asked - clicked} <= {"empty"}
+    assert {rows[parse_hour_key(hour)]["state"] for hour in quiet - asked} == {"empty"}
 
     published = airflow_client.xcom(DAG, sample_run, "publish_clicks")
     assert '"rows": 4208' in json.dumps(published)
@@ -107,13 +117,6 @@ def test_hourly_dag_run_over_the_sample(
     assert sample_raw_rows(spark, settings) == 4208
     got, expected = sample_aggregates(spark, settings)
     assert got == expected
-
-
-def partition_location(spark: SparkSession, settings: Settings, table: str, dt: str, hour: int) -> str:
-    rows = spark.sql(
-        f"DESCRIBE FORMATTED `{settings.hive_database}`.`{table}` PARTITION (dt='{dt}', hour={hour})"
-    ).collect()
-    return next(str(row.data_type) for row in rows if row.col_name == "Location")
 
 
 def readme_backfill_command() -> str:
@@ -143,30 +146,36 @@ def backfill(settings: Settings, airflow_client: AirflowClient, command: str) ->
 
 
 @pytest.mark.usefixtures("sample_run")
-def test_backfill_of_two_hours_run_twice_gives_identical_partitions_and_publishes_nothing(
+def test_a_backfill_of_six_hours_recomputes_exactly_those_hours_identically_and_publishes_nothing(
     airflow_client: AirflowClient, settings: Settings, spark: SparkSession
 ) -> None:
-    hours = {("2017-10-01", 2), ("2017-10-01", 3)}
+    """The README's command, as printed, over hours 00 to 05 of the sample's first day: one run per
+    hour, each recomputing its own hour (its data interval), the hours' aggregates the same as the
+    sample's run computed them, every other hour untouched, nothing published again."""
+    hours = {("2017-10-01", hour) for hour in range(6)}
     raw_before = len(table_rows(spark, settings, "raw_clicks"))
-    before = partition_location(spark, settings, "article_hourly", "2017-10-01", 3)
-
-    command = readme_backfill_command()  # the README's command as printed: hours 02 and 03 of the sample
-    assert "--from-date 2017-10-01T02:00:00 --to-date 2017-10-01T03:00:00" in command
-    backfill(settings, airflow_client, command)
-    first_location = partition_location(spark, settings, "article_hourly", "2017-10-01", 3)
+    metastore = Metastore(settings.hive_metastore_uri, settings.hive_database)
+    before = {partition_hour(name): where for name, where in metastore.partition_locations("article_hourly").items()}
     once = aggregates(spark, settings, hours)
-    backfill(settings, airflow_client, command)
-    twice = aggregates(spark, settings, hours)
 
-    assert before != first_location  # the backfill really rewrote the hour
-    assert once == twice
+    command = readme_backfill_command()
+    assert "--from-date 2017-10-01T00:00:00 --to-date 2017-10-01T05:00:00" in command
+    backfill(settings, airflow_client, command)
+
+    after = {partition_hour(name): where for name, where in metastore.partition_locations("article_hourly").items()}
+    moved = {hour for hour in before if after.get(hour) != before[hour]}
+    assert moved == hours & set(before) and moved, moved  # the hours with clicks among the six, and no other
+    again = aggregates(spark, settings, hours)
+    assert again == once
     expected = expected_tables(SAMPLE_CLICK_FILES, SAMPLE / "articles_metadata.csv")
-    assert once["article_hourly"] == {row for row in expected["article_hourly"] if (row[-2], row[-1]) in hours}
+    assert again["article_hourly"] == {row for row in expected["article_hourly"] if (row[-2], row[-1]) in hours}
     assert len(table_rows(spark, settings, "raw_clicks")) == raw_before  # nothing published again
     assert sample_raw_rows(spark, settings) == 4208
 
     runs = airflow_client.call("GET", f"/api/v2/dags/{DAG}/dagRuns?run_type=backfill")["dag_runs"]
-    assert {run["state"] for run in runs} == {"success"} and len(runs) == 2
+    assert {run["state"] for run in runs} == {"success"} and len(runs) == 6
+    recomputed = sorted(airflow_client.xcom(DAG, run["dag_run_id"], "hours_to_recompute")[1] for run in runs)
+    assert recomputed == [f"2017-10-01T{hour:02d}" for hour in range(6)]  # each run its own hour
     for run in runs:
         assert '"rows": 0' in json.dumps(airflow_client.xcom(DAG, run["dag_run_id"], "publish_clicks"))
 

@@ -18,7 +18,7 @@ from app.hours import hours_of_day
 from app.metastore import Metastore
 from app.parquet_folders import parquet_files
 from app.producer.publisher import PublishOptions, publish
-from app.reconciliation import BALANCED, ReconciliationTable
+from app.reconciliation import BALANCED, EMPTY, ReconciliationTable
 from app.runtime.service import Service
 from app.settings import Settings
 from app.table_checks import check_day, check_tables
@@ -60,14 +60,16 @@ def test_a_day_reconciles_hour_by_hour_and_its_tables_equal_an_independent_compu
 
     report = check_tables(settings, hours_of_day(DAY))
     assert report.problems == [], report.problems
-    assert {hour: report.states[hour] for hour in hours_of_day(DAY)} == dict.fromkeys(hours_of_day(DAY), BALANCED)
+    states = {(DAY, hour): EMPTY if hour == EMPTY_HOUR else BALANCED for hour in range(24)}
+    assert {hour: report.states[hour] for hour in hours_of_day(DAY)} == states  # nothing came for one hour
     rows = ReconciliationTable(settings).read([DAY])
     assert rows[(DAY, EMPTY_HOUR)]["raw_clicks"] == 0 and rows[(DAY, EMPTY_HOUR)]["published"] == 0
     assert {rows[(DAY, hour)]["published"] for hour in range(24) if hour != EMPTY_HOUR} == {50}
-    assert require_balanced_day(settings, DAY) == {"day": DAY, "clicks": 23 * 50}
+    found = require_balanced_day(settings, DAY)
+    assert (found["day"], found["clicks"], len(found["versions"])) == (DAY, 23 * 50, 24)
     # readable by any Hive reader: Spark SQL sees the same rows
     through_spark = table_rows(spark, settings, "hour_reconciliation")
-    assert sorted((row.dt, row.hour, row.state) for row in through_spark) == [(DAY, h, BALANCED) for h in range(24)]
+    assert sorted((row.dt, row.hour, row.state) for row in through_spark) == sorted((*h, s) for h, s in states.items())
 
     run_job(settings, "build_days.py", "--day", DAY, log=log)
     files = sorted(settings.producer_data_root_directory.glob("clicks_hour_*.csv"))
