@@ -14,7 +14,6 @@ import urllib.request
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
-from urllib.parse import quote
 
 log = logging.getLogger(__name__)
 
@@ -104,11 +103,12 @@ class AirflowClient:
         run = self.call("POST", f"/api/v2/dags/{dag_id}/dagRuns", {"logical_date": None, "conf": conf or {}})
         return str(run["dag_run_id"])
 
-    def runs_since(self, dag_id: str, moment: datetime) -> list[dict[str, Any]]:
-        """The DAG's runs due at or after `moment` (scheduled, triggered or backfilled), oldest first."""
-        since = quote(moment.isoformat())
-        path = f"/api/v2/dags/{dag_id}/dagRuns?run_after_gte={since}&order_by=run_after&limit=100"
-        return list(self.call("GET", path)["dag_runs"])
+    def runs_queued_since(self, dag_id: str, moment: datetime) -> list[dict[str, Any]]:
+        """The DAG's runs queued at or after `moment`, whatever their kind and data interval (a scheduled
+        run made now covers an earlier hour), oldest first; the newest 100 are looked at."""
+        runs = self.call("GET", f"/api/v2/dags/{dag_id}/dagRuns?order_by=-id&limit=100")["dag_runs"]
+        queued = [run for run in runs if run.get("queued_at") and datetime.fromisoformat(run["queued_at"]) >= moment]
+        return list(reversed(queued))
 
     def run_state(self, dag_id: str, run_id: str) -> str:
         return str(self.call("GET", f"/api/v2/dags/{dag_id}/dagRuns/{run_id}")["state"])

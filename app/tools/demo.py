@@ -32,7 +32,7 @@ from app.runtime.__main__ import format_status, up
 from app.runtime.airflow_server import Airflow
 from app.runtime.local import LocalRuntime
 from app.runtime.process import RuntimeErrorWithHint
-from app.settings import SettingsError, load_settings
+from app.settings import Settings, SettingsError, load_settings
 from app.spark_session import build_spark_session
 from app.summary import summarise_tables
 
@@ -40,7 +40,8 @@ log = logging.getLogger(__name__)
 
 
 DAG = "clickstream_hourly"
-BATCH_DAGS = (DAG, "clickstream_daily", "clickstream_catch_up")  # unpaused by the demo; the stream is started by hand
+DAILY = "clickstream_daily"
+BATCH_DAGS = (DAG, DAILY, "clickstream_catch_up")  # unpaused by the demo; the stream is started by hand
 PUBLISHING = ("publish_articles", "publish_clicks")
 SENSING = ("up_for_reschedule", "running", "scheduled", "queued", "deferred", None)
 
@@ -53,6 +54,23 @@ def only_waiting_for_files(task_states: dict[str, str | None]) -> bool:
     )
 
 
+def wait_for_days_built(
+    airflow: AirflowClient, settings: Settings, since: datetime, timeout: float = 300
+) -> tuple[list[dict[str, Any]], list[str]]:
+    """The runs of the daily DAG the demo caused, once every complete day is built (the landed hours
+    schedule them) and none is still running, or `timeout` has passed; and the days still due."""
+    from app.airflow.tasks import days_due
+
+    deadline = time.monotonic() + timeout
+    while True:
+        runs = airflow.runs_queued_since(DAILY, since)
+        due = days_due(settings)
+        finished = all(run["state"] in ("success", "failed") for run in runs)
+        if (finished and not due) or time.monotonic() > deadline:
+            return runs, due
+        time.sleep(5)
+
+
 def wait_for_runs_caused(
     airflow: AirflowClient, since: datetime, own_run: str, timeout: float = 3600
 ) -> list[tuple[dict[str, Any], dict[str, str | None]]]:
@@ -60,7 +78,7 @@ def wait_for_runs_caused(
     when the DAG was unpaused), each once finished or only waiting for files; with its task states."""
     deadline = time.monotonic() + timeout
     while True:
-        runs = airflow.runs_since(DAG, since)
+        runs = airflow.runs_queued_since(DAG, since)
         states = {run["dag_run_id"]: airflow.task_states(DAG, run["dag_run_id"]) for run in runs}
         pending = [
             run
@@ -106,6 +124,7 @@ def main() -> int:
             }
             for run, states in caused
         }
+        daily_runs, still_due = wait_for_days_built(airflow, settings, began)
         ledger = read_ledger(settings)
         console.print("[bold]3/3[/bold] reading the Hive tables through the metastore")
         spark = build_spark_session(settings, "clickstream-demo-summary")
@@ -133,6 +152,13 @@ def main() -> int:
             console.print(f"    {task}: {summary.get('rows', 0):,} rows, {summary.get('rejected', 0):,} rejected")
     in_all = {task: sum(int(runs[task].get("rows", 0)) for runs in published.values()) for task in PUBLISHING}
     console.print("  in all: " + ", ".join(f"{task} {count:,} rows" for task, count in in_all.items()))
+    console.print(f"\n[bold]the days built[/bold] ({DAILY}: a day runs once its 24 hours are balanced or empty)")
+    for run in daily_runs:
+        console.print(f"  {run.get('partition_key') or run['dag_run_id']}: {run['state']}")
+    if not daily_runs:
+        console.print("  none: no day of the data has all 24 hours checked yet")
+    if still_due:
+        console.print(f"  still due (clickstream_catch_up builds them): {', '.join(still_due)}")
     by_topic: dict[str, tuple[int, int]] = {}
     for entry in ledger.values():
         rows, rejected = by_topic.get(entry.topic, (0, 0))
