@@ -85,88 +85,6 @@ def daily_runs_become(client: AirflowClient, count: int, timeout: float = 300) -
     return runs
 
 
-def test_a_day_runs_once_its_24th_hour_lands_and_again_when_an_hour_is_recomputed(
-    airflow_client: AirflowClient,
-    settings: Settings,
-    spark: SparkSession,
-    data_dir: Path,
-    tmp_path: Path,
-) -> None:
-    data = data_dir
-    shutil.copy(SAMPLE / "articles_metadata.csv", data)
-    clicks_of_a_day(data, DAY, [hour for hour in range(23) if hour != 13])  # no file brings hour 13
-    for dag in (HOURLY, DAILY):
-        airflow_client.wait_for_dag(dag)
-        airflow_client.unpause(dag)
-    try:
-        # 23 hours land, with no range asked: the quiet hour between the files is checked as empty
-        first = hourly_run(airflow_client, data)
-        landed = airflow_client.xcom(HOURLY, first, "announce_landed_hours")
-        assert {f"{DAY}T{hour:02d}" for hour in range(23)} <= set(landed) and f"{DAY}T23" not in landed
-        rows = ReconciliationTable(settings).read([DAY])
-        quiet = rows[(DAY, 13)]
-        assert (quiet["state"], quiet["published"], quiet["raw_clicks"]) == ("empty", 0, 0), quiet
-        assert {rows[(DAY, hour)]["state"] for hour in range(23) if hour != 13} == {"balanced"}
-        time.sleep(15)  # a few scheduler loops: 23 hours are not a day
-        assert runs_of_day(airflow_client, DAY) == []
-
-        # the 24th lands: one run of the day
-        clicks_of_a_day(data, DAY, [23])
-        hourly_run(airflow_client, data, 23, 23)
-        (built,) = daily_runs_become(airflow_client, 1)
-        files = sorted(data.glob("clicks_hour_*.csv"))
-        expected = daily_tables(files, SAMPLE / "articles_metadata.csv")
-        for table in ("article_daily", "category_daily", "day_summary"):
-            assert {row for row in daily_rows(spark, settings, table) if row[-1] == DAY} == expected[table], table
-
-        assert built_from_current(ReconciliationTable(settings).read([DAY]), DAY)  # the rows say what it was built from
-
-        # a late click in an announced hour: the hour is announced again, and the day rebuilt with it
-        every_run_before = len(all_daily_runs(airflow_client))
-        late_click(data / f"clicks_hour_{DAY.replace('-', '')}_05.csv", data / "clicks_hour_late_05.csv")
-        again = hourly_run(airflow_client, data)
-        assert f"{DAY}T05" in airflow_client.xcom(HOURLY, again, "announce_landed_hours")
-        assert airflow_client.xcom(HOURLY, again, "announce_recomputed_days") == [DAY]
-        runs = daily_runs_become(airflow_client, 2)
-        assert runs[0]["dag_run_id"] == built["dag_run_id"]
-        time.sleep(15)
-        assert len(runs_of_day(airflow_client, DAY)) == 2
-        assert len(all_daily_runs(airflow_client)) == every_run_before + 1
-        expected = daily_tables(sorted(data.glob("clicks_hour_*.csv")), SAMPLE / "articles_metadata.csv")
-        for table in ("article_daily", "category_daily", "day_summary"):
-            assert {row for row in daily_rows(spark, settings, table) if row[-1] == DAY} == expected[table], table
-        rows = ReconciliationTable(settings).read([DAY])
-        assert rows[(DAY, 5)]["raw_clicks"] == 51 and built_from_current(rows, DAY)
-
-        # by hand, with the day as the parameter
-        manual = airflow_client.trigger(DAILY, {"day": DAY})
-        outcome = airflow_client.wait_for_run(DAILY, manual, timeout=600)
-        assert outcome.state == "success", outcome.task_states
-
-        # a raw file of hour 07 goes missing: the hourly check fails naming it, and the day is refused
-        locations = Metastore(settings.hive_metastore_uri, settings.hive_database).partition_locations("raw_clicks")
-        victim = parquet_files(locations[f"dt={DAY}/hour=7"])[0]
-        aside = tmp_path / victim.name
-        shutil.move(victim, aside)
-        try:
-            failed = airflow_client.trigger(
-                HOURLY, {"data_dir": str(data), "recompute_from": f"{DAY}T07", "recompute_to": f"{DAY}T07"}
-            )
-            outcome = airflow_client.wait_for_run(HOURLY, failed, timeout=900)
-            assert outcome.state == "failed" and outcome.task_states["check_tables"] == "failed", outcome.task_states
-            refused = airflow_client.trigger(DAILY, {"day": DAY})
-            outcome = airflow_client.wait_for_run(DAILY, refused, timeout=600)
-            assert outcome.state == "failed" and outcome.task_states["hours_balanced"] == "failed", outcome.task_states
-            assert outcome.task_states["build_day"] == "upstream_failed"
-            log = task_log(settings, DAILY, refused, "hours_balanced")
-            assert f"{DAY}T07: the ledger published 50 click(s) of this hour, raw_clicks holds" in log, log[-3000:]
-        finally:
-            shutil.move(aside, victim)
-        hourly_run(airflow_client, data, 7, 7)  # the file is back: the hour balances again
-    finally:
-        airflow_client.pause(DAILY)
-
-
 CATCH_UP = "clickstream_catch_up"
 QUIET_DAY = "2019-03-03"  # far from every other test's days: no quiet gap joins them
 
@@ -255,3 +173,85 @@ def test_a_scheduled_run_covers_the_closed_hour_and_a_day_landed_while_daily_was
         airflow_client.pause(DAILY)
         for path in written:
             path.unlink()
+
+
+def test_a_day_runs_once_its_24th_hour_lands_and_again_when_an_hour_is_recomputed(
+    airflow_client: AirflowClient,
+    settings: Settings,
+    spark: SparkSession,
+    data_dir: Path,
+    tmp_path: Path,
+) -> None:
+    data = data_dir
+    shutil.copy(SAMPLE / "articles_metadata.csv", data)
+    clicks_of_a_day(data, DAY, [hour for hour in range(23) if hour != 13])  # no file brings hour 13
+    for dag in (HOURLY, DAILY):
+        airflow_client.wait_for_dag(dag)
+        airflow_client.unpause(dag)
+    try:
+        # 23 hours land, with no range asked: the quiet hour between the files is checked as empty
+        first = hourly_run(airflow_client, data)
+        landed = airflow_client.xcom(HOURLY, first, "announce_landed_hours")
+        assert {f"{DAY}T{hour:02d}" for hour in range(23)} <= set(landed) and f"{DAY}T23" not in landed
+        rows = ReconciliationTable(settings).read([DAY])
+        quiet = rows[(DAY, 13)]
+        assert (quiet["state"], quiet["published"], quiet["raw_clicks"]) == ("empty", 0, 0), quiet
+        assert {rows[(DAY, hour)]["state"] for hour in range(23) if hour != 13} == {"balanced"}
+        time.sleep(15)  # a few scheduler loops: 23 hours are not a day
+        assert runs_of_day(airflow_client, DAY) == []
+
+        # the 24th lands: one run of the day
+        clicks_of_a_day(data, DAY, [23])
+        hourly_run(airflow_client, data, 23, 23)
+        (built,) = daily_runs_become(airflow_client, 1)
+        files = sorted(data.glob("clicks_hour_*.csv"))
+        expected = daily_tables(files, SAMPLE / "articles_metadata.csv")
+        for table in ("article_daily", "category_daily", "day_summary"):
+            assert {row for row in daily_rows(spark, settings, table) if row[-1] == DAY} == expected[table], table
+
+        assert built_from_current(ReconciliationTable(settings).read([DAY]), DAY)  # the rows say what it was built from
+
+        # a late click in an announced hour: the hour is announced again, and the day rebuilt with it
+        every_run_before = len(all_daily_runs(airflow_client))
+        late_click(data / f"clicks_hour_{DAY.replace('-', '')}_05.csv", data / "clicks_hour_late_05.csv")
+        again = hourly_run(airflow_client, data)
+        assert f"{DAY}T05" in airflow_client.xcom(HOURLY, again, "announce_landed_hours")
+        assert airflow_client.xcom(HOURLY, again, "announce_recomputed_days") == [DAY]
+        runs = daily_runs_become(airflow_client, 2)
+        assert runs[0]["dag_run_id"] == built["dag_run_id"]
+        time.sleep(15)
+        assert len(runs_of_day(airflow_client, DAY)) == 2
+        assert len(all_daily_runs(airflow_client)) == every_run_before + 1
+        expected = daily_tables(sorted(data.glob("clicks_hour_*.csv")), SAMPLE / "articles_metadata.csv")
+        for table in ("article_daily", "category_daily", "day_summary"):
+            assert {row for row in daily_rows(spark, settings, table) if row[-1] == DAY} == expected[table], table
+        rows = ReconciliationTable(settings).read([DAY])
+        assert rows[(DAY, 5)]["raw_clicks"] == 51 and built_from_current(rows, DAY)
+
+        # by hand, with the day as the parameter
+        manual = airflow_client.trigger(DAILY, {"day": DAY})
+        outcome = airflow_client.wait_for_run(DAILY, manual, timeout=600)
+        assert outcome.state == "success", outcome.task_states
+
+        # a raw file of hour 07 goes missing: the hourly check fails naming it, and the day is refused
+        locations = Metastore(settings.hive_metastore_uri, settings.hive_database).partition_locations("raw_clicks")
+        victim = parquet_files(locations[f"dt={DAY}/hour=7"])[0]
+        aside = tmp_path / victim.name
+        shutil.move(victim, aside)
+        try:
+            failed = airflow_client.trigger(
+                HOURLY, {"data_dir": str(data), "recompute_from": f"{DAY}T07", "recompute_to": f"{DAY}T07"}
+            )
+            outcome = airflow_client.wait_for_run(HOURLY, failed, timeout=900)
+            assert outcome.state == "failed" and outcome.task_states["check_tables"] == "failed", outcome.task_states
+            refused = airflow_client.trigger(DAILY, {"day": DAY})
+            outcome = airflow_client.wait_for_run(DAILY, refused, timeout=600)
+            assert outcome.state == "failed" and outcome.task_states["hours_balanced"] == "failed", outcome.task_states
+            assert outcome.task_states["build_day"] == "upstream_failed"
+            log = task_log(settings, DAILY, refused, "hours_balanced")
+            assert f"{DAY}T07: the ledger published 50 click(s) of this hour, raw_clicks holds" in log, log[-3000:]
+        finally:
+            shutil.move(aside, victim)
+        hourly_run(airflow_client, data, 7, 7)  # the file is back: the hour balances again
+    finally:
+        airflow_client.pause(DAILY)
