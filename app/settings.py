@@ -122,7 +122,19 @@ def _text(variable: str, raw: str) -> str:
 
 
 def _path(variable: str, raw: str) -> Path:
-    """A folder or file; a relative one starts at the repository."""
+    """A folder or file on this machine's file system (a path, or a `file://` URI); a relative one
+    starts at the repository. Any other URI (`hdfs://`, `s3a://`, ...) is refused by name: it would
+    otherwise become a local folder called `hdfs:`, and the tables would not be where they were asked."""
+    scheme, separator, rest = raw.partition("://")
+    if separator and scheme == "file":
+        if not rest.startswith("/"):
+            raise SettingsError(f"{variable}: a file:// URI names an absolute path (file:///data/lake), got {raw!r}")
+        return Path(rest)
+    if separator:
+        raise SettingsError(
+            f"{variable}: {raw!r} is a {scheme}:// location; this version keeps its files on a local or mounted "
+            "file system only: give a path or a file:// URI (a shared mount serves several hosts)"
+        )
     return _resolve_path(raw)
 
 

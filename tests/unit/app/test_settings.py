@@ -51,6 +51,11 @@ def test_relative_paths_start_at_the_repository() -> None:
     assert settings.parquet_destination_path == REPO_ROOT / "out" / "lake"
 
 
+def test_a_file_uri_is_a_path() -> None:
+    settings = load_settings(environ={"HIVE_WAREHOUSE_DIR": "file:///srv/warehouse"}, env_file=None)
+    assert settings.hive_warehouse_dir == Path("/srv/warehouse")
+
+
 @pytest.mark.parametrize(
     ("variable", "value", "message"),
     [
@@ -60,6 +65,15 @@ def test_relative_paths_start_at_the_repository() -> None:
         ("SPARK_MASTER_URL", "mesos://x", "SPARK_MASTER_URL: expected local[*], spark://host:port"),
         ("PRODUCER_ITEM_WAIT_TIME", "-1", "PRODUCER_ITEM_WAIT_TIME: must not be negative"),
         ("AIRFLOW_PARALLELISM", "0", "AIRFLOW_PARALLELISM: must be at least 1"),
+        (
+            "HIVE_WAREHOUSE_DIR",
+            "hdfs://nn:8020/warehouse",
+            "HIVE_WAREHOUSE_DIR: 'hdfs://nn:8020/warehouse' is a hdfs://",
+        ),
+        ("PARQUET_DESTINATION_PATH", "s3a://lake/raw", "PARQUET_DESTINATION_PATH: .s3a://lake/raw. is a s3a://"),
+        ("CHECK_POINT_LOCATION", "file://checkpoints", "CHECK_POINT_LOCATION: a file:// URI names an absolute path"),
+        ("QUIET_GAP_MAX_HOURS", "-1", "QUIET_GAP_MAX_HOURS: must not be negative"),
+        ("AIRFLOW_CATCH_UP_SCHEDULE", "often", "AIRFLOW_CATCH_UP_SCHEDULE: expected a cron expression"),
     ],
 )
 def test_bad_values_name_the_variable(variable: str, value: str, message: str) -> None:
