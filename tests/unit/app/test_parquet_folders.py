@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import pyarrow as pa
 import pyarrow.parquet as pq
+import pytest
 
 from app.metastore import PartitionEntry, PartitionStats
-from app.parquet_folders import folder_stats, listed_size, parquet_files, parquet_rows
+from app.parquet_folders import LocationUnreadable, folder_stats, listed_size, parquet_files, parquet_rows, read_columns
 from app.pipeline_view import partition_rows
 from app.table_catalog import TableKind
 
@@ -35,7 +37,15 @@ def test_data_files_leave_hidden_files_and_folders_out(tmp_path: Path) -> None:
     stats = folder_stats(str(folder))
     assert (stats.rows, stats.files) == (7, 2)
     assert listed_size(str(folder)) == (stats.files, stats.bytes)
-    assert folder_stats(str(tmp_path / "missing")) == PartitionStats(0, 0, 0)
+    assert folder_stats(str(tmp_path / "missing")) == PartitionStats(0, 0, 0)  # a writer's new partition
+    assert listed_size(str(tmp_path / "missing")) == (0, 0)
+
+
+def test_a_reader_given_a_folder_that_cannot_be_listed_is_told_so_by_name(tmp_path: Path) -> None:
+    missing = str(tmp_path / "raw_clicks" / "dt=2017-10-01" / "hour=3")
+    for read in (parquet_files, parquet_rows, lambda location: read_columns(location, ["clicks"])):
+        with pytest.raises(LocationUnreadable, match=f"^{re.escape(missing)}: the metastore names this folder"):
+            read(missing)
 
 
 def test_statistics_round_trip_through_partition_parameters() -> None:
