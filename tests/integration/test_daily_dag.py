@@ -175,6 +175,9 @@ def test_a_scheduled_run_covers_the_closed_hour_and_a_day_landed_while_daily_was
             path.unlink()
 
 
+# eight Airflow runs and four Spark builds of a day, one after another: 9 min alone on a quiet machine,
+# over 15 min beside the other worker on a slow day (4 Dec 2026), past pytest's default guard
+@pytest.mark.timeout(1800)
 def test_a_day_runs_once_its_24th_hour_lands_and_again_when_an_hour_is_recomputed(
     airflow_client: AirflowClient,
     settings: Settings,
