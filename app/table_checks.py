@@ -150,7 +150,7 @@ def hours_to_check(
       stream or another run) or that was never reconciled, found from the metastore's locations;
     - of the hours asked, only those of days with clicks (a day with none gets no rows);
     - every hour of a quiet gap (no clicks, between two hours with clicks at most `max_quiet_gap`
-      apart) not reconciled yet: it is checked, and found empty."""
+      apart) in a day with clicks, not reconciled yet: it is checked, and found empty."""
     clicked = set(hours_with_clicks)
     days_with_clicks = {day for day, _ in clicked}
     if asked is None:
@@ -162,7 +162,7 @@ def hours_to_check(
             if hour not in reconciled or reconciled[hour]["aggregate_versions"] != versions
         }
         hours = {hour for hour in asked if hour[0] in days_with_clicks} | changed
-    hours |= quiet_hours(clicked, max_quiet_gap) - set(reconciled)
+    hours |= {hour for hour in quiet_hours(clicked, max_quiet_gap) - set(reconciled) if hour[0] in days_with_clicks}
     return {hour for hour in hours if is_closed(hour, now)}
 
 

@@ -282,15 +282,15 @@ def require_balanced_day(settings: Settings, day: str, only_if_changed: bool = F
     balanced or empty in `hour_reconciliation`; else `HoursNotBalanced`, naming each hour that is not,
     and the command that checks the hours never checked. With `only_if_changed`, `DayUpToDate` when
     the day's tables were built from exactly these versions already."""
-    from app.hours import hour_spans, parse_hour_key
-    from app.reconciliation import NEVER_CHECKED, ReconciliationTable, balanced_day, built_from_current
+    from app.hours import hour_spans
+    from app.reconciliation import ReconciliationTable, balanced_day, built_from_current
 
     table = ReconciliationTable(settings)
     rows = table.read([day]) if table.exists() else {}
     problems = balanced_day(rows, day)
     if problems:
         listed = "\n".join(f"  - {problem}" for problem in problems)
-        unchecked = [parse_hour_key(problem.split(": ")[0]) for problem in problems if problem.endswith(NEVER_CHECKED)]
+        unchecked = [(day, hour) for hour in range(24) if (day, hour) not in rows]
         fixes = "".join(f"\n{check_hours_command(first, last)}" for first, last in hour_spans(unchecked))
         hint = (
             "\nHours never checked had no run covering them and no clicks on both sides within "

@@ -111,6 +111,11 @@ def test_the_hours_of_a_quiet_gap_are_checked_once_clicks_lie_past_them() -> Non
     assert ("2017-10-01", 11) not in hours_to_check([], {}, reconciled, clicked, LATER, max_quiet_gap=24)
 
 
+def test_a_quiet_gap_gives_no_rows_to_a_day_without_clicks() -> None:
+    clicked = [("2017-10-01", 23), ("2017-10-03", 0)]  # the 24 hours of 2017-10-02 between them
+    assert hours_to_check([], {}, {}, clicked, LATER, max_quiet_gap=24) == set()
+
+
 def test_a_day_is_complete_only_with_24_balanced_hours() -> None:
     rows = {("2017-10-01", hour): {"state": BALANCED} for hour in range(24)}
     assert balanced_day(rows, "2017-10-01") == []
