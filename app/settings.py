@@ -476,6 +476,14 @@ class Settings:
         "1g",
         "Memory of each Spark driver.",
     )
+    spark_driver_java_options: str = setting(
+        "SPARK_DRIVER_JAVA_OPTIONS",
+        "",
+        (
+            "More JVM options for every Spark driver, after the project's own (for example "
+            "`-XX:TieredStopAtLevel=1`, a quicker start for short jobs, which the tests use)."
+        ),
+    )
     spark_cluster_workers: int = setting(
         "SPARK_CLUSTER_WORKERS",
         "1",

@@ -36,6 +36,9 @@ def spark_conf(settings: Settings) -> dict[str, str]:
     spark_event_log_dir(settings).mkdir(parents=True, exist_ok=True)
     scratch = spark_state / "scratch"
     java_options = f"-Djava.io.tmpdir={spark_state / 'tmp'} -Dderby.system.home={spark_state}"
+    driver_java_options = " ".join(
+        [java_options, *class_archive_options(settings), settings.spark_driver_java_options]
+    ).strip()
     return {
         "spark.master": settings.spark_master,
         "spark.jars": ",".join(str(jar) for jar in deps.spark_kafka_jars()),
@@ -46,7 +49,7 @@ def spark_conf(settings: Settings) -> dict[str, str]:
         "spark.hadoop.hive.exec.local.scratchdir": str(scratch),
         "spark.hadoop.hive.downloaded.resources.dir": str(spark_state / "resources"),
         "spark.local.dir": str(spark_state / "local"),
-        "spark.driver.extraJavaOptions": java_options,
+        "spark.driver.extraJavaOptions": driver_java_options,
         "spark.executor.extraJavaOptions": java_options,
         "spark.driver.memory": settings.spark_driver_memory,
         "spark.driver.host": driver_host(settings),
@@ -86,6 +89,14 @@ def local_file_system_conf(settings: Settings) -> dict[str, str]:
         "spark.driver.extraClassPath": str(classes),
         "spark.hadoop.fs.file.impl": deps.SPARK_LOCAL_FS_CLASS,
     }
+
+
+def class_archive_options(settings: Settings) -> list[str]:
+    """The driver maps the class archive made at setup (`app/runtime/spark_class_archive.py`): made
+    on a local master, it fits the class path of a local master's driver only."""
+    from app.runtime.spark_class_archive import driver_java_options
+
+    return driver_java_options() if settings.spark_master.startswith("local") else []
 
 
 def driver_host(settings: Settings) -> str:

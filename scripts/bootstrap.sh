@@ -3,7 +3,9 @@
 #   - Java 17+, Maven and PostgreSQL (Debian packages, when missing and apt-get is usable),
 #   - the Python virtual environment .venv from requirements/requirements.lock (through uv),
 #   - the JVM jars from Maven Central into .deps/jars/{kafka,spark-kafka,metastore-db},
-#   - the loopback-only Hive Metastore launcher compiled into .deps/classes,
+#   - the loopback-only Hive Metastore launcher compiled into .deps/classes, and Hadoop's local
+#     file system without a chmod per file into .deps/jars/spark-local-fs.jar,
+#   - the class archive of Spark's driver JVM, .deps/spark/driver-classes.jsa (app/runtime/spark_class_archive.py),
 #   - with --test-tools: Debian's chromium for the browser tests (Playwright drives it; no download),
 #     and docker-compose (to validate the Compose file)
 # Each step keeps a stamp (a hash of its inputs) and is skipped while the stamp matches.
@@ -131,6 +133,16 @@ compile_java() {
 compile_java metastore-launcher metastore "the metastore launcher"
 # Hadoop's local file system without a chmod process per file (Spark on a local master)
 compile_java spark-local-fs spark-local-fs "Spark's local file system"
+# ... as a jar: a JVM with a folder of classes on its class path cannot map a class archive
+if [ ! -f "$DEPS/jars/spark-local-fs.jar" ] || [ -n "$(find "$DEPS/classes/spark-local-fs" -newer "$DEPS/jars/spark-local-fs.jar" -name '*.class')" ]; then
+  jar cf "$DEPS/jars/spark-local-fs.jar" -C "$DEPS/classes/spark-local-fs" .
+fi
+
+# --- the class archive of Spark's driver JVM (a job at setup, then a few seconds less per job) ---
+if ! "$VENV/bin/python" -m app.runtime.spark_class_archive 2> "$DEPS/logs/spark-class-archive.log"; then
+  tail -n 20 "$DEPS/logs/spark-class-archive.log" >&2
+  fail "Spark's class archive could not be made; see $DEPS/logs/spark-class-archive.log"
+fi
 
 # --- tools only the tests use (with --test-tools: `make test` asks for them) ---------------------
 if [ "${1:-}" = "--test-tools" ]; then

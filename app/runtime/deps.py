@@ -21,6 +21,8 @@ KAFKA_JARS_DIR = DEPS_DIR / "jars" / "kafka"
 SPARK_KAFKA_JARS_DIR = DEPS_DIR / "jars" / "spark-kafka"
 METASTORE_CLASSES_DIR = DEPS_DIR / "classes" / "metastore"
 SPARK_LOCAL_FS_CLASSES_DIR = DEPS_DIR / "classes" / "spark-local-fs"  # jvm/spark-local-fs, compiled
+# the same classes as a jar: a folder of classes on a JVM's class path keeps it from a class archive
+SPARK_LOCAL_FS_JAR = DEPS_DIR / "jars" / "spark-local-fs.jar"
 SPARK_LOCAL_FS_CLASS = "clickstream.hadoop.ForklessLocalFileSystem"
 METASTORE_DB_JARS_DIR = DEPS_DIR / "jars" / "metastore-db"  # JDBC drivers besides Derby
 MINIMUM_JAVA = 17
@@ -75,10 +77,9 @@ def spark_kafka_jars() -> list[Path]:
 
 
 def spark_local_fs_classes() -> Path | None:
-    """The compiled `jvm/spark-local-fs` (Hadoop's local file system without a `chmod` process per
-    file), or None before `make setup` compiled it."""
-    compiled = SPARK_LOCAL_FS_CLASSES_DIR / Path(*SPARK_LOCAL_FS_CLASS.split(".")).with_suffix(".class")
-    return SPARK_LOCAL_FS_CLASSES_DIR if compiled.exists() else None
+    """The jar of the compiled `jvm/spark-local-fs` (Hadoop's local file system without a `chmod`
+    process per file), or None before `make setup` made it."""
+    return SPARK_LOCAL_FS_JAR if SPARK_LOCAL_FS_JAR.exists() else None
 
 
 def postgres_bin(program: str) -> Path:

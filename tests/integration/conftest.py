@@ -79,6 +79,9 @@ def settings(tmp_path_factory: pytest.TempPathFactory, alerts: AlertReceiver) ->
             # a scheduled run with nothing new is skipped in seconds, not ten minutes
             "AIRFLOW_SENSOR_POKE_SECONDS": "5",
             "AIRFLOW_SENSOR_TIMEOUT_SECONDS": "20",
+            # the tests' Spark jobs are short: a driver compiles with C1 alone and collects with one
+            # thread, a third of the CPU of each job (docs/design/spark-start.md)
+            "SPARK_DRIVER_JAVA_OPTIONS": "-XX:TieredStopAtLevel=1 -XX:+UseSerialGC",
             # clickstream_catch_up (paused unless a test unpauses it) looks for due days every minute
             "AIRFLOW_CATCH_UP_SCHEDULE": "* * * * *",
         },

@@ -153,3 +153,30 @@ def test_local_spark_writes_files_without_a_chmod_process_and_with_the_usual_per
     assert {path.stat().st_mode & 0o777 for path in data_files} == {0o644}
     assert {path.stat().st_mode & 0o777 for path in folders} == {0o755}
     assert all(path.with_name(f".{path.name}.crc").exists() for path in data_files)  # checksums as before
+
+
+def test_a_local_driver_maps_the_class_archive_made_at_setup(settings: Settings, tmp_path: Path) -> None:
+    """`make setup` archived the classes a job loads (app/runtime/spark_class_archive.py); a driver
+    started with the project's Spark configuration maps that archive. With `-Xshare:on` the JVM
+    refuses to start unless it can (another JVM build, another class path), instead of quietly
+    loading every class again."""
+    from dataclasses import replace
+
+    from app.runtime.spark_class_archive import ARCHIVE
+
+    assert ARCHIVE.exists(), "make setup makes the archive"
+    options = f"{settings.spark_driver_java_options} -Xshare:on"  # the tests' own options too
+    strict = replace(settings, spark_master="local[1]", spark_driver_java_options=options)
+    app = tmp_path / "count.py"
+    app.write_text(
+        "from pyspark.sql import SparkSession\n"
+        "spark = SparkSession.builder.getOrCreate()\n"
+        "print('counted', spark.range(7).count())\n"
+        "spark.stop()\n"
+    )
+    command = spark_submit_command(strict, str(app))
+    command[1:1] = ["--conf", "spark.ui.enabled=false"]
+    result = subprocess.run(
+        command, env={**os.environ, **spark_environment(strict)}, capture_output=True, text=True, timeout=300
+    )
+    assert result.returncode == 0 and "counted 7" in result.stdout, result.stdout[-2000:] + result.stderr[-3000:]

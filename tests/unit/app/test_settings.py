@@ -133,7 +133,7 @@ def test_only_a_local_master_writes_through_the_forkless_local_file_system(tmp_p
     local = local_file_system_conf(isolated_settings(tmp_path, {"SPARK_MASTER_URL": "local[2]"}))
     assert local == {
         "spark.sql.sources.parallelPartitionDiscovery.threshold": "100000",
-        "spark.driver.extraClassPath": str(deps.SPARK_LOCAL_FS_CLASSES_DIR),
+        "spark.driver.extraClassPath": str(deps.SPARK_LOCAL_FS_JAR),
         "spark.hadoop.fs.file.impl": deps.SPARK_LOCAL_FS_CLASS,
     }
     assert local_file_system_conf(isolated_settings(tmp_path, {"SPARK_MASTER_URL": "spark://127.0.0.1:7077"})) == {}
@@ -150,3 +150,25 @@ def test_runs_with_own_names_share_no_topic_database_or_folder(tmp_path: Path) -
     assert first.parquet_destination_path.is_relative_to(tmp_path / "runs")
     assert first.check_point_location.is_relative_to(tmp_path / "runs")
     assert first.kafka_servers == settings.kafka_servers  # the services stay shared
+
+
+def test_a_local_driver_maps_the_class_archive_and_takes_the_extra_java_options_last(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The archive fits a local master's class path only; SPARK_DRIVER_JAVA_OPTIONS comes after the
+    project's own options, so that it can override them."""
+    from app.runtime import spark_class_archive
+    from app.spark_session import spark_conf
+
+    archive = tmp_path / "driver-classes.jsa"
+    archive.write_bytes(b"")
+    monkeypatch.setattr(spark_class_archive, "ARCHIVE", archive)
+    extra = {"SPARK_DRIVER_JAVA_OPTIONS": "-XX:TieredStopAtLevel=1"}
+    local = spark_conf(isolated_settings(tmp_path, {"SPARK_MASTER_URL": "local[2]", **extra}))
+    options = local["spark.driver.extraJavaOptions"].split()
+    assert options[-2:] == [f"-XX:SharedArchiveFile={archive}", "-XX:TieredStopAtLevel=1"]
+    assert "SharedArchiveFile" not in local["spark.executor.extraJavaOptions"]
+    cluster = spark_conf(isolated_settings(tmp_path, {"SPARK_MASTER_URL": "spark://127.0.0.1:7077"}))
+    assert "SharedArchiveFile" not in cluster["spark.driver.extraJavaOptions"]
+    archive.unlink()  # before setup made it
+    assert "SharedArchiveFile" not in spark_conf(isolated_settings(tmp_path))["spark.driver.extraJavaOptions"]
