@@ -5,7 +5,7 @@
 #   - the JVM jars from Maven Central into .deps/jars/{kafka,spark-kafka,metastore-db},
 #   - the loopback-only Hive Metastore launcher compiled into .deps/classes, and Hadoop's local
 #     file system without a chmod per file into .deps/jars/spark-local-fs.jar,
-#   - the class archive of Spark's driver JVM, .deps/spark/driver-classes.jsa (app/runtime/spark_class_archive.py),
+#   - the class archive of Spark's driver JVM, .deps/class-archive/spark-driver.jsa (app/runtime/spark_class_archive.py),
 #   - with --test-tools: Debian's chromium for the browser tests (Playwright drives it; no download),
 #     and docker-compose (to validate the Compose file)
 # Each step keeps a stamp (a hash of its inputs) and is skipped while the stamp matches.

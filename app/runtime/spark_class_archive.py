@@ -30,7 +30,7 @@ from app.settings import REPO_ROOT
 
 log = logging.getLogger(__name__)
 
-ARCHIVE = deps.DEPS_DIR / "spark" / "driver-classes.jsa"
+ARCHIVE = deps.DEPS_DIR / "class-archive" / "spark-driver.jsa"  # not .deps/spark: the image links Spark there
 STAMP = ARCHIVE.with_suffix(".stamp")
 
 
