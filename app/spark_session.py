@@ -94,9 +94,8 @@ def local_file_system_conf(settings: Settings) -> dict[str, str]:
 def class_archive_options(settings: Settings) -> list[str]:
     """The driver maps the class archive made at setup (`app/runtime/spark_class_archive.py`): made
     on a local master, it fits the class path of a local master's driver only."""
-    from app.runtime.spark_class_archive import driver_java_options
-
-    return driver_java_options() if settings.spark_master.startswith("local") else []
+    archive = deps.spark_class_archive()
+    return [f"-XX:SharedArchiveFile={archive}"] if archive and settings.spark_master.startswith("local") else []
 
 
 def driver_host(settings: Settings) -> str:

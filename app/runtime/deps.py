@@ -19,12 +19,17 @@ from app.settings import REPO_ROOT
 DEPS_DIR = REPO_ROOT / ".deps"
 KAFKA_JARS_DIR = DEPS_DIR / "jars" / "kafka"
 SPARK_KAFKA_JARS_DIR = DEPS_DIR / "jars" / "spark-kafka"
+HDFS_JARS_DIR = DEPS_DIR / "jars" / "hdfs"  # jvm/hdfs: the NameNode and DataNode
+HDFS_WEBAPPS_DIR = DEPS_DIR / "hdfs-webapps"  # their web pages (`webapps/`), from hadoop-hdfs's tests jar
 METASTORE_CLASSES_DIR = DEPS_DIR / "classes" / "metastore"
 SPARK_LOCAL_FS_CLASSES_DIR = DEPS_DIR / "classes" / "spark-local-fs"  # jvm/spark-local-fs, compiled
 # the same classes as a jar: a folder of classes on a JVM's class path keeps it from a class archive
 SPARK_LOCAL_FS_JAR = DEPS_DIR / "jars" / "spark-local-fs.jar"
 SPARK_LOCAL_FS_CLASS = "clickstream.hadoop.ForklessLocalFileSystem"
 METASTORE_DB_JARS_DIR = DEPS_DIR / "jars" / "metastore-db"  # JDBC drivers besides Derby
+# the class archive of Spark's driver JVM (app/runtime/spark_class_archive.py makes it); not in
+# .deps/spark, where the container image links Spark's home
+SPARK_CLASS_ARCHIVE = DEPS_DIR / "class-archive" / "spark-driver.jsa"
 MINIMUM_JAVA = 17
 
 SETUP_HINT = "run `make setup` (scripts/bootstrap.sh) first"
@@ -74,6 +79,11 @@ def jars_in(folder: Path) -> list[Path]:
 def spark_kafka_jars() -> list[Path]:
     """The jars that give Spark its Kafka source and sink (not bundled with pyspark)."""
     return jars_in(SPARK_KAFKA_JARS_DIR)
+
+
+def spark_class_archive() -> Path | None:
+    """The class archive setup made for a local master's driver, or None before it did."""
+    return SPARK_CLASS_ARCHIVE if SPARK_CLASS_ARCHIVE.exists() else None
 
 
 def spark_local_fs_classes() -> Path | None:

@@ -10,7 +10,7 @@ the same JVM build and the same class path; otherwise the JVM says so in one lin
 classes as before, so a stale archive costs time, never a failure.
 
 `make setup` runs `python -m app.runtime.spark_class_archive` (a no-op while the JVM, pyspark and
-the class path it was made for are unchanged); `driver_java_options()` is what `spark_conf` adds.
+the class path it was made for are unchanged); `app.spark_session.class_archive_options` maps it.
 The archive is made by a job on a local master, whose class path is the one local jobs run with;
 a driver of a standalone cluster's job has another class path and starts without it.
 """
@@ -30,13 +30,8 @@ from app.settings import REPO_ROOT
 
 log = logging.getLogger(__name__)
 
-ARCHIVE = deps.DEPS_DIR / "class-archive" / "spark-driver.jsa"  # not .deps/spark: the image links Spark there
+ARCHIVE = deps.SPARK_CLASS_ARCHIVE
 STAMP = ARCHIVE.with_suffix(".stamp")
-
-
-def driver_java_options() -> list[str]:
-    """`-XX:SharedArchiveFile=...` once setup made the archive, else nothing."""
-    return [f"-XX:SharedArchiveFile={ARCHIVE}"] if ARCHIVE.exists() else []
 
 
 def archive_stamp() -> str:

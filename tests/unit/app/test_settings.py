@@ -157,12 +157,12 @@ def test_a_local_driver_maps_the_class_archive_and_takes_the_extra_java_options_
 ) -> None:
     """The archive fits a local master's class path only; SPARK_DRIVER_JAVA_OPTIONS comes after the
     project's own options, so that it can override them."""
-    from app.runtime import spark_class_archive
+    from app.runtime import deps
     from app.spark_session import spark_conf
 
-    archive = tmp_path / "driver-classes.jsa"
+    archive = tmp_path / "spark-driver.jsa"
     archive.write_bytes(b"")
-    monkeypatch.setattr(spark_class_archive, "ARCHIVE", archive)
+    monkeypatch.setattr(deps, "SPARK_CLASS_ARCHIVE", archive)
     extra = {"SPARK_DRIVER_JAVA_OPTIONS": "-XX:TieredStopAtLevel=1"}
     local = spark_conf(isolated_settings(tmp_path, {"SPARK_MASTER_URL": "local[2]", **extra}))
     options = local["spark.driver.extraJavaOptions"].split()
