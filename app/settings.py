@@ -540,6 +540,23 @@ class Settings:
         "512m",
         "Java heap of the metastore service.",
     )
+    hdfs_namenode_port: int = setting(
+        "HDFS_NAMENODE_PORT",
+        "8020",
+        "Port of the local HDFS NameNode (`python -m app.runtime up hdfs`): the file system `hdfs://127.0.0.1:8020`.",
+        parser=_port,
+    )
+    hdfs_namenode_http_port: int = setting(
+        "HDFS_NAMENODE_HTTP_PORT",
+        "9870",
+        "Port of the local HDFS NameNode's web UI, JMX and WebHDFS.",
+        parser=_port,
+    )
+    hdfs_heap: str = setting(
+        "HDFS_HEAP",
+        "384m",
+        "Java heap of each local HDFS daemon (the NameNode and the DataNode).",
+    )
     hive_metastore_host: str = setting(
         "HIVE_METASTORE_HOST",
         "",

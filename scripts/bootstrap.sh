@@ -2,7 +2,8 @@
 # Installs whatever clickstream needs and is missing, and nothing twice:
 #   - Java 17+, Maven and PostgreSQL (Debian packages, when missing and apt-get is usable),
 #   - the Python virtual environment .venv from requirements/requirements.lock (through uv),
-#   - the JVM jars from Maven Central into .deps/jars/{kafka,spark-kafka,metastore-db},
+#   - the JVM jars from Maven Central into .deps/jars/{kafka,spark-kafka,metastore-db,hdfs},
+#     and HDFS's web pages into .deps/hdfs-webapps,
 #   - the loopback-only Hive Metastore launcher compiled into .deps/classes, and Hadoop's local
 #     file system without a chmod per file into .deps/jars/spark-local-fs.jar,
 #   - the class archive of Spark's driver JVM, .deps/class-archive/spark-driver.jsa (app/runtime/spark_class_archive.py),
@@ -106,6 +107,22 @@ resolve_jars() {  # name: jvm/<name>/pom.xml -> .deps/jars/<name>
 resolve_jars kafka
 resolve_jars spark-kafka
 resolve_jars metastore-db
+resolve_jars hdfs
+# the NameNode's and DataNode's web pages: Maven's hadoop-hdfs jar leaves out its `webapps/`, which
+# its tests jar carries (the same release); the daemons find them on their class path
+hdfs_pages_stamp="$(stamp_of "$REPO/jvm/hdfs/pom.xml")"
+if ! is_current hdfs-webapps "$hdfs_pages_stamp" || [ ! -d "$DEPS/hdfs-webapps/webapps" ]; then
+  say "unpacking HDFS's web pages"
+  rm -rf "$DEPS/hdfs-webapps"
+  hadoop_version="$(sed -n 's:.*<hadoop.version>\(.*\)</hadoop.version>.*:\1:p' "$REPO/jvm/hdfs/pom.xml")"
+  # shellcheck disable=SC2086
+  if ! mvn -B -q ${MAVEN_ARGS:-} dependency:unpack -Dartifact="org.apache.hadoop:hadoop-hdfs:$hadoop_version:jar:tests" \
+        -DoutputDirectory="$DEPS/hdfs-webapps" '-Dmdep.unpack.includes=webapps/**' > "$DEPS/logs/mvn-hdfs-webapps.log" 2>&1; then
+    tail -n 5 "$DEPS/logs/mvn-hdfs-webapps.log" >&2
+    fail "Maven could not unpack HDFS's web pages; see $DEPS/logs/mvn-hdfs-webapps.log"
+  fi
+  mark_current hdfs-webapps "$hdfs_pages_stamp"
+fi
 
 # --- small Java classes of our own, compiled against pyspark's jars ------------------------------
 pyspark_jars="$("$VENV/bin/python" -c 'import pyspark, os; print(os.path.join(os.path.dirname(pyspark.__file__), "jars"))')"

@@ -84,7 +84,7 @@ def _bindable(port: int) -> bool:
 
 def isolated_settings(state_dir: Path, extra: Mapping[str, str] | None = None) -> Settings:
     """Settings on free ports with all state under `state_dir`, ignoring the repo's `.env`."""
-    kafka, controller, metastore, airflow, spark_ui, history, thrift, postgres = free_ports(8)
+    kafka, controller, metastore, airflow, spark_ui, history, thrift, postgres, namenode, namenode_http = free_ports(10)
     environ = {
         "CLICKSTREAM_STATE_DIR": str(state_dir),
         "KAFKA_SERVERS": f"127.0.0.1:{kafka}",
@@ -95,6 +95,8 @@ def isolated_settings(state_dir: Path, extra: Mapping[str, str] | None = None) -
         "SPARK_HISTORY_PORT": str(history),
         "SPARK_THRIFT_PORT": str(thrift),
         "POSTGRES_PORT": str(postgres),
+        "HDFS_NAMENODE_PORT": str(namenode),
+        "HDFS_NAMENODE_HTTP_PORT": str(namenode_http),
         "AIRFLOW_ADMIN_PASSWORD": "test-only-password",
         **(extra or {}),
     }

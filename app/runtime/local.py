@@ -10,6 +10,7 @@ from collections.abc import Callable
 from typing import ClassVar
 
 from app.runtime.airflow_server import Airflow
+from app.runtime.hdfs import Hdfs
 from app.runtime.hive_metastore import HiveMetastore
 from app.runtime.kafka_broker import KafkaBroker, KafkaCluster
 from app.runtime.postgres import PostgresServer
@@ -39,8 +40,9 @@ class LocalRuntime:
         "airflow": Airflow,
         "sql": SparkThriftServer,
         "spark-cluster": SparkCluster,
+        "hdfs": Hdfs,
     }
-    ON_DEMAND = ("sql", "spark-cluster", "postgres", "kafka-cluster")
+    ON_DEMAND = ("sql", "spark-cluster", "postgres", "kafka-cluster", "hdfs")
 
     def __init__(self, settings: Settings, names: list[str] | None = None) -> None:
         unknown = set(names or []) - set(self.EVERY)

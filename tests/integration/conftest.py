@@ -17,6 +17,7 @@ import pytest
 
 from app.airflow.client import AirflowClient
 from app.runtime.airflow_server import Airflow
+from app.runtime.hdfs import Hdfs
 from app.runtime.hive_metastore import HiveMetastore
 from app.runtime.kafka_broker import KafkaBroker
 from app.runtime.postgres import PostgresServer
@@ -110,6 +111,12 @@ def postgres(settings: Settings) -> Iterator[Service]:
 @pytest.fixture(scope="session")
 def metastore(settings: Settings, postgres: Service) -> Iterator[Service]:
     yield from _running(HiveMetastore(settings))
+
+
+@pytest.fixture(scope="session")
+def hdfs(settings: Settings) -> Iterator[Service]:
+    """A NameNode and a DataNode, started by the first test that needs them."""
+    yield from _running(Hdfs(settings))
 
 
 @pytest.fixture(scope="session")
