@@ -201,3 +201,19 @@ def test_no_metadata_database_code_for_sqlite_is_left() -> None:
         if "sqlite" in line
     ]
     assert found == []
+
+
+def test_every_service_the_readme_starts_by_name_exists_and_on_demand_ones_stay_off_by_default(
+    tmp_path: Path,
+) -> None:
+    """`python -m app.runtime up <name>` as the README prints it names a known service; HDFS, the
+    Spark and Kafka clusters start only when named."""
+    import re
+
+    from app.settings import REPO_ROOT
+
+    readme = (REPO_ROOT / "README.md").read_text()
+    named = {name for names in re.findall(r"app\.runtime up ([a-z -]+)`", readme) for name in names.split()}
+    assert {"hdfs", "spark-cluster", "kafka-cluster"} <= named
+    assert named <= set(LocalRuntime.EVERY), named - set(LocalRuntime.EVERY)
+    assert "hdfs" not in default_services(tmp_path, {})
