@@ -137,6 +137,10 @@ class ReconciliationTable:
         names = None if days is None else [day_partition(day) for day in sorted(set(days))]
         return rows_of_days(self.metastore.partition_locations(TABLE, names))
 
+    def read_if_exists(self, days: Iterable[str] | None = None) -> dict[Hour, dict[str, Any]]:
+        """As `read`; no rows while the table does not exist yet (no hour was ever checked)."""
+        return self.read(days) if self.exists() else {}
+
     def write(self, rows: Mapping[Hour, dict[str, Any]]) -> None:
         """Replace those hours' rows (the other hours of their days stay; a replaced hour keeps the
         record of the version its day was built from)."""

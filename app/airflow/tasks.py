@@ -285,8 +285,7 @@ def require_balanced_day(settings: Settings, day: str, only_if_changed: bool = F
     from app.hours import hour_spans
     from app.reconciliation import ReconciliationTable, balanced_day, built_from_current
 
-    table = ReconciliationTable(settings)
-    rows = table.read([day]) if table.exists() else {}
+    rows = ReconciliationTable(settings).read_if_exists([day])
     problems = balanced_day(rows, day)
     if problems:
         listed = "\n".join(f"  - {problem}" for problem in problems)
@@ -328,8 +327,7 @@ def days_due(settings: Settings) -> list[str]:
     """Days whose 24 hours count as balanced and whose daily tables are missing or older than them."""
     from app.reconciliation import ReconciliationTable, days_due
 
-    table = ReconciliationTable(settings)
-    due = days_due(table.read()) if table.exists() else []
+    due = days_due(ReconciliationTable(settings).read_if_exists())
     log.info("%s day(s) due: %s", len(due), ", ".join(due) or "none")
     return due
 
