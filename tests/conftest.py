@@ -144,22 +144,23 @@ def run_module(
 # `make test` passes --no-loadscope-reorder, so pytest-xdist hands the files out in this order and
 # the longest start first, instead of last (its default order is by number of tests). Files not
 # listed follow in their collection order.
-SLOWEST_FILES_FIRST = (  # seconds on 2 workers, 1 Dec 2026 (a shuffled run)
-    "tests/integration/test_dag_run.py",  # 795
-    "tests/integration/test_spark_jobs.py",  # 561
-    "tests/integration/test_daily_dag.py",  # 417
-    "tests/integration/test_storage.py",  # 332
-    "tests/integration/test_ui_browser.py",  # 170
-    "tests/integration/test_spark_cluster.py",  # 152
-    "tests/integration/test_runtime_cli.py",  # 129
-    "tests/integration/test_kafka_cluster.py",  # 103
-    "tests/integration/test_kafka_security.py",  # 97
-    "tests/integration/test_metastore.py",  # 85
-    "tests/integration/test_daily.py",  # 81
-    "tests/integration/test_airflow.py",  # 69
-    "tests/integration/test_producer.py",  # 63
-    "tests/integration/test_spark.py",  # 31
-    "tests/integration/test_sql_shell.py",  # 25
+SLOWEST_FILES_FIRST = (  # seconds on 2 workers, 4 Dec 2026 (fresh clone, 34 min run)
+    "tests/integration/test_dag_run.py",  # 954
+    "tests/integration/test_daily_dag.py",  # 763
+    "tests/integration/test_spark_jobs.py",  # 613
+    "tests/integration/test_storage.py",  # 398
+    "tests/integration/test_kafka_cluster.py",  # 203
+    "tests/integration/test_ui_browser.py",  # 176
+    "tests/integration/test_runtime_cli.py",  # 153
+    "tests/integration/test_spark_cluster.py",  # 146
+    "tests/integration/test_producer.py",  # 144
+    "tests/integration/test_metastore.py",  # 113
+    "tests/integration/test_kafka_security.py",  # 109
+    "tests/integration/test_daily.py",  # 65
+    "tests/integration/test_hdfs.py",  # new: HDFS's two daemons start here
+    "tests/integration/test_spark.py",  # 41
+    "tests/integration/test_airflow.py",  # 28
+    "tests/integration/test_sql_shell.py",  # 21
 )
 
 
