@@ -23,6 +23,7 @@ from pathlib import Path
 from app.runtime import deps
 from app.runtime.process import ManagedProcess, ServiceStartError
 from app.runtime.service import Health, Service, hadoop_xml, java_service_flags
+from app.settings import setting_variable
 
 log = logging.getLogger(__name__)
 
@@ -55,10 +56,8 @@ class Hdfs(Service):
         return f"http://{self.settings.bind_host}:{self.settings.hdfs_namenode_http_port}"
 
     def ports(self) -> list[tuple[int, str]]:
-        return [
-            (self.settings.hdfs_namenode_port, "HDFS_NAMENODE_PORT"),
-            (self.settings.hdfs_namenode_http_port, "HDFS_NAMENODE_HTTP_PORT"),
-        ]
+        fields = ("hdfs_namenode_port", "hdfs_namenode_http_port")
+        return [(getattr(self.settings, field), setting_variable(field)) for field in fields]
 
     def site(self) -> dict[str, dict[str, str]]:
         """`core-site.xml` and `hdfs-site.xml`, written before each start."""
@@ -83,10 +82,10 @@ class Hdfs(Service):
         }
 
     def classpath(self) -> str:
-        jars = deps.jars_in(deps.HDFS_JARS_DIR)  # names the setup step when missing
-        return ":".join([str(self.conf_dir), str(deps.HDFS_WEBAPPS_DIR), f"{jars[0].parent}/*"])
+        deps.jars_in(deps.HDFS_JARS_DIR)  # names the setup step when missing
+        return ":".join([str(self.conf_dir), str(deps.HDFS_WEBAPPS_DIR), f"{deps.HDFS_JARS_DIR}/*"])
 
-    def _daemon(self, role: str, main_class: str) -> list[str]:
+    def _daemon(self, main_class: str) -> list[str]:
         return [
             *java_service_flags(self.settings, self.home, self.settings.hdfs_heap),
             f"-Dhadoop.log.dir={self.settings.logs_dir}",
@@ -97,8 +96,8 @@ class Hdfs(Service):
 
     def processes(self) -> list[ManagedProcess]:
         return [
-            self.managed("hdfs-namenode", self._daemon("namenode", "org.apache.hadoop.hdfs.server.namenode.NameNode")),
-            self.managed("hdfs-datanode", self._daemon("datanode", "org.apache.hadoop.hdfs.server.datanode.DataNode")),
+            self.managed("hdfs-namenode", self._daemon("org.apache.hadoop.hdfs.server.namenode.NameNode")),
+            self.managed("hdfs-datanode", self._daemon("org.apache.hadoop.hdfs.server.datanode.DataNode")),
         ]
 
     def prepare(self) -> None:
@@ -113,7 +112,7 @@ class Hdfs(Service):
 
     def _format(self) -> None:
         """A new, empty namespace (only when the NameNode's folder has none)."""
-        command = [*self._daemon("format", "org.apache.hadoop.hdfs.server.namenode.NameNode")]
+        command = self._daemon("org.apache.hadoop.hdfs.server.namenode.NameNode")
         command += ["-format", "-nonInteractive", "-clusterId", "clickstream"]
         log_file = self.settings.logs_dir / "hdfs-format.log"
         log_file.parent.mkdir(parents=True, exist_ok=True)
