@@ -18,8 +18,11 @@
 - `committed_offsets()` reads the Kafka offsets of the last completed micro-batch from Spark's
   checkpoint files, so Airflow tasks and views can tell how far the stream got without Spark.
 
-The lock is a local file lock: the drivers must run on the host that holds the checkpoint (Spark's
-client deploy mode, which the project uses).
+The checkpoint is a `Location` (a local folder or an `hdfs://` one); its small files are written
+under a temporary name and renamed, through the storage layer (`app/storage.py`). The lock is a
+local file lock (`flock`): beside a local checkpoint, and in the state folder for one on HDFS, so
+the drivers must run on one host (Spark's client deploy mode, which the project uses, from the
+host that runs the streaming job's tasks).
 """
 
 from __future__ import annotations
@@ -36,6 +39,7 @@ from typing import IO, Any
 from app.hours import Hour
 from app.schemas import SCHEMA_VERSION
 from app.settings import Settings
+from app.storage import Location, local_lock_file
 
 log = logging.getLogger(__name__)
 
@@ -52,7 +56,7 @@ class CheckpointBusyError(RuntimeError):
     """Another streaming job runs on the checkpoint."""
 
 
-def checkpoint_folder(settings: Settings) -> Path:
+def checkpoint_folder(settings: Settings) -> Location:
     return settings.check_point_location / "streaming"
 
 
@@ -66,7 +70,7 @@ def query_identity(settings: Settings) -> dict[str, Any]:
     }
 
 
-def check_checkpoint(settings: Settings) -> Path:
+def check_checkpoint(settings: Settings) -> Location:
     """The checkpoint folder, after making sure it was written by this query (or is new)."""
     checkpoint = checkpoint_folder(settings)
     identity_file = settings.check_point_location / "streaming.query.json"
@@ -84,18 +88,17 @@ def check_checkpoint(settings: Settings) -> Path:
                 "set CHECK_POINT_LOCATION to a new folder (the job then starts from KAFKA_STARTING_OFFSETS) "
                 "or restore the settings it was written with"
             )
-    elif checkpoint.exists() and any(checkpoint.iterdir()):
+    elif checkpoint.entries():
         raise CheckpointMismatchError(
             f"the checkpoint in {checkpoint} has no record of the query that wrote it ({identity_file} is missing); "
             "set CHECK_POINT_LOCATION to a new folder"
         )
     else:
-        identity_file.parent.mkdir(parents=True, exist_ok=True)
-        identity_file.write_text(json.dumps(expected, indent=2, sort_keys=True))
+        identity_file.write_atomically(json.dumps(expected, indent=2, sort_keys=True))
     return checkpoint
 
 
-def _pending_hours_file(settings: Settings) -> Path:
+def _pending_hours_file(settings: Settings) -> Location:
     return settings.check_point_location / "streaming.pending-hours.json"
 
 
@@ -118,21 +121,18 @@ def clear_pending_hours(settings: Settings, done: list[Hour]) -> None:
     if left:
         _write_hours(settings, left)
     else:
-        _pending_hours_file(settings).unlink(missing_ok=True)
+        _pending_hours_file(settings).unlink()
 
 
 def _write_hours(settings: Settings, hours: list[Hour]) -> None:
     _write_json(_pending_hours_file(settings), hours)
 
 
-def _write_json(path: Path, content: Any) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    temporary = path.with_suffix(f".{os.getpid()}.tmp")
-    temporary.write_text(json.dumps(content))
-    temporary.replace(path)  # a reader sees the old content or the new one, never half of it
+def _write_json(path: Location, content: Any) -> None:
+    path.write_atomically(json.dumps(content))  # a reader sees the old content or the new one, never half of it
 
 
-def _unsettled_file(settings: Settings) -> Path:
+def _unsettled_file(settings: Settings) -> Location:
     return settings.check_point_location / "streaming.unsettled-partitions.json"
 
 
@@ -163,7 +163,7 @@ def stream_query_id(settings: Settings) -> str:
 
 
 def _lock_file(settings: Settings) -> Path:
-    return settings.check_point_location / "streaming.lock"
+    return local_lock_file(settings.check_point_location, "streaming.lock", settings.state_dir)
 
 
 class StreamLock:
@@ -171,6 +171,7 @@ class StreamLock:
 
     def __init__(self, settings: Settings, trigger: str) -> None:
         self.path = _lock_file(settings)
+        self.checkpoint = settings.check_point_location
         self.trigger = trigger
         self._handle: IO[str] | None = None
 
@@ -184,7 +185,7 @@ class StreamLock:
             holder = handle.read().strip() or "unknown"
             handle.close()
             raise CheckpointBusyError(
-                f"another streaming job runs on the checkpoint in {self.path.parent} ({holder}); "
+                f"another streaming job runs on the checkpoint in {self.checkpoint} ({holder}); "
                 "stop it first (the clickstream_streaming run in Airflow), "
                 "or give this one its own CHECK_POINT_LOCATION"
             ) from None
@@ -248,10 +249,8 @@ def committed_offsets(settings: Settings) -> Offsets:
     return offsets
 
 
-def _batch_ids(folder: Path) -> list[int]:
-    if not folder.is_dir():
-        return []
-    return [int(path.name) for path in folder.iterdir() if path.name.isdigit()]
+def _batch_ids(folder: Location) -> list[int]:
+    return [int(entry.name) for entry in folder.entries() if entry.name.isdigit()]
 
 
 def offsets_behind(target: Offsets, reached: Offsets) -> dict[str, int]:

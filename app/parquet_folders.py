@@ -14,97 +14,160 @@ partition folder they are about to create, take a missing folder as empty.
 
 from __future__ import annotations
 
-import os
+import io
+import uuid
 from collections.abc import Callable
-from pathlib import Path
 from typing import Any, TypeVar
 
 from app.metastore import PartitionStats
+from app.storage import Entry, Location, LocationUnreadable
+
+__all__ = ["LocationUnreadable", "describes", "folder", "folder_stats", "listed_size", "parquet_files", "parquet_rows"]
 
 T = TypeVar("T")
 Item = TypeVar("Item")
 PARALLEL_READS = 8  # pyarrow reads footers and columns without holding the GIL
+FOOTER_READ = 64 * 1024  # the last bytes of a remote file fetched for its footer
 
 
-def folder(location: str) -> Path:
-    return Path(location.removeprefix("file:"))
+def folder(location: str | Location) -> Location:
+    """A folder named by the metastore (`file:/...`, `file:///...`, `hdfs://...`) or a writer."""
+    return location if isinstance(location, Location) else Location.parse(location)
 
 
-class LocationUnreadable(RuntimeError):
-    """A table's or partition's folder cannot be listed; the message names it and why."""
-
-
-def _data_entries(top: str, must_exist: bool = False) -> list[os.DirEntry[str]]:
-    found: list[os.DirEntry[str]] = []
-    try:
-        entries = list(os.scandir(top))
-    except (FileNotFoundError, NotADirectoryError, PermissionError) as error:
-        if must_exist:
-            raise LocationUnreadable(
-                f"{top}: the metastore names this folder, but it cannot be listed ({error.strerror}); "
-                "its table is unreadable, not empty"
-            ) from None
-        return found  # a folder inside it removed while it was listed (a compaction, a retired version)
-    for entry in entries:
-        if entry.name.startswith(("_", ".")):
-            continue
-        if entry.is_dir(follow_symlinks=False):
-            found.extend(_data_entries(entry.path))
-        elif entry.is_file():
-            found.append(entry)
-    return found
-
-
-def _data_files(location: str, must_exist: bool = True) -> list[os.DirEntry[str]]:
+def _data_files(location: str | Location, must_exist: bool = True) -> list[Entry]:
     """The data files of a folder, in path order, from one listing; `LocationUnreadable` when the
     folder cannot be listed and `must_exist`."""
-    return sorted(_data_entries(str(folder(location)), must_exist), key=lambda entry: Path(entry.path))
+    return sorted(folder(location).walk_files(must_exist), key=lambda entry: entry.location.path)
 
 
-def parquet_files(location: str) -> list[Path]:
+def parquet_files(location: str | Location) -> list[Location]:
     """The data files of a table or partition folder, sorted; `LocationUnreadable` when it cannot be listed."""
-    return [Path(entry.path) for entry in _data_files(location)]
+    return [entry.location for entry in _data_files(location)]
 
 
-def listed_size(location: str) -> tuple[int, int]:
+def listed_size(location: str | Location) -> tuple[int, int]:
     """The number of data files of a folder and their bytes, from one listing (no file is opened);
     (0, 0) for a folder that does not exist yet."""
     entries = _data_files(location, must_exist=False)
-    return len(entries), sum(entry.stat().st_size for entry in entries)
+    return len(entries), sum(entry.size for entry in entries)
 
 
-def describes(stats: PartitionStats | None, location: str) -> bool:
+def describes(stats: PartitionStats | None, location: str | Location) -> bool:
     """Whether recorded statistics still describe a folder: one listing finds the files and bytes
     they name (a folder that gained or lost a file since they were recorded does not match)."""
     return stats is not None and listed_size(location) == (stats.files, stats.bytes)
 
 
-def folder_stats(location: str, must_exist: bool = False) -> PartitionStats:
-    """A folder's rows (from its files' footers), data files and bytes; zeros for a folder a writer
-    has not created, `LocationUnreadable` for one that `must_exist`."""
+def footer_rows(file: Entry) -> int:
+    """The rows of one Parquet file, from its footer. Off this machine, the file's last bytes are
+    fetched in one request (its size is known from the listing), which holds the footer of every
+    file the pipeline writes; a larger footer is read through an opened file."""
     import pyarrow.parquet as pq
 
+    if file.location.is_local:
+        return int(pq.ParquetFile(file.location.path).metadata.num_rows)
+    tail = file.location.fs.cat_file(file.location.path, start=max(0, file.size - FOOTER_READ))
+    try:
+        return int(pq.ParquetFile(TailOfFile(file.size, tail)).metadata.num_rows)
+    except OutsideTail:
+        with file.location.open() as handle:
+            return int(pq.ParquetFile(handle).metadata.num_rows)
+
+
+class OutsideTail(OSError):
+    """A read before the bytes a `TailOfFile` holds."""
+
+
+class TailOfFile(io.RawIOBase):
+    """A file of `size` bytes of which only the last ones (`tail`) are known: enough for a Parquet reader
+    that wants the footer; a read before them raises `OutsideTail`."""
+
+    def __init__(self, size: int, tail: bytes) -> None:
+        super().__init__()
+        self.size, self.tail, self.start, self.position = size, tail, size - len(tail), 0
+
+    def readable(self) -> bool:
+        return True
+
+    def seekable(self) -> bool:
+        return True
+
+    def seek(self, offset: int, whence: int = io.SEEK_SET) -> int:
+        base = {io.SEEK_SET: 0, io.SEEK_CUR: self.position, io.SEEK_END: self.size}[whence]
+        self.position = base + offset
+        return self.position
+
+    def tell(self) -> int:
+        return self.position
+
+    def readinto(self, buffer: Any) -> int:
+        if self.position < self.start:
+            raise OutsideTail(f"byte {self.position} is before the last {len(self.tail)} bytes")
+        chunk = self.tail[self.position - self.start : self.position - self.start + len(buffer)]
+        buffer[: len(chunk)] = chunk
+        self.position += len(chunk)
+        return len(chunk)
+
+
+def folder_stats(location: str | Location, must_exist: bool = False) -> PartitionStats:
+    """A folder's rows (from its files' footers), data files and bytes; zeros for a folder a writer
+    has not created, `LocationUnreadable` for one that `must_exist`."""
     entries = _data_files(location, must_exist)
     return PartitionStats(
-        rows=sum(pq.ParquetFile(entry.path).metadata.num_rows for entry in entries),
+        rows=sum(footer_rows(entry) for entry in entries),
         files=len(entries),
-        bytes=sum(entry.stat().st_size for entry in entries),
+        bytes=sum(entry.size for entry in entries),
     )
 
 
-def parquet_rows(location: str) -> int:
+def parquet_rows(location: str | Location) -> int:
     """The rows of a table or partition folder, from its footers; `LocationUnreadable` when it cannot be listed."""
     return folder_stats(location, must_exist=True).rows
 
 
-def read_columns(location: str, columns: list[str]) -> dict[str, list[Any]]:
-    import pyarrow as pa
+def read_file_columns(file: Location, columns: list[str] | None = None) -> Any:
+    """A pyarrow table of those columns (every column when None) of one Parquet file."""
     import pyarrow.parquet as pq
+
+    if file.is_local:
+        return pq.read_table(file.path, columns=columns)
+    with file.open() as handle:
+        return pq.read_table(handle, columns=columns)
+
+
+def column_names(file: Location) -> list[str]:
+    """The columns one Parquet file holds, from its footer."""
+    import pyarrow.parquet as pq
+
+    if file.is_local:
+        return list(pq.ParquetFile(file.path).schema_arrow.names)
+    with file.open() as handle:
+        return list(pq.ParquetFile(handle).schema_arrow.names)
+
+
+def write_file(table: Any, file: Location) -> None:
+    """Write a pyarrow table as one Parquet file (under a temporary name beside it, then renamed:
+    readers see the old file or the new one, never half of it)."""
+    import pyarrow.parquet as pq
+
+    temporary = file.parent / f".{file.name}.{uuid.uuid4().hex}"
+    file.parent.mkdir()
+    if temporary.is_local:
+        pq.write_table(table, temporary.path)
+    else:
+        with temporary.open("wb") as handle:
+            pq.write_table(table, handle)
+    temporary.replace(file)
+
+
+def read_columns(location: str | Location, columns: list[str]) -> dict[str, list[Any]]:
+    import pyarrow as pa
 
     files = parquet_files(location)
     if not files:
         return {column: [] for column in columns}
-    table: pa.Table = pa.concat_tables([pq.read_table(path, columns=columns) for path in files])
+    table: pa.Table = pa.concat_tables([read_file_columns(file, columns) for file in files])
     return dict(table.to_pydict())
 
 

@@ -28,16 +28,15 @@ from __future__ import annotations
 
 import fcntl
 import logging
-import uuid
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from pathlib import Path
 from typing import Any
 
 from app.hours import Hour, day_partition, hour_key
 from app.metastore import Metastore
 from app.settings import Settings
+from app.storage import Location, local_lock_file
 from app.table_catalog import BY_NAME, aggregates_adding_up_to_raw_clicks
 
 log = logging.getLogger(__name__)
@@ -102,7 +101,7 @@ def row_of(counts: HourCounts, checked_at: datetime) -> dict[str, Any]:
 def version_of(location: str) -> str:
     """The version id of a replaced partition's folder (`.../versions/<id>/dt=.../hour=...`), or the
     folder itself for one written otherwise."""
-    parts = Path(location).parts
+    parts = location.split("/")
     return parts[parts.index("versions") + 1] if "versions" in parts[:-1] else location
 
 
@@ -128,6 +127,7 @@ class ReconciliationTable:
 
     def __init__(self, settings: Settings, metastore: Metastore | None = None) -> None:
         self.metastore = metastore or Metastore(settings.hive_metastore_uri, settings.hive_database)
+        self.state_dir = settings.state_dir
 
     def exists(self) -> bool:
         return TABLE in self.metastore.tables()
@@ -181,24 +181,24 @@ class ReconciliationTable:
         """Rewrite each day's file with `update(its rows)`, one writer at a time (each keeps the
         others' hours), renaming the new file over the old (readers see the day before or after)."""
         import pyarrow as pa
-        import pyarrow.parquet as pq
 
-        root = Path(self.metastore.table_location(TABLE))
-        root.mkdir(parents=True, exist_ok=True)
+        from app.parquet_folders import read_file_columns, write_file
+
+        root = Location.parse(self.metastore.table_location(TABLE))
         schema = arrow_schema()
-        with open(root / "_lock", "a") as lock:
+        lock_file = local_lock_file(root, "_lock", self.state_dir)
+        lock_file.parent.mkdir(parents=True, exist_ok=True)
+        with open(lock_file, "a") as lock:
             fcntl.flock(lock, fcntl.LOCK_EX)
             existing = self.metastore.partition_locations(TABLE, [day_partition(day) for day in updates])
             new = {}
             for day, update in sorted(updates.items()):
-                folder = Path(existing.get(day_partition(day), root / day_partition(day)))
-                folder.mkdir(parents=True, exist_ok=True)
+                known = existing.get(day_partition(day))
+                folder = Location.parse(known) if known else root / day_partition(day)
                 path = folder / DAY_FILE
-                old = pq.read_table(path).to_pylist() if path.exists() else []
+                old = read_file_columns(path).to_pylist() if path.exists() else []
                 rows = sorted(update(old), key=lambda row: int(row["hour"]))
-                temporary = folder / f".{DAY_FILE}.{uuid.uuid4().hex}"
-                pq.write_table(pa.Table.from_pylist(rows, schema=schema), temporary)
-                temporary.replace(path)
+                write_file(pa.Table.from_pylist(rows, schema=schema), path)
                 if day_partition(day) not in existing:
                     new[day_partition(day)] = str(folder)
             self.metastore.add_partitions(TABLE, new)
@@ -210,16 +210,14 @@ DayUpdate = Callable[[list[dict[str, Any]]], list[dict[str, Any]]]  # a day's ro
 def rows_of_days(locations: Mapping[str, str], columns: list[str] | None = None) -> dict[Hour, dict[str, Any]]:
     """The rows of the table's day folders (partition name `dt=...` -> folder), by hour, in hour
     order; `columns` of them (every column when None). The day files are read at once."""
-    import pyarrow.parquet as pq
-
-    from app.parquet_folders import in_parallel
+    from app.parquet_folders import column_names, in_parallel, read_file_columns
 
     def read_day(location: str) -> list[dict[str, Any]]:
-        path = Path(location) / DAY_FILE
+        path = Location.parse(location) / DAY_FILE
         if not path.exists():
             return []
-        present = pq.ParquetFile(path).schema_arrow.names  # a file written before a column was added lacks it
-        rows = pq.read_table(path, columns=[c for c in columns or present if c in present]).to_pylist()
+        present = column_names(path)  # a file written before a column was added lacks it
+        rows = read_file_columns(path, [c for c in columns or present if c in present]).to_pylist()
         return [{**dict.fromkeys(columns or ()), **row} for row in rows]
 
     rows: dict[Hour, dict[str, Any]] = {}

@@ -24,6 +24,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, TypeVar
 
+from app.storage import Location, LocationError, know_web_port
+
 REPO_ROOT = Path(__file__).resolve().parent.parent
 
 
@@ -123,19 +125,22 @@ def _text(variable: str, raw: str) -> str:
 
 def _path(variable: str, raw: str) -> Path:
     """A folder or file on this machine's file system (a path, or a `file://` URI); a relative one
-    starts at the repository. Any other URI (`hdfs://`, `s3a://`, ...) is refused by name: it would
-    otherwise become a local folder called `hdfs:`, and the tables would not be where they were asked."""
-    scheme, separator, rest = raw.partition("://")
-    if separator and scheme == "file":
-        if not rest.startswith("/"):
-            raise SettingsError(f"{variable}: a file:// URI names an absolute path (file:///data/lake), got {raw!r}")
-        return Path(rest)
-    if separator:
-        raise SettingsError(
-            f"{variable}: {raw!r} is a {scheme}:// location; this version keeps its files on a local or mounted "
-            "file system only: give a path or a file:// URI (a shared mount serves several hosts)"
-        )
-    return _resolve_path(raw)
+    starts at the repository. Any other URI is refused by name: it would otherwise become a local
+    folder called `hdfs:`."""
+    location = _location(variable, raw)
+    if not location.is_local:
+        raise SettingsError(f"{variable}: {raw!r} must be on this machine's file system (a path or a file:// URI)")
+    return location.local_path
+
+
+def _location(variable: str, raw: str) -> Location:
+    """Where table data lives: a local folder (a path, or a `file://` URI; a relative path starts at
+    the repository) or a folder of an HDFS (`hdfs://namenode:8020/path`); any other scheme is refused
+    by name, never turned into a local folder called `s3a:`."""
+    try:
+        return Location.parse(raw if "://" in raw else str(Path(raw).expanduser()), relative_to=REPO_ROOT)
+    except LocationError as error:
+        raise SettingsError(f"{variable}: {error}") from None
 
 
 # librdkafka's properties that take a Python function (the Airflow Kafka provider's list)
@@ -228,6 +233,12 @@ def setting(
 @dataclass(frozen=True)
 class Settings:
     """Every setting of clickstream, resolved and checked. Build it with `load_settings()`."""
+
+    def __post_init__(self) -> None:
+        # readers of an hdfs:// location reach its NameNode's WebHDFS at HDFS_NAMENODE_HTTP_PORT
+        for location in (self.parquet_destination_path, self.check_point_location, self.hive_warehouse_dir):
+            if location.scheme == "hdfs":
+                know_web_port(location.authority, self.hdfs_namenode_http_port)
 
     # where things live
     state_dir: Path = setting(
@@ -510,17 +521,17 @@ class Settings:
         "Port of the Spark Thrift (JDBC) server that `make sql` starts for SQL on the Hive tables.",
         parser=_port,
     )
-    parquet_destination_path: Path = setting(
+    parquet_destination_path: Location = setting(
         "PARQUET_DESTINATION_PATH",
         "{state}/lake",
-        "Root folder of the raw Parquet data (relative paths start at the repository).",
-        parser=_path,
+        "Root of the raw Parquet tables: a folder (relative paths start at the repository), a `file://` URI, or `hdfs://namenode:8020/path`.",
+        parser=_location,
     )
-    check_point_location: Path = setting(
+    check_point_location: Location = setting(
         "CHECK_POINT_LOCATION",
         "{state}/checkpoints",
-        "Root folder of the streaming checkpoints (relative paths start at the repository).",
-        parser=_path,
+        "Root of the streaming checkpoints: a folder, a `file://` URI, or `hdfs://namenode:8020/path`.",
+        parser=_location,
     )
     # Hive Metastore
     hive_metastore_port: int = setting(
@@ -529,11 +540,11 @@ class Settings:
         "Port of the Hive Metastore thrift service.",
         parser=_port,
     )
-    hive_warehouse_dir: Path = setting(
+    hive_warehouse_dir: Location = setting(
         "HIVE_WAREHOUSE_DIR",
         "{state}/warehouse",
-        "Folder of the Hive managed tables (relative paths start at the repository).",
-        parser=_path,
+        "Root of the Hive tables the pipeline derives (`<database>.db` below it): a folder, a `file://` URI, or `hdfs://namenode:8020/path`.",
+        parser=_location,
     )
     hive_metastore_heap: str = setting(
         "HIVE_METASTORE_HEAP",
@@ -549,7 +560,10 @@ class Settings:
     hdfs_namenode_http_port: int = setting(
         "HDFS_NAMENODE_HTTP_PORT",
         "9870",
-        "Port of the local HDFS NameNode's web UI, JMX and WebHDFS.",
+        (
+            "Port of the HDFS NameNode's web UI, JMX and WebHDFS: the local one's, and how readers outside "
+            "Spark reach any `hdfs://` location."
+        ),
         parser=_port,
     )
     hdfs_heap: str = setting(
@@ -807,11 +821,12 @@ def load_settings(environ: Mapping[str, str] | None = None, env_file: Path | Non
     return Settings(**values)
 
 
-def with_own_names(settings: Settings, folder: Path, label: str) -> Settings:
+def with_own_names(settings: Settings, folder: Path | Location, label: str) -> Settings:
     """`settings` with Kafka topics, a transactional id, a Hive database, a lake and a checkpoint
     nobody used yet (`label` and a random tag in each name; the folders under `folder`), for a run
     that shares the services with others: a benchmark run, a test."""
     tag = uuid.uuid4().hex[:8]
+    root = folder if isinstance(folder, Location) else Location.local(folder)
     return replace(
         settings,
         kafka_topic=f"{label}-clicks-{tag}",
@@ -820,8 +835,8 @@ def with_own_names(settings: Settings, folder: Path, label: str) -> Settings:
         kafka_rejects_topic=f"{label}-rejects-{tag}",
         producer_transactional_id=f"{label}-producer-{tag}",
         hive_database=f"{label}_{tag}",
-        parquet_destination_path=folder / tag / "lake",
-        check_point_location=folder / tag / "checkpoints",
+        parquet_destination_path=root / tag / "lake",
+        check_point_location=root / tag / "checkpoints",
     )
 
 

@@ -352,15 +352,13 @@ def quarantined_per_hour(locations: list[str]) -> dict[str, int]:
     """Quarantined records per click hour (`2017-10-01T03`), from the quarantine table's `click_hour`
     (one small column; files written before it existed have none). The quarantine holds only what
     failed, so reading all of it stays small."""
-    import pyarrow.parquet as pq
-
-    from app.parquet_folders import in_parallel, parquet_files
+    from app.parquet_folders import column_names, in_parallel, parquet_files, read_file_columns
 
     def hours_in(location: str) -> list[str]:
         found = []
-        for path in parquet_files(location):
-            if "click_hour" in pq.ParquetFile(path).schema_arrow.names:
-                found += [h for h in pq.read_table(path, columns=["click_hour"]).column(0).to_pylist() if h]
+        for file in parquet_files(location):
+            if "click_hour" in column_names(file):
+                found += [h for h in read_file_columns(file, ["click_hour"]).column(0).to_pylist() if h]
         return found
 
     counts: dict[str, int] = {}
@@ -373,12 +371,11 @@ def quarantined_per_hour(locations: list[str]) -> dict[str, int]:
 def _read_table(location: str, columns: list[str]) -> Any:
     """Those columns of a folder's Parquet files as one Arrow table; None for a folder without any."""
     import pyarrow as pa
-    import pyarrow.parquet as pq
 
-    from app.parquet_folders import parquet_files
+    from app.parquet_folders import parquet_files, read_file_columns
 
     files = parquet_files(location)
-    return pa.concat_tables([pq.read_table(path, columns=columns) for path in files]) if files else None
+    return pa.concat_tables([read_file_columns(file, columns) for file in files]) if files else None
 
 
 def _from_files(rows: Any, files: set[tuple[str, int]]) -> Any:

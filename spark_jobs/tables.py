@@ -26,7 +26,9 @@ A folder that a partition no longer points at is retired (a marker in `<table>/_
 deleted after `VERSION_GRACE_SECONDS`, so queries already reading it can finish; deleting looks at
 the markers only, never at the whole table. Partition changes go through the metastore's thrift
 API (`app/metastore.py`); schemas come from the catalogue's transforms applied to an empty input.
-Locations are on the local file system (the state folder, or a shared mount on a cluster).
+Table folders are `Location`s (`app/storage.py`): a local folder or an `hdfs://` one. Spark writes
+and reads them through Hadoop's FileSystem; the renames, listings, markers and deletions here go
+through the storage layer, which speaks the same schemes. Renames are atomic on both stores.
 """
 
 from __future__ import annotations
@@ -39,7 +41,6 @@ import time
 import uuid
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
-from pathlib import Path
 
 from pyspark.errors import AnalysisException
 from pyspark.sql import DataFrame, SparkSession
@@ -59,6 +60,7 @@ from app.metastore import Metastore, MetastoreUnreachable, PartitionEntry, Parti
 from app.parquet_folders import describes, folder_stats, in_parallel, parquet_files
 from app.schemas import ARTICLES, CLICKS
 from app.settings import Settings
+from app.storage import Location
 from app.table_catalog import TABLES, Home, Source, Table
 from spark_jobs import transforms as T
 
@@ -92,7 +94,7 @@ KAFKA_SOURCE_SCHEMA = StructType(
 @dataclass(frozen=True)
 class TableSpec:
     table: Table
-    root: Path
+    root: Location
     schema: StructType  # data columns then partition columns
 
     @property
@@ -198,11 +200,11 @@ class TableStore:
                 continue
             columns = ", ".join(f"`{f.name}` {f.dataType.simpleString()}" for f in spec.data_fields)
             parts = ", ".join(f"`{f.name}` {f.dataType.simpleString()}" for f in spec.partition_fields)
-            spec.root.mkdir(parents=True, exist_ok=True)
+            spec.root.mkdir()
             try:
                 self.spark.sql(
                     f"CREATE EXTERNAL TABLE IF NOT EXISTS {self.qualified(spec.name)} ({columns}) "
-                    f"PARTITIONED BY ({parts}) STORED AS PARQUET LOCATION '{_location(spec.root)}'"
+                    f"PARTITIONED BY ({parts}) STORED AS PARQUET LOCATION '{spec.root.uri}'"
                 )
             except AnalysisException as error:
                 if "already exists" not in str(error).lower():
@@ -255,29 +257,29 @@ class TableStore:
         started = time.monotonic()
         spec = self.tables[name]
         staging = spec.root / STAGING / batch.prefix
-        shutil.rmtree(staging, ignore_errors=True)  # what a crashed run of the same batch left
+        staging.remove_tree()  # what a crashed run of the same batch left
         written = self._write(spec, rows, staging, count)
         if not written:
-            shutil.rmtree(staging, ignore_errors=True)
+            staging.remove_tree()
             return {}
-        landed = {partition: folder_stats(str(staging / partition)) for partition in written}
+        landed = {partition: folder_stats(staging / partition) for partition in written}
         counts = {partition: stats.rows for partition, stats in landed.items()}
         current = self.metastore.partitions(name, list(written))
         new, stats = {}, {}
         for partition, files in written.items():
             entry = current.get(partition)
-            folder = Path(entry.location) if entry else spec.root / partition
-            folder.mkdir(parents=True, exist_ok=True)
+            folder = Location.parse(entry.location) if entry else spec.root / partition
+            folder.mkdir()
             targets = [folder / f"{batch.prefix}-{number:03d}.parquet" for number in range(len(files))]
             before = _trusted_stats(entry, folder, targets)
             for file, target in zip(files, targets, strict=True):
                 file.replace(target)
-            stats[partition] = before + landed[partition] if before is not None else folder_stats(str(folder))
+            stats[partition] = before + landed[partition] if before is not None else folder_stats(folder)
             if entry is None:
                 new[partition] = str(folder)
         self.metastore.add_partitions(name, new, stats)  # after the files are in place
         self.metastore.set_stats(name, {partition: stats[partition] for partition in written if partition not in new})
-        shutil.rmtree(staging, ignore_errors=True)
+        staging.remove_tree()
         log.info(
             "%s: appended %s row(s) to %s partition(s) (%s new) in %.1f s",
             name, sum(counts.values()), len(written), len(new), time.monotonic() - started,
@@ -293,7 +295,7 @@ class TableStore:
         target = self._new_version_folder(spec)
         written = self._write(spec, rows, target)
         if not written:
-            shutil.rmtree(target, ignore_errors=True)
+            target.remove_tree()
             return []
         pointing = time.monotonic()
         self._point_at({partition: target / partition for partition in written}, spec)
@@ -305,7 +307,7 @@ class TableStore:
 
     # --- compact: raw tables ----------------------------------------------------------------------
 
-    def partition_files(self, name: str, partitions: list[str]) -> dict[str, list[Path]]:
+    def partition_files(self, name: str, partitions: list[str]) -> dict[str, list[Location]]:
         """The data files of those partitions that exist, by partition name."""
         locations = self.metastore.partition_locations(name, partitions)
         return {partition: parquet_files(location) for partition, location in locations.items()}
@@ -330,7 +332,7 @@ class TableStore:
         again): they are linked beside the merged file."""
         spec = self.tables[name]
         files = self.partition_files(name, partitions)
-        plans: dict[str, tuple[list[Path], int]] = {}
+        plans: dict[str, tuple[list[Location], int]] = {}
         for partition, present in files.items():
             mergeable = [f for f in present if uncommitted is None or not uncommitted.is_not_before(f.name)]
             if final and closed(partition):
@@ -350,7 +352,7 @@ class TableStore:
         reads = []
         for partition, (merged, _) in plans.items():
             values = partition_values(partition)
-            frame = self.spark.read.schema(StructType(spec.data_fields)).parquet(*[str(f) for f in merged])
+            frame = self.spark.read.schema(StructType(spec.data_fields)).parquet(*[f.uri for f in merged])
             for field in spec.partition_fields:
                 frame = frame.withColumn(field.name, F.lit(values[field.name]).cast(field.dataType))
             reads.append(frame)
@@ -361,11 +363,11 @@ class TableStore:
         folders = {}
         for partition, (merged, level) in plans.items():
             folder = target / partition
-            folder.mkdir(parents=True, exist_ok=True)
+            folder.mkdir()
             for file in written.get(partition, []):
                 file.replace(folder / f"compacted-{level}-{uuid.uuid4().hex}.parquet")
             for kept in sorted(set(files[partition]) - set(merged)):
-                _link_or_copy(kept, folder / kept.name)
+                kept.link_or_copy(folder / kept.name)
             folders[partition] = folder
         after.update({partition: stats.files for partition, stats in self._point_at(folders, spec).items()})
         log.info(
@@ -381,19 +383,17 @@ class TableStore:
         removed = 0
         cutoff = time.time() - grace_seconds
         for spec in self.tables.values():
-            markers = spec.root / RETIRED
-            if not markers.is_dir():
-                continue
-            for marker in sorted(markers.iterdir()):
+            for entry in (spec.root / RETIRED).entries():
+                marker = entry.location
                 retired_at = int(marker.name.split("-", 1)[0]) / 1e9 if marker.name[:1].isdigit() else 0.0
                 if retired_at > cutoff:
                     continue
-                folder = Path(marker.read_text().strip())
-                if folder.is_dir() and spec.root in folder.parents:
-                    shutil.rmtree(folder, ignore_errors=True)
+                folder = Location.parse(marker.read_text().strip())
+                if folder != spec.root and folder.is_relative_to(spec.root) and folder.is_dir():
+                    folder.remove_tree()
                     _remove_empty_parents(folder, spec.root)
                     removed += 1
-                marker.unlink(missing_ok=True)
+                marker.unlink()
         return removed
 
     # --- health -----------------------------------------------------------------------------------
@@ -434,7 +434,9 @@ class TableStore:
 
     # --- helpers ----------------------------------------------------------------------------------
 
-    def _write(self, spec: TableSpec, rows: DataFrame, folder: Path, count: int | None = None) -> dict[str, list[Path]]:
+    def _write(
+        self, spec: TableSpec, rows: DataFrame, folder: Location, count: int | None = None
+    ) -> dict[str, list[Location]]:
         """Spark writes `rows` under `folder` partitioned like the table, one file per partition
         (every task wrote a file into every partition it met, four small files per hour and table),
         by as many tasks as a shuffle has, or, for at most `FEW_ROWS` rows (`count`, when the caller
@@ -446,35 +448,36 @@ class TableStore:
         else:
             tasks = int(self.spark.conf.get("spark.sql.shuffle.partitions") or "4")
             ordered = columns.repartition(tasks, *spec.partition_columns)
-        ordered.write.mode("errorifexists").partitionBy(*spec.partition_columns).parquet(str(folder))
-        pattern = "/".join(f"{column}=*" for column in spec.partition_columns)
-        written = {found.relative_to(folder).as_posix(): parquet_files(str(found)) for found in folder.glob(pattern)}
+        ordered.write.mode("errorifexists").partitionBy(*spec.partition_columns).parquet(folder.uri)
+        found = [folder]
+        for column in spec.partition_columns:  # one listing per level of partition folders
+            found = [e.location for f in found for e in f.entries() if e.is_dir and e.name.startswith(f"{column}=")]
+        written = {partition.relative_to(folder): parquet_files(partition) for partition in found}
         return {partition: files for partition, files in sorted(written.items()) if files}
 
-    def _point_at(self, folders: dict[str, Path], spec: TableSpec) -> dict[str, PartitionStats]:
+    def _point_at(self, folders: dict[str, Location], spec: TableSpec) -> dict[str, PartitionStats]:
         """Point partitions at new folders (existing ones in one call, new ones in another), with
         their statistics, and retire the folders they pointed at; returns the statistics."""
         names = list(folders)
-        stats = dict(zip(names, in_parallel(folder_stats, [str(folders[p]) for p in names]), strict=True))
+        stats = dict(zip(names, in_parallel(folder_stats, [folders[p] for p in names]), strict=True))
         current = self.metastore.partition_locations(spec.name, names)
         previous = self.metastore.move_partitions(
             spec.name, {p: str(folders[p]) for p in folders if p in current}, stats
         )
         self.metastore.add_partitions(spec.name, {p: str(folders[p]) for p in folders if p not in current}, stats)
         markers = spec.root / RETIRED
-        markers.mkdir(parents=True, exist_ok=True)
         for folder in previous.values():
-            (markers / f"{time.time_ns()}-{uuid.uuid4().hex[:8]}").write_text(folder)
+            (markers / f"{time.time_ns()}-{uuid.uuid4().hex[:8]}").write_text(str(Location.parse(folder)))
         return stats
 
-    def _new_version_folder(self, spec: TableSpec) -> Path:
+    def _new_version_folder(self, spec: TableSpec) -> Location:
         write_id = f"{time.strftime('%Y%m%dT%H%M%S')}-{uuid.uuid4().hex[:8]}"
         folder = spec.root / "versions" / write_id
-        folder.parent.mkdir(parents=True, exist_ok=True)
+        folder.parent.mkdir()
         return folder
 
 
-def _trusted_stats(entry: PartitionEntry | None, folder: Path, targets: list[Path]) -> PartitionStats | None:
+def _trusted_stats(entry: PartitionEntry | None, folder: Location, targets: list[Location]) -> PartitionStats | None:
     """The statistics of a raw partition's folder before an append, when they can be added to
     instead of reading every footer again: the metastore's figures when one listing of the folder
     agrees with them (a crash between an earlier rename and its statistics update leaves them
@@ -483,51 +486,39 @@ def _trusted_stats(entry: PartitionEntry | None, folder: Path, targets: list[Pat
     if any(target.exists() for target in targets):
         return None
     before = PartitionStats(0, 0, 0) if entry is None else entry.stats
-    return before if describes(before, str(folder)) else None
+    return before if describes(before, folder) else None
 
 
-def _level(file: Path) -> int:
+def _level(file: Location) -> int:
     found = COMPACTED_FILE.match(file.name)
     return int(found["level"]) if found else 0
 
 
-def _link_or_copy(source: Path, target: Path) -> None:
-    """A hard link where the file system has them (no bytes copied), else a copy."""
-    target.unlink(missing_ok=True)
-    try:
-        os.link(source, target)
-    except OSError:
-        shutil.copy2(source, target)
-
-
-def _write_probe(folder: Path) -> str | None:
+def _write_probe(folder: Location) -> str | None:
     """None when a file can be created and written in `folder` (or where it would be made); else why not."""
     target = folder
     while not target.exists() and target != target.parent:
         target = target.parent
     probe = target / f".write-probe-{uuid.uuid4().hex}"
     try:
-        with open(probe, "wb") as handle:
+        if not probe.is_local:
+            probe.write_text("\0" * 65536)
+            return None
+        with open(probe.local_path, "wb") as handle:
             handle.write(b"\0" * 65536)  # more than a directory entry: a full disk refuses it
             handle.flush()
             os.fsync(handle.fileno())
     except OSError as error:
-        return f"cannot write in {target} ({error.strerror or error}; {shutil.disk_usage(target).free:,} bytes free)"
+        free = f"; {shutil.disk_usage(target.local_path).free:,} bytes free" if target.is_local else ""
+        return f"cannot write in {target} ({getattr(error, 'strerror', None) or error}{free})"
     finally:
-        probe.unlink(missing_ok=True)
+        probe.unlink()
     return None
 
 
-def _location(folder: Path) -> str:
-    """A folder as a metastore location (not `Path.as_uri()`, which escapes the `=` of `dt=...`)."""
-    return f"file://{folder.resolve()}"
-
-
-def _remove_empty_parents(folder: Path, root: Path) -> None:
+def _remove_empty_parents(folder: Location, root: Location) -> None:
     parent = folder.parent
-    while parent != root and root in parent.parents:
-        try:
-            parent.rmdir()
-        except OSError:
+    while parent != root and parent.is_relative_to(root):
+        if not parent.remove_if_empty():
             return
         parent = parent.parent

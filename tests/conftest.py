@@ -10,6 +10,7 @@ import socket
 import subprocess
 import sys
 import tempfile
+import uuid
 from collections.abc import Mapping
 from dataclasses import replace
 from pathlib import Path
@@ -17,6 +18,7 @@ from pathlib import Path
 import pytest
 
 from app.settings import REPO_ROOT, Settings, load_settings, with_own_names
+from app.storage import Location
 
 # Airflow imported by a test (DAG parsing) keeps its home in a temporary folder, not in ~/airflow,
 # removed when the test session ends (every session left one behind in /tmp). Only the process
@@ -103,15 +105,28 @@ def isolated_settings(state_dir: Path, extra: Mapping[str, str] | None = None) -
     return load_settings(environ=environ, env_file=None)
 
 
-def own_pipeline(settings: Settings, folder: Path) -> Settings:
+def own_pipeline(settings: Settings, folder: Path, store: str = "local") -> Settings:
     """`settings` with topics, transactional id, database, lake, checkpoint and data folder of one
-    test alone (under `folder`), so tests sharing the session's services never see each other's data."""
+    test alone (under `folder`), so tests sharing the session's services never see each other's data.
+    With `store="hdfs"`, the lake, checkpoint and warehouse are on the session's HDFS (the test asks
+    for the `hdfs` fixture) and only the data folder is local."""
     (folder / "data").mkdir(parents=True, exist_ok=True)
-    return replace(
+    own = replace(
         with_own_names(settings, folder, "test"),
         producer_data_root_directory=folder / "data",
         producer_file_stable_seconds=0.0,
     )
+    if store == "hdfs":
+        root = Location.parse(
+            f"hdfs://{settings.bind_host}:{settings.hdfs_namenode_port}/tests/{uuid.uuid4().hex[:12]}"
+        )
+        own = replace(
+            own,
+            parquet_destination_path=root / "lake",
+            check_point_location=root / "checkpoints",
+            hive_warehouse_dir=root / "warehouse",
+        )
+    return own
 
 
 def run_module(

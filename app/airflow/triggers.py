@@ -11,10 +11,11 @@ from __future__ import annotations
 import asyncio
 from collections.abc import AsyncIterator
 from dataclasses import replace
-from pathlib import Path
 from typing import Any
 
 from airflow.triggers.base import BaseTrigger, TriggerEvent
+
+from app.storage import Location
 
 
 class StreamPassesTopicsTrigger(BaseTrigger):
@@ -41,7 +42,7 @@ class StreamPassesTopicsTrigger(BaseTrigger):
         from app.airflow.tasks import STREAM_DRAINS, drain_state
         from app.settings import load_settings
 
-        settings = replace(load_settings(), check_point_location=Path(self.check_point_location))
+        settings = replace(load_settings(), check_point_location=Location.parse(self.check_point_location))
         target = {topic: {int(p): int(end) for p, end in ends.items()} for topic, ends in self.target.items()}
         while True:
             state = await asyncio.to_thread(drain_state, settings, target)

@@ -24,6 +24,7 @@ from app.runtime import deps
 from app.runtime.process import ManagedProcess, ServiceStartError
 from app.runtime.service import Health, Service, hadoop_xml, java_service_flags
 from app.settings import setting_variable
+from app.spark_session import HDFS_CLOSE_RETRY
 
 log = logging.getLogger(__name__)
 
@@ -78,6 +79,8 @@ class Hdfs(Service):
                 "dfs.namenode.safemode.extension": "0",
                 # its blocks' replicas are checked against one node, not three
                 "dfs.namenode.replication.min": "1",
+                # files written over WebHDFS are closed by the DataNode's client: no 400 ms waits
+                **HDFS_CLOSE_RETRY,
             },
         }
 

@@ -120,7 +120,8 @@ class HiveMetastore(Service):
         if not (deps.METASTORE_CLASSES_DIR / "clickstream" / "LoopbackMetastore.class").exists():
             raise deps.MissingDependencyError(f"the metastore launcher is not compiled; {deps.SETUP_HINT}")
         self.conf_dir.mkdir(parents=True, exist_ok=True)
-        self.settings.hive_warehouse_dir.mkdir(parents=True, exist_ok=True)
+        if self.settings.hive_warehouse_dir.is_local:  # an HDFS one is made by the first table's writer
+            self.settings.hive_warehouse_dir.mkdir()
         site = self.conf_dir / "hive-site.xml"
         site.write_text(hadoop_xml(self.hive_site()))
         site.chmod(0o600)  # it may hold the database password

@@ -16,6 +16,7 @@ import pandas as pd
 from app.airflow.tasks import spark_job_environment
 from app.settings import REPO_ROOT, Settings
 from app.spark_session import SPARK_JOBS_DIR, spark_submit_command
+from app.storage import Location
 from tests.integration.expected import normalise
 
 if TYPE_CHECKING:
@@ -68,14 +69,12 @@ def failing_job(settings: Settings, log: Path, obey_file_permissions: bool = Fal
     return code, log.read_bytes()[start:].decode(errors="replace")
 
 
-def committed_batches(checkpoint: Path) -> set[int]:
-    commits = checkpoint / "streaming" / "commits"
-    return {int(p.name) for p in commits.glob("*") if p.name.isdigit()} if commits.is_dir() else set()
+def committed_batches(checkpoint: Location) -> set[int]:
+    return {int(entry.name) for entry in (checkpoint / "streaming" / "commits").entries() if entry.name.isdigit()}
 
 
-def started_batches(checkpoint: Path) -> set[int]:
-    offsets = checkpoint / "streaming" / "offsets"
-    return {int(p.name) for p in offsets.glob("*") if p.name.isdigit()} if offsets.is_dir() else set()
+def started_batches(checkpoint: Location) -> set[int]:
+    return {int(entry.name) for entry in (checkpoint / "streaming" / "offsets").entries() if entry.name.isdigit()}
 
 
 def table_rows(spark: SparkSession, settings: Settings, table: str) -> list[Any]:

@@ -26,6 +26,7 @@ from app.runtime.hive_metastore import HiveMetastore
 from app.runtime.postgres import PostgresServer
 from app.runtime.service import Service
 from app.settings import Settings
+from app.storage import Location
 from app.table_checks import check_tables
 from tests.conftest import free_ports, own_pipeline, reachable_folder
 from tests.integration.expected import expected_tables, normalise
@@ -41,7 +42,7 @@ def on_postgres(kafka: Service, settings: Settings, tmp_path_factory: pytest.Tem
     own = replace(
         own_pipeline(settings, tmp_path_factory.mktemp("on-postgres")),
         state_dir=state,
-        hive_warehouse_dir=state / "warehouse",
+        hive_warehouse_dir=Location.local(state / "warehouse"),
         hive_metastore_port=metastore_port,
         hive_metastore_db_url="",
         postgres_port=database_port,

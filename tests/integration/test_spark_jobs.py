@@ -17,6 +17,7 @@ from confluent_kafka import Producer
 
 from app.airflow.tasks import DRAIN_HERE, drain_state, topics_end
 from app.checkpoint import pending_hours
+from app.pipeline_view import read_state
 from app.producer.discovery import FileKind
 from app.producer.publisher import PublishOptions, publish
 from app.reconciliation import ReconciliationTable
@@ -262,13 +263,24 @@ def test_batch_job_twice_gives_identical_partitions_while_the_stream_writes(
     assert len(table_rows(spark, settings, "raw_clicks")) == raw_before + 1883
 
 
+@pytest.mark.parametrize("store", ["local", "hdfs"])
 def test_driver_killed_twice_mid_drain_leaves_every_click_once(
-    kafka: Service, metastore: Service, settings: Settings, spark: SparkSession, tmp_path: Path
+    kafka: Service,
+    metastore: Service,
+    settings: Settings,
+    spark: SparkSession,
+    tmp_path: Path,
+    store: str,
+    request: pytest.FixtureRequest,
 ) -> None:
     """Killed inside a micro-batch, then again after the last one while the drain recomputes the
     hours it landed: the hours stay pending, the DAG's drain task would start Spark for them although
-    the checkpoint is past the topics' end, and the next drain makes every table exact."""
-    own = replace(own_pipeline(settings, tmp_path / "pipeline"), spark_max_offsets_per_trigger=800)
+    the checkpoint is past the topics' end, and the next drain makes every table exact. Then a
+    backfill of every hour changes nothing, `check_tables` finds every hour balanced and the pipeline
+    view reads the tables: on the local disk, and with the lake, warehouse and checkpoint on HDFS."""
+    if store == "hdfs":
+        request.getfixturevalue("hdfs")
+    own = replace(own_pipeline(settings, tmp_path / "pipeline", store), spark_max_offsets_per_trigger=800)
     for path in [*CLICK_FILES, SAMPLE / "articles_metadata.csv"]:
         shutil.copy(path, own.producer_data_root_directory / path.name)
     publish(own)
@@ -308,7 +320,21 @@ def test_driver_killed_twice_mid_drain_leaves_every_click_once(
     assert not pending_hours(own)
     raw = table_rows(spark, own, "raw_clicks")
     assert len(raw) == len({(r.kafka_partition, r.kafka_offset) for r in raw}) == 4208
-    assert aggregates(spark, own) == expected_tables(CLICK_FILES, SAMPLE / "articles_metadata.csv")
+    expected = expected_tables(CLICK_FILES, SAMPLE / "articles_metadata.csv")
+    assert aggregates(spark, own) == expected
+
+    run_job(own, "recompute_hours.py", "--from", "2017-10-01T00", "--to", "2017-10-02T23", log=log)  # a backfill
+    assert aggregates(spark, own) == expected
+    report = check_tables(own)
+    assert report.problems == [] and report.raw_clicks == 4208, report
+    assert report.states and report.balanced_hours == sorted(report.states), report.states
+    view = read_state(own).tables
+    assert view.error is None, view.error
+    tables = {table.name: table for table in view.data}
+    assert tables["raw_clicks"].rows == 4208 and tables["articles"].rows == 551
+    assert tables["raw_clicks"].location.startswith(str(own.parquet_destination_path))
+    if store == "hdfs":
+        assert not (tmp_path / "pipeline" / "lake").exists()  # nothing landed on the local disk
 
 
 @pytest.mark.skipif(os.geteuid() != 0, reason="mounting a small file system to fill it needs root")
@@ -316,7 +342,7 @@ def test_an_unwritable_or_full_destination_stops_the_job_clearly_and_the_checkpo
     kafka: Service, metastore: Service, settings: Settings, spark: SparkSession, tmp_path: Path
 ) -> None:
     own = own_pipeline(settings, tmp_path / "pipeline")
-    lake, checkpoint, log = own.parquet_destination_path, own.check_point_location, tmp_path / "jobs.log"
+    lake, checkpoint, log = own.parquet_destination_path.local_path, own.check_point_location, tmp_path / "jobs.log"
     lake.mkdir(parents=True)
     subprocess.run(["mount", "-t", "tmpfs", "-o", "size=64m", "clickstream-test-lake", str(lake)], check=True)
     try:

@@ -23,6 +23,7 @@ from app.parquet_folders import folder_stats, parquet_files
 from app.runtime.service import Service
 from app.schemas import ARTICLES, CLICKS, HEADER_FILE_VERSION, HEADER_SOURCE_FILE, HEADER_SOURCE_LINE
 from app.settings import Settings
+from app.storage import Location
 from tests.conftest import own_pipeline
 from tests.integration.expected import expected_tables
 from tests.integration.jobs import SAMPLE, aggregates, table_rows
@@ -92,11 +93,18 @@ def batch_frame(spark: SparkSession, records: list[dict[str, Any]]) -> DataFrame
 
 
 @pytest.fixture
-def pipeline(metastore: Service, settings: Settings, spark: SparkSession, tmp_path: Path) -> Iterator[Pipeline]:
+def pipeline(
+    metastore: Service, settings: Settings, spark: SparkSession, tmp_path: Path, request: pytest.FixtureRequest
+) -> Iterator[Pipeline]:
+    """A pipeline of the test's own, on the local disk, or on the session's HDFS when the test is
+    parametrized with `pipeline="hdfs"` (indirect)."""
     from spark_jobs.pipeline import Pipeline
     from spark_jobs.tables import TableStore
 
-    own = own_pipeline(settings, tmp_path)
+    store = getattr(request, "param", "local")
+    if store == "hdfs":
+        request.getfixturevalue("hdfs")
+    own = own_pipeline(settings, tmp_path, store)
     store = TableStore(spark, own)
     store.ensure_tables()
     yield Pipeline(store, own)
@@ -169,6 +177,7 @@ def test_a_replayed_micro_batch_adds_nothing(pipeline: Pipeline, spark: SparkSes
     assert_statistics_true(pipeline)
 
 
+@pytest.mark.parametrize("pipeline", ["local", "hdfs"], indirect=True)
 def test_a_replay_after_a_compaction_adds_nothing_and_closed_hours_end_in_one_file(
     pipeline: Pipeline, spark: SparkSession
 ) -> None:
@@ -218,6 +227,12 @@ def test_a_replay_after_a_compaction_adds_nothing_and_closed_hours_end_in_one_fi
     assert unsettled_partitions(settings).get("raw_clicks") is None
     assert aggregates(spark, settings) == expected_tables([CLICK_FILE], None)
     assert_statistics_true(pipeline)
+
+    # the folders the partitions left are deleted once no reader can still be in them
+    assert {Location.parse(folder).scheme for folder in folders.values()} == {settings.parquet_destination_path.scheme}
+    assert pipeline.store.remove_retired(grace_seconds=0) > 0
+    assert sorted(raw_coordinates(spark, settings)) == sorted(coordinates)
+    assert aggregates(spark, settings) == expected_tables([CLICK_FILE], None)
 
 
 def test_an_article_change_recomputes_exactly_the_hours_it_was_clicked_in(

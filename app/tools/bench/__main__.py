@@ -43,6 +43,7 @@ from app.runtime.hive_metastore import HiveMetastore
 from app.runtime.kafka_broker import KafkaBroker
 from app.runtime.postgres import PostgresServer
 from app.settings import REPO_ROOT, Settings, load_settings, with_own_names
+from app.storage import Location
 from app.tools.bench.airflow_run import AirflowRun, run_through_airflow, update_section
 from app.tools.bench.common import flat_data_folder, free_port, listing, machine, median_of
 from app.tools.bench.large_file import large_file_run, large_file_section
@@ -64,9 +65,9 @@ def bench_settings(base: Settings, state: Path) -> Settings:
     return replace(
         base,
         state_dir=state,
-        hive_warehouse_dir=state / "warehouse",
-        parquet_destination_path=state / "lake",
-        check_point_location=state / "checkpoints",
+        hive_warehouse_dir=Location.local(state / "warehouse"),
+        parquet_destination_path=Location.local(state / "lake"),
+        check_point_location=Location.local(state / "checkpoints"),
         bind_host="127.0.0.1",
         kafka_servers=f"127.0.0.1:{free_port()}",
         kafka_controller_port=free_port(),

@@ -13,14 +13,13 @@ the hours changed since their check: none), and the full check by hand.
 from __future__ import annotations
 
 import logging
-import os
 import time
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from pathlib import Path
 
 from app.hours import DAY_LAYOUT, Hour
 from app.settings import Settings
+from app.storage import Location
 from app.tools.bench.common import listing, median_of
 
 log = logging.getLogger(__name__)
@@ -82,7 +81,7 @@ def ten_times(settings: Settings, copies: int = COPIES) -> None:
     weeks = weeks_apart([partition_values(name)["dt"] for name in metastore.partition_locations("raw_clicks")])
     for table in [t.name for t in TABLES if t.hourly] + [RECONCILIATION]:
         entries = metastore.partitions(table)
-        root = Path(metastore.table_location(table))
+        root = Location.parse(metastore.table_location(table))
         for copy in range(1, copies + 1):
             added, stats = {}, {}
             for name, entry in entries.items():
@@ -91,9 +90,8 @@ def ten_times(settings: Settings, copies: int = COPIES) -> None:
                 day = (datetime.strptime(values["dt"], DAY_LAYOUT) + shift).strftime(DAY_LAYOUT)
                 shifted = "/".join(f"{key}={day if key == 'dt' else value}" for key, value in values.items())
                 target = root / f"bench-copy-{copy}" / shifted
-                target.mkdir(parents=True, exist_ok=True)
                 for file in parquet_files(entry.location):
-                    os.link(file, target / file.name)
+                    file.link_or_copy(target / file.name)
                 added[shifted] = str(target)
                 if entry.stats is not None:
                     stats[shifted] = entry.stats

@@ -79,9 +79,9 @@ def test_the_charts_leave_out_hours_that_are_not_over(tmp_path) -> None:  # type
     from app.reconciliation import ReconciliationTable
     from tests.unit.app.test_reconciliation import FolderMetastore
 
-    folders = FolderMetastore(tmp_path)
+    folders = FolderMetastore(tmp_path / "table")
     at = datetime(2026, 12, 4, 11, tzinfo=UTC)
-    ReconciliationTable(None, folders).write(  # type: ignore[arg-type]
+    ReconciliationTable(isolated_settings(tmp_path), folders).write(  # type: ignore[arg-type]
         {
             ("2026-12-04", hour): {"hour": hour, "state": "balanced", "raw_clicks": 1, "checked_at": at}
             for hour in (9, 10, 11)

@@ -20,6 +20,7 @@ from app.reconciliation import (
     versions_of,
 )
 from app.table_checks import hours_to_check
+from tests.conftest import isolated_settings
 
 HOUR = ("2017-10-01", 3)
 AGGREGATES = {"article_hourly": 10, "category_hourly": 10, "context_hourly": 10}
@@ -165,7 +166,7 @@ class FolderMetastore:
 
 
 def test_checking_an_hour_again_keeps_the_record_of_what_its_day_was_built_from(tmp_path: Path) -> None:
-    table = ReconciliationTable(None, FolderMetastore(tmp_path))  # type: ignore[arg-type]
+    table = ReconciliationTable(isolated_settings(tmp_path), FolderMetastore(tmp_path / "table"))  # type: ignore[arg-type]
     at = datetime(2017, 10, 2, tzinfo=UTC)
 
     def row(hour: int, versions: str) -> dict[str, Any]:

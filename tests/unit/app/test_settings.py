@@ -7,6 +7,7 @@ from pathlib import Path
 import pytest
 
 from app.settings import REPO_ROOT, SPECS, SettingsError, load_settings, markdown_table, read_env_file, with_own_names
+from app.storage import Location, _web_ports
 from tests.conftest import isolated_settings
 
 
@@ -17,7 +18,7 @@ def test_defaults_without_environment_or_file() -> None:
     assert settings.kafka_topic == "click_stream"
     assert settings.spark_master == "local[*]"
     assert settings.producer_data_root_directory == REPO_ROOT / "app" / "data"
-    assert settings.parquet_destination_path == REPO_ROOT / ".state" / "lake"
+    assert settings.parquet_destination_path == Location.local(REPO_ROOT / ".state" / "lake")
     assert settings.bind_host == "127.0.0.1"
 
 
@@ -41,19 +42,38 @@ def test_old_spark_server_host_means_a_standalone_master() -> None:
 
 def test_data_folders_follow_the_state_folder(tmp_path: Path) -> None:
     settings = load_settings(environ={"CLICKSTREAM_STATE_DIR": str(tmp_path)}, env_file=None)
-    assert settings.parquet_destination_path == tmp_path / "lake"
-    assert settings.check_point_location == tmp_path / "checkpoints"
-    assert settings.hive_warehouse_dir == tmp_path / "warehouse"
+    assert settings.parquet_destination_path == Location.local(tmp_path / "lake")
+    assert settings.check_point_location == Location.local(tmp_path / "checkpoints")
+    assert settings.hive_warehouse_dir == Location.local(tmp_path / "warehouse")
 
 
 def test_relative_paths_start_at_the_repository() -> None:
     settings = load_settings(environ={"PARQUET_DESTINATION_PATH": "out/lake"}, env_file=None)
-    assert settings.parquet_destination_path == REPO_ROOT / "out" / "lake"
+    assert settings.parquet_destination_path == Location.local(REPO_ROOT / "out" / "lake")
+    assert str(settings.parquet_destination_path) == str(REPO_ROOT / "out" / "lake")  # as child processes get it
 
 
-def test_a_file_uri_is_a_path() -> None:
+def test_a_file_uri_is_a_local_folder() -> None:
     settings = load_settings(environ={"HIVE_WAREHOUSE_DIR": "file:///srv/warehouse"}, env_file=None)
-    assert settings.hive_warehouse_dir == Path("/srv/warehouse")
+    assert settings.hive_warehouse_dir.local_path == Path("/srv/warehouse")
+    assert settings.hive_warehouse_dir.uri == "file:///srv/warehouse"
+
+
+def test_table_locations_may_be_on_hdfs_and_readers_learn_its_web_port() -> None:
+    environ = {
+        "PARQUET_DESTINATION_PATH": "hdfs://namenode.example:8020/clickstream/lake/",
+        "CHECK_POINT_LOCATION": "hdfs://namenode.example:8020/clickstream/checkpoints",
+        "HDFS_NAMENODE_HTTP_PORT": "50070",
+    }
+    settings = load_settings(environ=environ, env_file=None)
+    lake = settings.parquet_destination_path
+    assert (lake.scheme, lake.authority, lake.path) == ("hdfs", "namenode.example:8020", "/clickstream/lake")
+    assert (
+        str(lake / "raw_clicks" / "dt=2017-10-01")
+        == "hdfs://namenode.example:8020/clickstream/lake/raw_clicks/dt=2017-10-01"
+    )
+    assert load_settings(environ=settings.environment(), env_file=None) == settings  # child processes read it back
+    assert _web_ports["namenode.example:8020"] == 50070
 
 
 @pytest.mark.parametrize(
@@ -65,12 +85,13 @@ def test_a_file_uri_is_a_path() -> None:
         ("SPARK_MASTER_URL", "mesos://x", "SPARK_MASTER_URL: expected local[*], spark://host:port"),
         ("PRODUCER_ITEM_WAIT_TIME", "-1", "PRODUCER_ITEM_WAIT_TIME: must not be negative"),
         ("AIRFLOW_PARALLELISM", "0", "AIRFLOW_PARALLELISM: must be at least 1"),
-        (
-            "HIVE_WAREHOUSE_DIR",
-            "hdfs://nn:8020/warehouse",
-            "HIVE_WAREHOUSE_DIR: 'hdfs://nn:8020/warehouse' is a hdfs://",
-        ),
+        ("HIVE_WAREHOUSE_DIR", "hdfs:///warehouse", "HIVE_WAREHOUSE_DIR: 'hdfs:///warehouse' names no NameNode"),
         ("PARQUET_DESTINATION_PATH", "s3a://lake/raw", "PARQUET_DESTINATION_PATH: .s3a://lake/raw. is a s3a://"),
+        (
+            "CLICKSTREAM_STATE_DIR",
+            "hdfs://nn:8020/state",
+            "CLICKSTREAM_STATE_DIR: 'hdfs://nn:8020/state' must be on this",
+        ),
         ("CHECK_POINT_LOCATION", "file://checkpoints", "CHECK_POINT_LOCATION: a file:// URI names an absolute path"),
         ("QUIET_GAP_MAX_HOURS", "-1", "QUIET_GAP_MAX_HOURS: must not be negative"),
         ("AIRFLOW_CATCH_UP_SCHEDULE", "often", "AIRFLOW_CATCH_UP_SCHEDULE: expected a cron expression"),
@@ -147,8 +168,8 @@ def test_runs_with_own_names_share_no_topic_database_or_folder(tmp_path: Path) -
     for name in owned:
         assert getattr(first, name) != getattr(second, name) != getattr(settings, name)
     assert first.kafka_topic.startswith("bench-clicks-") and first.hive_database.isidentifier()
-    assert first.parquet_destination_path.is_relative_to(tmp_path / "runs")
-    assert first.check_point_location.is_relative_to(tmp_path / "runs")
+    assert first.parquet_destination_path.is_relative_to(Location.local(tmp_path / "runs"))
+    assert first.check_point_location.is_relative_to(Location.local(tmp_path / "runs"))
     assert first.kafka_servers == settings.kafka_servers  # the services stay shared
 
 

@@ -105,7 +105,7 @@ def write_batch(checkpoint: Path, batch: int, offsets: dict[str, dict[str, int]]
 
 
 def test_committed_offsets_are_those_of_the_last_completed_batch(settings: Settings) -> None:
-    checkpoint = settings.check_point_location / "streaming"
+    checkpoint = settings.check_point_location.local_path / "streaming"
     assert committed_offsets(settings) == {}
     write_batch(checkpoint, 0, {"clicks": {"0": 5, "1": 7}, "articles": {"0": 3}}, committed=True)
     write_batch(checkpoint, 1, {"clicks": {"0": 9, "1": 9}, "articles": {"0": 3}}, committed=False)

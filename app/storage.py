@@ -1,0 +1,310 @@
+"""Where table data lives, named by URI, and the few things the pipeline does to it outside Spark.
+
+The lake, the warehouse and the checkpoints are `Location`s: a local folder (a path, or a
+`file://` URI: the embedded default) or a folder of an HDFS (`hdfs://namenode:port/path`). Spark
+reaches them through Hadoop's FileSystem; everything else (the write path's renames, listings and
+deletions, the checkpoint's small files, the readers outside Spark: the pipeline view,
+`check_tables`, the reconciliation) goes through the methods here, which speak the same schemes
+through fsspec: the local file system, and HDFS over WebHDFS, the NameNode's REST interface, which
+needs nothing installed (pyarrow's HDFS client needs `libhdfs.so`, which nothing here provides; see
+`docs/design/storage.md`).
+
+What each operation promises, on each store:
+- `replace` renames a file onto a name, replacing what was there, in one atomic step on both
+  stores (`rename(2)` locally; on HDFS, WebHDFS's RENAME with the OVERWRITE option, the NameNode's
+  `rename2`): a reader sees the old file or the new one, never neither and never half of one.
+- `write_atomically` writes a small file under a temporary name and renames it.
+- A listing of a folder that does not exist is empty for a writer (`entries(must_exist=False)`);
+  readers ask with `must_exist=True` and get `LocationUnreadable`, naming the folder.
+
+An `hdfs://` location's WebHDFS port is its NameNode's HTTP port: `HDFS_NAMENODE_HTTP_PORT`
+(registered by the settings with `know_web_port`), 9870 (Hadoop's default) otherwise. Requests are
+made as `HADOOP_USER_NAME`, or the user running the process, as Hadoop's own clients do.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import getpass
+import hashlib
+import logging
+import os
+import posixpath
+import threading
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import IO, Any
+
+log = logging.getLogger(__name__)
+
+SCHEMES = ("file", "hdfs")
+DEFAULT_WEB_PORT = 9870  # a Hadoop 3 NameNode's HTTP port
+_web_ports: dict[str, int] = {}
+_filesystems: dict[tuple[str, str, int], Any] = {}
+_filesystems_lock = threading.Lock()
+
+
+class LocationError(ValueError):
+    """A text that is not a location this version can use; the message says why."""
+
+
+class LocationUnreadable(RuntimeError):
+    """A table's or partition's folder cannot be listed; the message names it and why."""
+
+
+def know_web_port(authority: str, port: int) -> None:
+    """The HTTP (WebHDFS) port of the NameNode at `authority` (`host:port` of its RPC address)."""
+    _web_ports[authority] = port
+
+
+@dataclass(frozen=True)
+class Entry:
+    """One item of a folder's listing."""
+
+    location: Location
+    is_dir: bool
+    size: int
+
+    @property
+    def name(self) -> str:
+        return self.location.name
+
+
+@dataclass(frozen=True, order=True)
+class Location:
+    """A file or folder on a store: its scheme, its authority (`host:port` for HDFS, empty for the
+    local file system) and its absolute path there."""
+
+    scheme: str
+    authority: str
+    path: str
+
+    @classmethod
+    def parse(cls, text: str, relative_to: Path | None = None) -> Location:
+        """A location from a path or a URI; a relative path starts at `relative_to` (or the working
+        folder). `LocationError` for a scheme this version cannot reach."""
+        scheme, separator, rest = text.partition("://")
+        if not separator:
+            if text.startswith("file:/"):  # Hadoop's own spelling of a local URI: file:/srv/lake
+                return cls.local(text.removeprefix("file:"))
+            given = Path(text).expanduser()
+            return cls.local(given if given.is_absolute() else (relative_to or Path.cwd()) / given)
+        if scheme == "file":
+            if not rest.startswith("/"):
+                raise LocationError(f"a file:// URI names an absolute path (file:///data/lake), got {text!r}")
+            return cls.local(rest)
+        if scheme not in SCHEMES:
+            raise LocationError(
+                f"{text!r} is a {scheme}:// location; this version reaches a local folder (a path or file://) "
+                "or an HDFS (hdfs://namenode:8020/path)"
+            )
+        authority, _, path = rest.partition("/")
+        if not authority:
+            raise LocationError(f"{text!r} names no NameNode: write hdfs://host:port/path")
+        return cls(scheme, authority, posixpath.normpath("/" + path))
+
+    @classmethod
+    def local(cls, path: Path | str) -> Location:
+        return cls("file", "", posixpath.normpath(Path(path).absolute().as_posix()))
+
+    # --- names ------------------------------------------------------------------------------------
+
+    @property
+    def is_local(self) -> bool:
+        return self.scheme == "file"
+
+    @property
+    def uri(self) -> str:
+        """The location as Hadoop, Spark and the metastore name it (`=` of `dt=...` kept as is)."""
+        return f"{self.scheme}://{self.authority}{self.path}"
+
+    def __str__(self) -> str:
+        """A local folder as a plain path (what a user wrote), any other as its URI."""
+        return self.path if self.is_local else self.uri
+
+    def __fspath__(self) -> str:
+        return self.local_path.__fspath__()
+
+    @property
+    def local_path(self) -> Path:
+        if not self.is_local:
+            raise LocationError(f"{self.uri} is not on this machine's file system")
+        return Path(self.path)
+
+    def __truediv__(self, part: str) -> Location:
+        return Location(self.scheme, self.authority, posixpath.normpath(posixpath.join(self.path, str(part))))
+
+    @property
+    def name(self) -> str:
+        return posixpath.basename(self.path)
+
+    @property
+    def parent(self) -> Location:
+        return Location(self.scheme, self.authority, posixpath.dirname(self.path))
+
+    def is_relative_to(self, other: Location) -> bool:
+        return (self.scheme, self.authority) == (other.scheme, other.authority) and (
+            self.path == other.path or self.path.startswith(other.path.rstrip("/") + "/")
+        )
+
+    def relative_to(self, other: Location) -> str:
+        if not self.is_relative_to(other):
+            raise LocationError(f"{self} is not inside {other}")
+        return posixpath.relpath(self.path, other.path)
+
+    # --- the file system --------------------------------------------------------------------------
+
+    @property
+    def fs(self) -> Any:
+        """The fsspec file system that reaches this location (one per store and process)."""
+        if self.is_local:
+            key = ("file", "", 0)
+        else:
+            key = (self.scheme, self.authority, _web_ports.get(self.authority, DEFAULT_WEB_PORT))
+        with _filesystems_lock:
+            if key not in _filesystems:
+                _filesystems[key] = _open_filesystem(*key)
+            return _filesystems[key]
+
+    def exists(self) -> bool:
+        return bool(self.fs.exists(self.path))
+
+    def is_dir(self) -> bool:
+        return bool(self.fs.isdir(self.path))
+
+    def is_file(self) -> bool:
+        return bool(self.fs.isfile(self.path))
+
+    def size(self) -> int:
+        return int(self.fs.size(self.path))
+
+    def mkdir(self, parents: bool = True, exist_ok: bool = True) -> None:
+        self.fs.makedirs(self.path, exist_ok=exist_ok)
+
+    def entries(self, must_exist: bool = False) -> list[Entry]:
+        """The items of a folder, sorted by name; empty for a missing folder unless `must_exist`
+        (then `LocationUnreadable`, naming it)."""
+        try:
+            found = self.fs.ls(self.path, detail=True)
+        except (FileNotFoundError, NotADirectoryError, PermissionError) as error:
+            if must_exist:
+                reason = getattr(error, "strerror", None) or type(error).__name__
+                raise LocationUnreadable(
+                    f"{self}: the metastore names this folder, but it cannot be listed ({reason}); "
+                    "its table is unreadable, not empty"
+                ) from None
+            return []
+        entries = []
+        for item in found:
+            name = posixpath.basename(str(item["name"]).rstrip("/"))
+            entries.append(Entry(self / name, item["type"] == "directory", int(item.get("size") or 0)))
+        return sorted(entries, key=lambda entry: entry.name)
+
+    def walk_files(self, must_exist: bool = False, skip_hidden: bool = True) -> Iterator[Entry]:
+        """Every file under a folder, depth first in name order; names starting with `_` or `.` (and
+        everything under them) skipped when `skip_hidden`, the rule Hive's and Spark's readers follow."""
+        for entry in self.entries(must_exist):
+            if skip_hidden and entry.name.startswith(("_", ".")):
+                continue
+            if entry.is_dir:
+                yield from entry.location.walk_files(skip_hidden=skip_hidden)
+            else:
+                yield entry
+
+    def open(self, mode: str = "rb") -> IO[bytes]:
+        handle: IO[bytes] = self.fs.open(self.path, mode)
+        return handle
+
+    def read_bytes(self) -> bytes:
+        return bytes(self.fs.cat_file(self.path))
+
+    def read_text(self) -> str:
+        return self.read_bytes().decode("utf-8")
+
+    def write_text(self, text: str) -> None:
+        if self.is_local:
+            self.parent.mkdir()  # HDFS makes the missing folders of a new file itself
+        self.fs.pipe_file(self.path, text.encode("utf-8"))
+
+    def write_atomically(self, text: str) -> None:
+        """Write under a temporary name beside, then rename: readers see the old text or the new."""
+        temporary = self.parent / f".{self.name}.{uuid.uuid4().hex[:12]}.tmp"
+        temporary.write_text(text)
+        temporary.replace(self)
+
+    def replace(self, target: Location) -> None:
+        """Rename this file onto `target` (its folder made if missing), replacing a file there, atomically."""
+        if self.is_local:
+            target.parent.mkdir()
+            self.fs.mv(self.path, target.path)  # one rename(2): atomic, replaces the target
+            return
+        try:
+            _rename_over(self, target)
+        except FileNotFoundError:
+            if not self.exists():
+                raise
+            target.parent.mkdir()  # the target's folder was missing
+            _rename_over(self, target)
+
+    def link_or_copy(self, target: Location) -> None:
+        """`target` with the same bytes: a hard link where the store has them (no bytes copied), else a copy."""
+        target.parent.mkdir()
+        target.unlink(missing_ok=True)
+        if self.is_local:
+            try:
+                self.fs.link(self.path, target.path)
+                return
+            except OSError:
+                pass
+        self.fs.cp_file(self.path, target.path)
+
+    def unlink(self, missing_ok: bool = True) -> None:
+        try:
+            self.fs.rm_file(self.path)
+        except FileNotFoundError:
+            if not missing_ok:
+                raise
+
+    def remove_tree(self) -> None:
+        """Delete a folder and everything in it (nothing when it does not exist)."""
+        with contextlib.suppress(FileNotFoundError):
+            self.fs.rm(self.path, recursive=True)
+
+    def remove_if_empty(self) -> bool:
+        """Delete an empty folder; False when it holds anything (or is gone)."""
+        if self.entries():
+            return False
+        try:
+            self.fs.rmdir(self.path)
+        except OSError:
+            return False
+        return True
+
+
+def local_lock_file(location: Location, name: str, state_dir: Path) -> Path:
+    """The file whose `flock` guards writers of `location`: beside it for a local folder; for one on
+    another store, in this host's state folder, named after it (so writers must share a host)."""
+    if location.is_local:
+        return location.local_path / name
+    digest = hashlib.sha256(location.uri.encode()).hexdigest()[:16]
+    return state_dir / "locks" / f"{name.lstrip('_.')}-{digest}"
+
+
+def _open_filesystem(scheme: str, authority: str, web_port: int) -> Any:
+    if scheme == "file":
+        from fsspec.implementations.local import LocalFileSystem
+
+        return LocalFileSystem()
+    from fsspec.implementations.webhdfs import WebHDFS
+
+    host = authority.rsplit(":", 1)[0]
+    user = os.environ.get("HADOOP_USER_NAME") or getpass.getuser()
+    return WebHDFS(host, port=web_port, user=user, use_listings_cache=False)
+
+
+def _rename_over(source: Location, target: Location) -> None:
+    """HDFS's atomic rename onto a name, replacing a file there (`FileNotFoundError` when the source
+    or the target's folder is missing)."""
+    source.fs._call("RENAME", method="put", path=source.path, destination=target.path, renameoptions="OVERWRITE")
