@@ -225,8 +225,9 @@ def setting(
     secret: bool = False,
 ) -> Any:
     """A field of `Settings`, declared once: the variable that sets it (and its old names), its
-    default (`{state}` stands for the state folder), what it means, how its text is read, and
-    whether it is a secret. `SPECS`, the loader and the README's table derive from these."""
+    default (`{state}` stands for the state folder, `{store}` for `CLICKSTREAM_STORAGE`'s root), what
+    it means, how its text is read, and whether it is a secret. `SPECS`, the loader and the README's
+    table derive from these."""
     return dataclass_field(metadata={SETTING: (variable, default, help, aliases, secret, parser)})
 
 
@@ -521,15 +522,25 @@ class Settings:
         "Port of the Spark Thrift (JDBC) server that `make sql` starts for SQL on the Hive tables.",
         parser=_port,
     )
+    clickstream_storage: str = setting(
+        "CLICKSTREAM_STORAGE",
+        "local",
+        (
+            "Where the tables and checkpoints live unless their own settings say: `local` (`<store>` is the "
+            "state folder) or `hdfs` (`<store>` is `hdfs://<BIND_HOST>:<HDFS_NAMENODE_PORT>/clickstream`, the "
+            "local HDFS, which `make up` then starts)."
+        ),
+        parser=_one_of("local", "hdfs"),
+    )
     parquet_destination_path: Location = setting(
         "PARQUET_DESTINATION_PATH",
-        "{state}/lake",
+        "{store}/lake",
         "Root of the raw Parquet tables: a folder (relative paths start at the repository), a `file://` URI, or `hdfs://namenode:8020/path`.",
         parser=_location,
     )
     check_point_location: Location = setting(
         "CHECK_POINT_LOCATION",
-        "{state}/checkpoints",
+        "{store}/checkpoints",
         "Root of the streaming checkpoints: a folder, a `file://` URI, or `hdfs://namenode:8020/path`.",
         parser=_location,
     )
@@ -542,7 +553,7 @@ class Settings:
     )
     hive_warehouse_dir: Location = setting(
         "HIVE_WAREHOUSE_DIR",
-        "{state}/warehouse",
+        "{store}/warehouse",
         "Root of the Hive tables the pipeline derives (`<database>.db` below it): a folder, a `file://` URI, or `hdfs://namenode:8020/path`.",
         parser=_location,
     )
@@ -804,6 +815,7 @@ def load_settings(environ: Mapping[str, str] | None = None, env_file: Path | Non
     environment = dict(os.environ if environ is None else environ)
     file_values = read_env_files(env_file) if env_file is not None else {}
     values: dict[str, Any] = {}
+    deferred: list[SettingSpec] = []
     for spec in SPECS:
         variable, raw = spec.variable, None
         # the process environment wins over the file; within each, the current name over old ones
@@ -815,9 +827,18 @@ def load_settings(environ: Mapping[str, str] | None = None, env_file: Path | Non
             if raw is not None:
                 break
         if raw is None:
+            if "{store}" in spec.default:
+                deferred.append(spec)  # the store's address needs settings further down
+                continue
             # defaults of the data folders live under the state folder, wherever that is
             raw = spec.default.replace("{state}", str(values.get("state_dir", "")))
         values[spec.field] = spec.parser(variable, raw)
+    store = str(values["state_dir"])
+    if values["clickstream_storage"] == "hdfs":
+        host = "127.0.0.1" if values["bind_host"] == "0.0.0.0" else values["bind_host"]  # noqa: S104
+        store = f"hdfs://{host}:{values['hdfs_namenode_port']}/clickstream"
+    for spec in deferred:
+        values[spec.field] = spec.parser(spec.variable, spec.default.replace("{store}", store))
     return Settings(**values)
 
 
@@ -845,7 +866,8 @@ def markdown_table() -> str:
     lines = ["| variable | default | meaning |", "|---|---|---|"]
     for spec in SPECS:
         aliases = f" Old name: `{'`, `'.join(spec.aliases)}`." if spec.aliases else ""
-        default = f"`{spec.default.replace('{state}', '<state>')}`" if spec.default else "(empty)"
+        shown = spec.default.replace("{state}", "<state>").replace("{store}", "<store>")
+        default = f"`{shown}`" if spec.default else "(empty)"
         lines.append(f"| `{spec.variable}` | {default} | {spec.help}{aliases} |")
     return "\n".join(lines)
 

@@ -56,6 +56,18 @@ class Hdfs(Service):
         """The NameNode's web UI, JMX and WebHDFS."""
         return f"http://{self.settings.bind_host}:{self.settings.hdfs_namenode_http_port}"
 
+    def wanted(self) -> bool:
+        """Whether the lake, the checkpoints or the warehouse live on this HDFS (then `make up` starts it)."""
+        here = {
+            f"{host}:{self.settings.hdfs_namenode_port}" for host in (self.settings.bind_host, "127.0.0.1", "localhost")
+        }
+        locations = (
+            self.settings.parquet_destination_path,
+            self.settings.check_point_location,
+            self.settings.hive_warehouse_dir,
+        )
+        return any(location.scheme == "hdfs" and location.authority in here for location in locations)
+
     def ports(self) -> list[tuple[int, str]]:
         fields = ("hdfs_namenode_port", "hdfs_namenode_http_port")
         return [(getattr(self.settings, field), setting_variable(field)) for field in fields]

@@ -27,7 +27,8 @@ class LocalRuntime:
     """The local services, started in dependency order and stopped in reverse.
 
     Without names: `up` starts the default services (not the SQL server, which `make sql` starts,
-    nor the Spark cluster, nor PostgreSQL when both databases are elsewhere), and `down` and
+    nor the Spark cluster, nor PostgreSQL when both databases are elsewhere, nor HDFS unless tables
+    live there: `CLICKSTREAM_STORAGE=hdfs`), and `down` and
     `status` cover every service, the on-demand ones when they run.
     """
 
@@ -35,12 +36,12 @@ class LocalRuntime:
         "kafka": KafkaBroker,
         "kafka-cluster": KafkaCluster,
         "postgres": PostgresServer,
+        "hdfs": Hdfs,
         "metastore": HiveMetastore,
         "spark-history": SparkHistoryServer,
         "airflow": Airflow,
         "sql": SparkThriftServer,
         "spark-cluster": SparkCluster,
-        "hdfs": Hdfs,
     }
     ON_DEMAND = ("sql", "spark-cluster", "postgres", "kafka-cluster", "hdfs")
 
@@ -59,8 +60,9 @@ class LocalRuntime:
         return [service for service in self.services if self._by_default(service)]
 
     def _by_default(self, service: Service) -> bool:
-        """Always-on services; on-demand ones while they run; PostgreSQL while a database lives there."""
-        if isinstance(service, PostgresServer) and service.wanted():
+        """Always-on services; on-demand ones while they run; PostgreSQL while a database lives there;
+        HDFS while tables or checkpoints live there."""
+        if isinstance(service, PostgresServer | Hdfs) and service.wanted():
             return True
         return service.name not in self.ON_DEMAND or bool(service.status().pids)
 

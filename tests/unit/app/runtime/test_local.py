@@ -37,6 +37,16 @@ def test_make_up_starts_postgres_while_a_database_of_the_pipeline_lives_there(tm
     assert "postgres" not in default_services(tmp_path, {**elsewhere, "HIVE_METASTORE_DB_URL": "derby"})
 
 
+def test_make_up_starts_the_local_hdfs_while_tables_live_there(tmp_path: Path) -> None:
+    assert "hdfs" not in default_services(tmp_path, {})
+    on_hdfs = default_services(tmp_path, {"CLICKSTREAM_STORAGE": "hdfs"})
+    assert on_hdfs == ["kafka", "postgres", "hdfs", "metastore", "spark-history", "airflow"]  # before its users
+    port = "18020"
+    checkpoints_here = {"HDFS_NAMENODE_PORT": port, "CHECK_POINT_LOCATION": f"hdfs://localhost:{port}/checkpoints"}
+    assert "hdfs" in default_services(tmp_path, checkpoints_here)
+    assert "hdfs" not in default_services(tmp_path, {"PARQUET_DESTINATION_PATH": "hdfs://nn.example:8020/lake"})
+
+
 def test_up_of_named_services_starts_the_local_postgres_they_need_first(tmp_path: Path) -> None:
     def started(names: list[str], extra: dict[str, str]) -> list[str]:
         runtime = LocalRuntime(isolated_settings(tmp_path, extra), names)
