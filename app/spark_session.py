@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING
 
 from app.runtime import deps
 from app.settings import REPO_ROOT, Settings
+from app.storage import HDFS_CLOSE_RETRY
 
 if TYPE_CHECKING:
     from pyspark.sql import SparkSession
@@ -29,15 +30,15 @@ def spark_event_log_dir(settings: Settings) -> Path:
     return settings.state_dir / "spark" / "events"
 
 
-# An HDFS client closing a file asks the NameNode to complete it, which waits for the DataNode's
-# report of the file's last block; the client asks again after 400 ms, then doubling, 5 times. Asked
-# again after 10 ms, doubling, 10 times (the same 10 s before it gives up), a small Parquet file is
-# closed in about 25 ms instead of 230 ms on the local HDFS (docs/design/storage.md).
-HDFS_CLOSE_RETRY = {
-    "dfs.client.block.write.locateFollowingBlock.initial.delay.ms": "10",
-    "dfs.client.block.write.locateFollowingBlock.retries": "10",
-}
-HDFS_CLIENT_CONF = {f"spark.hadoop.{key}": value for key, value in HDFS_CLOSE_RETRY.items()}
+def hdfs_client_conf(settings: Settings) -> dict[str, str]:
+    """Hadoop client settings for HDFS: files closed without 400 ms waits (`app/storage.py`), and one
+    replica per block on the local HDFS, which has one DataNode (a cluster's HDFS keeps its own default)."""
+    from app.runtime.hdfs import Hdfs
+
+    conf = {f"spark.hadoop.{key}": value for key, value in HDFS_CLOSE_RETRY.items()}
+    if Hdfs(settings).wanted():
+        conf["spark.hadoop.dfs.replication"] = "1"
+    return conf
 
 
 def spark_conf(settings: Settings) -> dict[str, str]:
@@ -78,7 +79,7 @@ def spark_conf(settings: Settings) -> dict[str, str]:
         # every partition value; on Derby that fails once a text value is among them, and its fallback
         # refuses integer keys: Spark then lists the table's partitions and filters them itself
         "spark.sql.hive.metastorePartitionPruningFallbackOnException": "true",
-        **HDFS_CLIENT_CONF,
+        **hdfs_client_conf(settings),
         **local_file_system_conf(settings),
     }
 

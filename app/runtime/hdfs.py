@@ -24,7 +24,7 @@ from app.runtime import deps
 from app.runtime.process import ManagedProcess, ServiceStartError
 from app.runtime.service import Health, Service, hadoop_xml, java_service_flags
 from app.settings import setting_variable
-from app.spark_session import HDFS_CLOSE_RETRY
+from app.storage import HDFS_CLOSE_RETRY
 
 log = logging.getLogger(__name__)
 

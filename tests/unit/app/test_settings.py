@@ -193,3 +193,13 @@ def test_a_local_driver_maps_the_class_archive_and_takes_the_extra_java_options_
     assert "SharedArchiveFile" not in cluster["spark.driver.extraJavaOptions"]
     archive.unlink()  # before setup made it
     assert "SharedArchiveFile" not in spark_conf(isolated_settings(tmp_path))["spark.driver.extraJavaOptions"]
+
+
+def test_hdfs_clients_close_files_without_long_waits_and_keep_one_replica_on_the_local_hdfs(tmp_path: Path) -> None:
+    from app.spark_session import hdfs_client_conf
+
+    retry = "spark.hadoop.dfs.client.block.write.locateFollowingBlock.initial.delay.ms"
+    local = hdfs_client_conf(isolated_settings(tmp_path, {"CLICKSTREAM_STORAGE": "hdfs"}))
+    assert local[retry] == "10" and local["spark.hadoop.dfs.replication"] == "1"  # one DataNode
+    cluster = hdfs_client_conf(isolated_settings(tmp_path, {"PARQUET_DESTINATION_PATH": "hdfs://nn.example:8020/lake"}))
+    assert cluster[retry] == "10" and "spark.hadoop.dfs.replication" not in cluster  # the cluster's own default
