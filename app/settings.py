@@ -636,8 +636,29 @@ class Settings:
     airflow_parallelism: int = setting(
         "AIRFLOW_PARALLELISM",
         "4",
-        "Task slots of the Airflow LocalExecutor (kept small for a 2-core machine).",
+        "Task slots of the Airflow LocalExecutor, and of each Celery worker (small for a 2-core machine).",
         parser=_positive_int,
+    )
+    airflow_executor: str = setting(
+        "AIRFLOW_EXECUTOR",
+        "LocalExecutor",
+        (
+            "How Airflow runs tasks: `LocalExecutor` (on the scheduler's host) or `CeleryExecutor` (on Celery "
+            "workers, through Redis; `make up` then starts Redis and `AIRFLOW_CELERY_WORKERS` workers)."
+        ),
+        parser=_one_of("LocalExecutor", "CeleryExecutor"),
+    )
+    airflow_celery_workers: int = setting(
+        "AIRFLOW_CELERY_WORKERS",
+        "2",
+        "Celery workers `make up` starts on this host with the CeleryExecutor (0: workers run on other hosts).",
+        parser=_count_or_auto,
+    )
+    redis_port: int = setting(
+        "REDIS_PORT",
+        "6379",
+        "Port of the local Redis, the CeleryExecutor's queue (started by `make up` with the CeleryExecutor).",
+        parser=_port,
     )
     airflow_sensor_poke_seconds: float = setting(
         "AIRFLOW_SENSOR_POKE_SECONDS",

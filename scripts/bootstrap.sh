@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Installs whatever clickstream needs and is missing, and nothing twice:
-#   - Java 17+, Maven and PostgreSQL (Debian packages, when missing and apt-get is usable),
+#   - Java 17+, Maven, PostgreSQL and Redis (Debian packages, when missing and apt-get is usable),
 #   - the Python virtual environment .venv from requirements/requirements.lock (through uv),
 #   - the JVM jars from Maven Central into .deps/jars/{kafka,spark-kafka,metastore-db,hdfs},
 #     and HDFS's web pages into .deps/hdfs-webapps,
@@ -53,6 +53,9 @@ command -v mvn >/dev/null || apt_install "Maven (mvn)" maven
 
 # --- PostgreSQL: Airflow's metadata database and the metastore's catalogue (`make up` runs it) ---
 ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || apt_install "PostgreSQL (server programs)" postgresql
+
+# --- Redis: the CeleryExecutor's queue (`make up` runs it with AIRFLOW_EXECUTOR=CeleryExecutor) ---
+[ -x /usr/bin/redis-server ] || command -v redis-server >/dev/null || apt_install "Redis (redis-server)" redis-server
 
 # --- Python virtual environment -----------------------------------------------------------
 find_python() {

@@ -15,6 +15,7 @@ import urllib.error
 import urllib.request
 from pathlib import Path
 
+from app.airflow.hostname import WORKER_NAME
 from app.airflow.pools import POOLS
 from app.runtime.postgres import AIRFLOW_DATABASE, PostgresServer, database_login_error
 from app.runtime.process import ManagedProcess, ServiceStartError
@@ -56,7 +57,8 @@ class Airflow(Service):
             "AIRFLOW__CORE__DAGS_FOLDER": str(REPO_ROOT / "dags"),
             "AIRFLOW__CORE__PLUGINS_FOLDER": str(REPO_ROOT / "plugins"),
             "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
-            "AIRFLOW__CORE__EXECUTOR": "LocalExecutor",
+            "AIRFLOW__CORE__EXECUTOR": s.airflow_executor,
+            **self.celery_environment(),
             "AIRFLOW__CORE__PARALLELISM": str(s.airflow_parallelism),
             "AIRFLOW__CORE__MAX_ACTIVE_TASKS_PER_DAG": str(s.airflow_parallelism),
             "AIRFLOW__CORE__AUTH_MANAGER": SIMPLE_AUTH_MANAGER,
@@ -100,6 +102,20 @@ class Airflow(Service):
             "no_proxy": "*",
         }
 
+    def celery_environment(self) -> dict[str, str]:
+        """With the CeleryExecutor: Redis as the queue, Airflow's database as Celery's result store,
+        and the name a task instance records as its host (`app/airflow/hostname.py`)."""
+        if self.settings.airflow_executor != "CeleryExecutor":
+            return {}
+        from app.runtime.redis import Redis
+
+        return {
+            "AIRFLOW__CELERY__BROKER_URL": Redis(self.settings).url,
+            "AIRFLOW__CELERY__RESULT_BACKEND": f"db+{self.database_url()}",
+            "AIRFLOW__CELERY__WORKER_CONCURRENCY": str(self.settings.airflow_parallelism),
+            "AIRFLOW__CORE__HOSTNAME_CALLABLE": "app.airflow.hostname.worker_hostname",
+        }
+
     def fernet_key(self) -> str:
         path = self.home / "secrets" / "fernet_key"
         if not path.exists():
@@ -116,10 +132,16 @@ class Airflow(Service):
         # the log servers that scheduler and triggerer would fork listen on every interface; every
         # component here shares one log folder, so the api-server reads the logs without them
         extra = {"scheduler": ["--skip-serve-logs"], "triggerer": ["--skip-serve-logs"]}
-        return [
+        processes = [
             self.managed(f"airflow-{component}", [airflow, component, *extra.get(component, [])], env)
             for component in self.components
         ]
+        if self.settings.airflow_executor == "CeleryExecutor":
+            for number in range(1, self.settings.airflow_celery_workers + 1):
+                name = f"worker-{number}"
+                command = [airflow, "celery", "worker", "--celery-hostname", f"{name}@%h", "--skip-serve-logs"]
+                processes.append(self.managed(f"airflow-celery-{name}", command, {**env, WORKER_NAME: name}))
+        return processes
 
     def admin_password(self) -> str:
         """The login's password: from AIRFLOW_ADMIN_PASSWORD, else generated once and kept."""

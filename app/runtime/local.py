@@ -14,6 +14,7 @@ from app.runtime.hdfs import Hdfs
 from app.runtime.hive_metastore import HiveMetastore
 from app.runtime.kafka_broker import KafkaBroker, KafkaCluster
 from app.runtime.postgres import PostgresServer
+from app.runtime.redis import Redis
 from app.runtime.service import Service, ServiceStatus
 from app.runtime.spark_cluster import SparkCluster
 from app.runtime.spark_history import SparkHistoryServer
@@ -28,7 +29,7 @@ class LocalRuntime:
 
     Without names: `up` starts the default services (not the SQL server, which `make sql` starts,
     nor the Spark cluster, nor PostgreSQL when both databases are elsewhere, nor HDFS unless tables
-    live there: `CLICKSTREAM_STORAGE=hdfs`), and `down` and
+    live there: `CLICKSTREAM_STORAGE=hdfs`, nor Redis but for the CeleryExecutor), and `down` and
     `status` cover every service, the on-demand ones when they run.
     """
 
@@ -39,11 +40,12 @@ class LocalRuntime:
         "hdfs": Hdfs,
         "metastore": HiveMetastore,
         "spark-history": SparkHistoryServer,
+        "redis": Redis,
         "airflow": Airflow,
         "sql": SparkThriftServer,
         "spark-cluster": SparkCluster,
     }
-    ON_DEMAND = ("sql", "spark-cluster", "postgres", "kafka-cluster", "hdfs")
+    ON_DEMAND = ("sql", "spark-cluster", "postgres", "kafka-cluster", "hdfs", "redis")
 
     def __init__(self, settings: Settings, names: list[str] | None = None) -> None:
         unknown = set(names or []) - set(self.EVERY)
@@ -61,8 +63,8 @@ class LocalRuntime:
 
     def _by_default(self, service: Service) -> bool:
         """Always-on services; on-demand ones while they run; PostgreSQL while a database lives there;
-        HDFS while tables or checkpoints live there."""
-        if isinstance(service, PostgresServer | Hdfs) and service.wanted():
+        HDFS while tables or checkpoints live there; Redis with the CeleryExecutor."""
+        if isinstance(service, PostgresServer | Hdfs | Redis) and service.wanted():
             return True
         return service.name not in self.ON_DEMAND or bool(service.status().pids)
 

@@ -227,3 +227,41 @@ def test_every_service_the_readme_starts_by_name_exists_and_on_demand_ones_stay_
     assert {"hdfs", "spark-cluster", "kafka-cluster"} <= named
     assert named <= set(LocalRuntime.EVERY), named - set(LocalRuntime.EVERY)
     assert "hdfs" not in default_services(tmp_path, {})
+
+
+def test_with_the_celery_executor_make_up_starts_redis_and_two_named_workers(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from app.airflow.hostname import WORKER_NAME, worker_hostname
+    from app.runtime.airflow_server import Airflow
+
+    assert "redis" not in default_services(tmp_path, {})
+    local = Airflow(isolated_settings(tmp_path))
+    assert local.environment()["AIRFLOW__CORE__EXECUTOR"] == "LocalExecutor"
+    assert not any("celery" in process.name for process in local.processes())
+
+    celery = {"AIRFLOW_EXECUTOR": "CeleryExecutor"}
+    assert default_services(tmp_path, celery) == ["kafka", "postgres", "metastore", "spark-history", "redis", "airflow"]
+    settings = isolated_settings(tmp_path, celery)
+    airflow = Airflow(settings)
+    environment = airflow.environment()
+    assert environment["AIRFLOW__CORE__EXECUTOR"] == "CeleryExecutor"
+    assert environment["AIRFLOW__CELERY__BROKER_URL"] == f"redis://127.0.0.1:{settings.redis_port}/0"
+    assert environment["AIRFLOW__CELERY__RESULT_BACKEND"].startswith("db+postgresql")
+    workers = [process for process in airflow.processes() if "celery" in process.name]
+    assert [worker.name for worker in workers] == ["airflow-celery-worker-1", "airflow-celery-worker-2"]
+    for number, worker in enumerate(workers, start=1):
+        assert worker.env[WORKER_NAME] == f"worker-{number}"
+        assert list(worker.command[1:]) == [
+            "celery",
+            "worker",
+            "--celery-hostname",
+            f"worker-{number}@%h",
+            "--skip-serve-logs",
+        ]
+    assert len(Airflow(isolated_settings(tmp_path, {**celery, "AIRFLOW_CELERY_WORKERS": "0"})).processes()) == 4
+
+    monkeypatch.delenv(WORKER_NAME, raising=False)
+    assert "@" not in worker_hostname()
+    monkeypatch.setenv(WORKER_NAME, "worker-2")
+    assert worker_hostname().startswith("worker-2@")
