@@ -31,6 +31,9 @@ SERVICES = {
     "airflow-scheduler",
     "airflow-dag-processor",
     "airflow-triggerer",
+    "airflow-worker-1",
+    "airflow-worker-2",
+    "redis",
 }
 KNOWN_VARIABLES = {spec.variable for spec in SPECS} | {alias for spec in SPECS for alias in spec.aliases}
 
