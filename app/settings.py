@@ -654,6 +654,15 @@ class Settings:
         "Celery workers `make up` starts on this host with the CeleryExecutor (0: workers run on other hosts).",
         parser=_count_or_auto,
     )
+    airflow_celery_broker_url: str = setting(
+        "AIRFLOW_CELERY_BROKER_URL",
+        "",
+        (
+            "The CeleryExecutor's queue for workers on other hosts (`redis://:password@host1:6379/0`, in "
+            "`.env.local`); empty: the local Redis that `make up` starts."
+        ),
+        secret=True,
+    )
     redis_port: int = setting(
         "REDIS_PORT",
         "6379",

@@ -110,7 +110,7 @@ class Airflow(Service):
         from app.runtime.redis import Redis
 
         return {
-            "AIRFLOW__CELERY__BROKER_URL": Redis(self.settings).url,
+            "AIRFLOW__CELERY__BROKER_URL": self.settings.airflow_celery_broker_url or Redis(self.settings).url,
             "AIRFLOW__CELERY__RESULT_BACKEND": f"db+{self.database_url()}",
             "AIRFLOW__CELERY__WORKER_CONCURRENCY": str(self.settings.airflow_parallelism),
             "AIRFLOW__CORE__HOSTNAME_CALLABLE": "app.airflow.hostname.worker_hostname",

@@ -46,8 +46,9 @@ class Redis(Service):
         return f"redis://{self.settings.bind_host}:{self.settings.redis_port}/0"
 
     def wanted(self) -> bool:
-        """Whether Airflow runs tasks through Celery on this host's Redis (then `make up` starts it)."""
-        return self.settings.airflow_executor == "CeleryExecutor"
+        """Whether Airflow runs tasks through Celery on this host's Redis (then `make up` starts it):
+        the CeleryExecutor, with no broker elsewhere (`AIRFLOW_CELERY_BROKER_URL`)."""
+        return self.settings.airflow_executor == "CeleryExecutor" and not self.settings.airflow_celery_broker_url
 
     def processes(self) -> list[ManagedProcess]:
         command = [

@@ -260,6 +260,11 @@ def test_with_the_celery_executor_make_up_starts_redis_and_two_named_workers(
             "--skip-serve-logs",
         ]
     assert len(Airflow(isolated_settings(tmp_path, {**celery, "AIRFLOW_CELERY_WORKERS": "0"})).processes()) == 4
+    elsewhere = {**celery, "AIRFLOW_CELERY_BROKER_URL": "redis://host1.example:6379/0"}
+    assert Airflow(isolated_settings(tmp_path, elsewhere)).environment()["AIRFLOW__CELERY__BROKER_URL"] == (
+        "redis://host1.example:6379/0"
+    )
+    assert "redis" not in default_services(tmp_path, elsewhere)  # the queue lives on another host
 
     monkeypatch.delenv(WORKER_NAME, raising=False)
     assert "@" not in worker_hostname()

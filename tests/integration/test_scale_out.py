@@ -1,0 +1,106 @@
+"""The pipeline laid out as for several hosts: Airflow with the CeleryExecutor (Redis, two workers),
+and the lake, warehouse and checkpoints on HDFS. One hourly run over the sample through the real
+Airflow: its tasks run on both workers (recorded on the task instances), its tables are on HDFS
+alone, and they equal the independent computation from the CSVs.
+
+This Airflow is a second deployment beside the session's (its own state folder, API port, Redis and
+metadata database); it shares the session's Kafka, PostgreSQL server, metastore and HDFS."""
+
+from __future__ import annotations
+
+import shutil
+from collections.abc import Iterator
+from contextlib import closing
+from dataclasses import replace
+from typing import TYPE_CHECKING
+
+import pytest
+from psycopg2 import sql
+
+from app.airflow.client import AirflowClient
+from app.runtime.airflow_server import Airflow
+from app.runtime.postgres import AIRFLOW_DATABASE, PostgresServer
+from app.runtime.redis import Redis
+from app.runtime.service import Service
+from app.settings import REPO_ROOT, Settings
+from tests.conftest import free_ports, own_pipeline, reachable_folder
+from tests.integration.conftest import admin_client
+from tests.integration.expected import expected_tables
+from tests.integration.jobs import aggregates, table_rows
+
+if TYPE_CHECKING:
+    from pyspark.sql import SparkSession
+
+SAMPLE = REPO_ROOT / "app" / "data"
+DAG = "clickstream_hourly"
+
+
+def celery_database(settings: Settings) -> str:
+    """A metadata database of its own on the session's PostgreSQL, owned by Airflow's role; its URL."""
+    postgres = PostgresServer(settings)
+    name = f"{AIRFLOW_DATABASE}_celery_{settings.hive_database.rsplit('_', 1)[-1]}"
+    with closing(postgres.connect()) as connection, connection.cursor() as cursor:
+        cursor.execute(
+            sql.SQL("CREATE DATABASE {} OWNER {}").format(sql.Identifier(name), sql.Identifier(AIRFLOW_DATABASE))
+        )
+    return postgres.sqlalchemy_url(AIRFLOW_DATABASE).rsplit("/", 1)[0] + f"/{name}"
+
+
+@pytest.fixture(scope="module")
+def scaled_out(
+    kafka: Service,
+    postgres: Service,
+    metastore: Service,
+    hdfs: Service,
+    settings: Settings,
+    tmp_path_factory: pytest.TempPathFactory,
+) -> Iterator[Settings]:
+    """Settings of a pipeline of its own on HDFS, with its own Airflow on Celery workers running."""
+    folder = tmp_path_factory.mktemp("scale-out")
+    own = own_pipeline(settings, folder, "hdfs")
+    api_port, redis_port = free_ports(2)
+    own = replace(
+        own,
+        state_dir=reachable_folder("clickstream-celery-state-"),
+        airflow_api_port=api_port,
+        redis_port=redis_port,
+        airflow_executor="CeleryExecutor",
+        airflow_celery_workers=2,
+        airflow_database_url=celery_database(own),
+    )
+    services = [Redis(own), Airflow(own)]
+    try:
+        for service in services:
+            service.start()
+        yield own
+    finally:
+        for service in reversed(services):
+            service.stop()
+        shutil.rmtree(own.state_dir, ignore_errors=True)
+
+
+def test_an_hourly_run_on_celery_workers_with_the_tables_on_hdfs(
+    scaled_out: Settings, spark: SparkSession, tmp_path_factory: pytest.TempPathFactory
+) -> None:
+    own = scaled_out
+    client: AirflowClient = admin_client(own)
+    data = tmp_path_factory.mktemp("sample")
+    for path in SAMPLE.glob("*.csv"):
+        shutil.copy(path, data / path.name)
+    client.wait_for_dag(DAG)
+    client.unpause(DAG)
+    run_id = client.trigger(DAG, {"data_dir": str(data)})
+    outcome = client.wait_for_run(DAG, run_id, timeout=900)
+    assert outcome.state == "success", outcome.task_states
+
+    instances = client.call("GET", f"/api/v2/dags/{DAG}/dagRuns/{run_id}/taskInstances")["task_instances"]
+    ran = [ti for ti in instances if ti["state"] == "success"]
+    workers = {str(ti["hostname"]).split("@", 1)[0] for ti in ran}
+    assert workers == {"worker-1", "worker-2"}, {ti["task_id"]: ti["hostname"] for ti in ran}
+
+    assert len(table_rows(spark, own, "raw_clicks")) == 4208
+    expected = expected_tables(sorted(SAMPLE.glob("clicks_hour_*.csv")), SAMPLE / "articles_metadata.csv")
+    assert aggregates(spark, own) == expected
+    lake = own.parquet_destination_path
+    assert lake.scheme == "hdfs" and (lake / "raw_clicks").entries()
+    assert not (own.state_dir / "lake").exists() and not (own.state_dir / "checkpoints").exists()
