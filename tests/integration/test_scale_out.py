@@ -1,7 +1,8 @@
 """The pipeline laid out as for several hosts: Airflow with the CeleryExecutor (Redis, two workers),
-and the lake, warehouse and checkpoints on HDFS. One hourly run over the sample through the real
+and the lake, warehouse and checkpoints on HDFS. An hourly run over the sample through the real
 Airflow: its tasks run on both workers (recorded on the task instances), its tables are on HDFS
-alone, and they equal the independent computation from the CSVs.
+alone, and they equal the independent computation from the CSVs. Then a worker is killed while it
+publishes a file: the task is retried on the other worker, and the file lands once.
 
 This Airflow is a second deployment beside the session's (its own state folder, API port, Redis and
 metadata database); it shares the session's Kafka, PostgreSQL server, metastore and HDFS."""
@@ -9,6 +10,7 @@ metadata database); it shares the session's Kafka, PostgreSQL server, metastore 
 from __future__ import annotations
 
 import shutil
+import time
 from collections.abc import Iterator
 from contextlib import closing
 from dataclasses import replace
@@ -26,7 +28,8 @@ from app.settings import REPO_ROOT, Settings
 from tests.conftest import free_ports, own_pipeline, reachable_folder
 from tests.integration.conftest import admin_client
 from tests.integration.expected import expected_tables
-from tests.integration.jobs import aggregates, table_rows
+from tests.integration.jobs import aggregates, shifted_copy, table_rows
+from tests.integration.test_dag_run import kill_process_group
 
 if TYPE_CHECKING:
     from pyspark.sql import SparkSession
@@ -67,6 +70,7 @@ def scaled_out(
         airflow_executor="CeleryExecutor",
         airflow_celery_workers=2,
         airflow_database_url=celery_database(own),
+        producer_item_wait_time=0.002,  # a file of 1,400 clicks takes seconds to publish: time to kill its worker
     )
     services = [Redis(own), Airflow(own)]
     try:
@@ -104,3 +108,37 @@ def test_an_hourly_run_on_celery_workers_with_the_tables_on_hdfs(
     lake = own.parquet_destination_path
     assert lake.scheme == "hdfs" and (lake / "raw_clicks").entries()
     assert not (own.state_dir / "lake").exists() and not (own.state_dir / "checkpoints").exists()
+
+
+def test_a_worker_killed_while_it_publishes_a_file_the_file_lands_once_after_a_retry_on_the_other(
+    scaled_out: Settings, spark: SparkSession, tmp_path_factory: pytest.TempPathFactory
+) -> None:
+    import pandas as pd
+
+    own = scaled_out
+    client = admin_client(own)
+    data = tmp_path_factory.mktemp("killed-worker")
+    new_file = data / "clicks_hour_960.csv"
+    shifted_copy(SAMPLE / "clicks_hour_001.csv", new_file, days=63)  # hours no other run of this pipeline has
+    rows_before = len(table_rows(spark, own, "raw_clicks"))
+    run_id = client.trigger(DAG, {"data_dir": str(data)})
+
+    deadline = time.monotonic() + 300
+    publishing = {}
+    while time.monotonic() < deadline:
+        publishing = client.call("GET", f"/api/v2/dags/{DAG}/dagRuns/{run_id}/taskInstances/publish_clicks")
+        if publishing["state"] == "running" and publishing.get("hostname"):
+            break
+        time.sleep(0.5)
+    assert publishing.get("state") == "running", publishing
+    worker = str(publishing["hostname"]).split("@", 1)[0]
+    process = next(p for p in Airflow(own).processes() if p.name == f"airflow-celery-{worker}")
+    kill_process_group(process.read_pid())  # the worker, its pool and the task it runs, as a crashed host
+
+    outcome = client.wait_for_run(DAG, run_id, timeout=900)
+    assert outcome.state == "success", outcome.task_states
+    retried = client.call("GET", f"/api/v2/dags/{DAG}/dagRuns/{run_id}/taskInstances/publish_clicks")
+    assert retried["try_number"] >= 2 and not str(retried["hostname"]).startswith(f"{worker}@"), retried
+    raw = table_rows(spark, own, "raw_clicks")
+    assert len(raw) == rows_before + len(pd.read_csv(new_file))  # every click of the file, once
+    assert len({(r.kafka_partition, r.kafka_offset) for r in raw}) == len(raw)
