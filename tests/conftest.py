@@ -159,7 +159,25 @@ def run_module(
 # `make test` passes --no-loadscope-reorder, so pytest-xdist hands the files out in this order and
 # the longest start first, instead of last (its default order is by number of tests). Files not
 # listed follow in their collection order.
-SLOWEST_FILES_FIRST = (  # seconds on 2 workers, 4 Dec 2026 (fresh clone, 34 min run)
+SLOWEST_FILES_FIRST = (  # seconds on 2 workers, 4 Dec 2026 evening (fresh clone, 30 min run)
+    "tests/integration/test_dag_run.py",  # 801
+    "tests/integration/test_spark_jobs.py",  # 633
+    "tests/integration/test_storage.py",  # 544
+    "tests/integration/test_daily_dag.py",  # 538
+    "tests/integration/test_scale_out.py",  # new: about 290 alone (a second Airflow, on Celery)
+    "tests/integration/test_kafka_cluster.py",  # 152
+    "tests/integration/test_ui_browser.py",  # 140
+    "tests/integration/test_runtime_cli.py",  # 140
+    "tests/integration/test_producer.py",  # 128
+    "tests/integration/test_spark_cluster.py",  # 120
+    "tests/integration/test_metastore.py",  # 98
+    "tests/integration/test_kafka_security.py",  # 82
+    "tests/integration/test_daily.py",  # 48
+    "tests/integration/test_hdfs.py",  # HDFS's two daemons start here, unless a storage test started them
+    "tests/integration/test_spark.py",  # 31
+    "tests/integration/test_airflow.py",  # 23
+    "tests/integration/test_sql_shell.py",  # 16
+)
     "tests/integration/test_dag_run.py",  # 954
     "tests/integration/test_daily_dag.py",  # 763
     "tests/integration/test_spark_jobs.py",  # 613
