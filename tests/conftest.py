@@ -178,23 +178,6 @@ SLOWEST_FILES_FIRST = (  # seconds on 2 workers, 4 Dec 2026 evening (fresh clone
     "tests/integration/test_airflow.py",  # 23
     "tests/integration/test_sql_shell.py",  # 16
 )
-    "tests/integration/test_dag_run.py",  # 954
-    "tests/integration/test_daily_dag.py",  # 763
-    "tests/integration/test_spark_jobs.py",  # 613
-    "tests/integration/test_storage.py",  # 398
-    "tests/integration/test_kafka_cluster.py",  # 203
-    "tests/integration/test_ui_browser.py",  # 176
-    "tests/integration/test_runtime_cli.py",  # 153
-    "tests/integration/test_spark_cluster.py",  # 146
-    "tests/integration/test_producer.py",  # 144
-    "tests/integration/test_metastore.py",  # 113
-    "tests/integration/test_kafka_security.py",  # 109
-    "tests/integration/test_daily.py",  # 65
-    "tests/integration/test_hdfs.py",  # new: HDFS's two daemons start here
-    "tests/integration/test_spark.py",  # 41
-    "tests/integration/test_airflow.py",  # 28
-    "tests/integration/test_sql_shell.py",  # 21
-)
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
