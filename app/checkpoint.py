@@ -2,9 +2,10 @@
 
 - The identity file (`CHECK_POINT_LOCATION/streaming.query.json`) records which query wrote the
   checkpoint; a job for other topics or another version of the query refuses to run on it.
-- The lock file (`CHECK_POINT_LOCATION/streaming.lock`) is held (`flock`) by the one streaming job
-  running on the checkpoint and says which job that is. A second job refuses to start; the hourly
-  DAG's drain task waits for a running stream instead of starting one.
+- The stream lock (`streaming.lock`, `app/locks.py`: a file lock, or an advisory lock in
+  PostgreSQL) is held by the one streaming job running on the checkpoint and says which job that
+  is. A second job refuses to start; the hourly DAG's drain task waits for a running stream
+  instead of starting one.
 - The pending-hours file (`CHECK_POINT_LOCATION/streaming.pending-hours.json`) lists the hours
   whose raw rows an available-now drain has landed (and committed) but whose aggregates it has not
   recomputed yet: a drain recomputes every hour it touched once, after its last micro-batch, instead
@@ -19,27 +20,23 @@
   checkpoint files, so Airflow tasks and views can tell how far the stream got without Spark.
 
 The checkpoint is a `Location` (a local folder or an `hdfs://` one); its small files are written
-under a temporary name and renamed, through the storage layer (`app/storage.py`). The lock is a
-local file lock (`flock`): beside a local checkpoint, and in the state folder for one on HDFS, so
-the drivers must run on one host (Spark's client deploy mode, which the project uses, from the
-host that runs the streaming job's tasks).
+under a temporary name and renamed, through the storage layer (`app/storage.py`). With
+`PIPELINE_LOCKS=file` the lock is a `flock` on this host (beside a local checkpoint, in the state
+folder for one on HDFS), so the drivers must run on one host; with `postgres` (the default under
+the CeleryExecutor) any host that reaches Airflow's database may run them.
 """
 
 from __future__ import annotations
 
-import fcntl
 import json
 import logging
-import os
-import socket
-import time
-from pathlib import Path
-from typing import IO, Any
+from typing import Any
 
 from app.hours import Hour
+from app.locks import LockBusyError, PipelineLock, holder_info, pipeline_lock
 from app.schemas import SCHEMA_VERSION
 from app.settings import Settings
-from app.storage import Location, local_lock_file
+from app.storage import Location
 
 log = logging.getLogger(__name__)
 
@@ -162,50 +159,36 @@ def stream_query_id(settings: Settings) -> str:
     return str(json.loads(metadata.read_text().splitlines()[0])["id"])
 
 
-def _lock_file(settings: Settings) -> Path:
-    return local_lock_file(settings.check_point_location, "streaming.lock", settings.state_dir)
+def stream_lock(settings: Settings) -> PipelineLock:
+    """The lock the one streaming job on the checkpoint holds (`app/locks.py`: a file, or PostgreSQL)."""
+    return pipeline_lock(settings, settings.check_point_location, "streaming.lock")
 
 
 class StreamLock:
     """Held by the streaming job for as long as it runs; released when its process ends, however."""
 
     def __init__(self, settings: Settings, trigger: str) -> None:
-        self.path = _lock_file(settings)
+        self.lock = stream_lock(settings)
         self.checkpoint = settings.check_point_location
         self.trigger = trigger
-        self._handle: IO[str] | None = None
 
     def acquire(self) -> None:
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        handle = open(self.path, "a+")  # noqa: SIM115 - held until release()
         try:
-            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            handle.seek(0)
-            holder = handle.read().strip() or "unknown"
-            handle.close()
+            self.lock.acquire(holder_info(trigger=self.trigger), wait=False)
+        except LockBusyError as error:
             raise CheckpointBusyError(
-                f"another streaming job runs on the checkpoint in {self.checkpoint} ({holder}); "
+                f"another streaming job runs on the checkpoint in {self.checkpoint} "
+                f"({json.dumps(error.holder, sort_keys=True)}); "
                 "stop it first (the clickstream_streaming run in Airflow), "
                 "or give this one its own CHECK_POINT_LOCATION"
             ) from None
-        handle.seek(0)
-        handle.truncate()
-        holder_info = {
-            "pid": os.getpid(),
-            "host": socket.gethostname(),
-            "trigger": self.trigger,
-            "started": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-        }
-        handle.write(json.dumps(holder_info))
-        handle.flush()
-        self._handle = handle
+
+    def confirm(self) -> None:
+        """`LockLostError` when the lock was lost (its database session ended): stop writing."""
+        self.lock.confirm()
 
     def release(self) -> None:
-        if self._handle is not None:
-            fcntl.flock(self._handle, fcntl.LOCK_UN)
-            self._handle.close()
-            self._handle = None
+        self.lock.release()
 
     def __enter__(self) -> StreamLock:
         self.acquire()
@@ -217,21 +200,7 @@ class StreamLock:
 
 def running_stream(settings: Settings) -> dict[str, Any] | None:
     """Who runs on the checkpoint now (pid, host, trigger, started), or None when no job does."""
-    path = _lock_file(settings)
-    if not path.exists():
-        return None
-    with open(path) as handle:
-        try:
-            fcntl.flock(handle, fcntl.LOCK_SH | fcntl.LOCK_NB)
-        except BlockingIOError:
-            text = handle.read().strip()
-            try:
-                holder: dict[str, Any] = json.loads(text)
-            except ValueError:
-                holder = {"holder": text or "unknown"}
-            return holder
-        fcntl.flock(handle, fcntl.LOCK_UN)
-        return None
+    return stream_lock(settings).holder()
 
 
 def committed_offsets(settings: Settings) -> Offsets:

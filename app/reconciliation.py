@@ -26,7 +26,6 @@ in the quarantine table.
 
 from __future__ import annotations
 
-import fcntl
 import logging
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
@@ -34,9 +33,10 @@ from datetime import UTC, datetime
 from typing import Any
 
 from app.hours import Hour, day_partition, hour_key
+from app.locks import pipeline_lock
 from app.metastore import Metastore
 from app.settings import Settings
-from app.storage import Location, local_lock_file
+from app.storage import Location
 from app.table_catalog import BY_NAME, aggregates_adding_up_to_raw_clicks
 
 log = logging.getLogger(__name__)
@@ -127,7 +127,7 @@ class ReconciliationTable:
 
     def __init__(self, settings: Settings, metastore: Metastore | None = None) -> None:
         self.metastore = metastore or Metastore(settings.hive_metastore_uri, settings.hive_database)
-        self.state_dir = settings.state_dir
+        self.settings = settings
 
     def exists(self) -> bool:
         return TABLE in self.metastore.tables()
@@ -186,10 +186,7 @@ class ReconciliationTable:
 
         root = Location.parse(self.metastore.table_location(TABLE))
         schema = arrow_schema()
-        lock_file = local_lock_file(root, "_lock", self.state_dir)
-        lock_file.parent.mkdir(parents=True, exist_ok=True)
-        with open(lock_file, "a") as lock:
-            fcntl.flock(lock, fcntl.LOCK_EX)
+        with pipeline_lock(self.settings, root, "_lock"):
             existing = self.metastore.partition_locations(TABLE, [day_partition(day) for day in updates])
             new = {}
             for day, update in sorted(updates.items()):

@@ -663,6 +663,16 @@ class Settings:
         ),
         secret=True,
     )
+    pipeline_locks: str = setting(
+        "PIPELINE_LOCKS",
+        "auto",
+        (
+            "Where the streaming job's lock on its checkpoint and the reconciliation's lock live: `file` "
+            "(`flock`; writers on one host), `postgres` (advisory locks in Airflow's database, seen by every "
+            "host that reaches it), `auto`: `postgres` with the CeleryExecutor, else `file`."
+        ),
+        parser=_one_of("auto", "file", "postgres"),
+    )
     redis_port: int = setting(
         "REDIS_PORT",
         "6379",

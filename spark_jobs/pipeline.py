@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from functools import partial
@@ -35,6 +35,7 @@ from app.checkpoint import (
 )
 from app.event_time import EventTimeRules
 from app.hours import DAY_LAYOUT, Hour, hour_partition, hour_start, partition_hour
+from app.locks import LockLostError
 from app.metastore import partition_values
 from app.schemas import ARTICLES, CLICKS
 from app.settings import Settings
@@ -120,12 +121,21 @@ class Pipeline:
         self.latest_click_hour: datetime | None = None  # the latest hour of clicks this job landed
         self.last_final_merge = time.monotonic()
         self.closed_max_files = CLOSED_MAX_FILES
+        self.confirm_lock: Callable[[], None] | None = None  # raises when the job lost the checkpoint's lock
 
     def process_batch(self, records: DataFrame, batch_id: int) -> None:
         """`foreachBatch` callback of the streaming query. A batch that fails is not committed:
         the query stops, and the next start runs the same offsets again. A batch that failed
         because the metastore was away (a restart) runs again once it answers, within
-        `METASTORE_WAIT_SECONDS`; landing a batch twice gives the same tables."""
+        `METASTORE_WAIT_SECONDS`; landing a batch twice gives the same tables. A job that lost the
+        checkpoint's lock (its database session ended) writes nothing more and stops."""
+        if self.confirm_lock is not None:
+            try:
+                self.confirm_lock()
+            except LockLostError as error:
+                self.failure = f"micro-batch {batch_id} was not written: {error}; another job may hold it now"
+                log.error("%s", self.failure)
+                raise
         for attempt in (1, 2):
             try:
                 self.land_batch(records, BatchTag(stream_query_id(self.settings), batch_id))

@@ -92,12 +92,16 @@ def kafka_stream(spark: SparkSession, settings: Settings) -> DataFrame:
     )
 
 
-def start(spark: SparkSession, settings: Settings, trigger: str, interval: str) -> tuple[StreamingQuery, Pipeline]:
-    """Create the tables if needed and start the query; returns the running query and its batch handler."""
+def start(
+    spark: SparkSession, settings: Settings, trigger: str, interval: str, lock: StreamLock | None = None
+) -> tuple[StreamingQuery, Pipeline]:
+    """Create the tables if needed and start the query; returns the running query and its batch handler.
+    With `lock`, each micro-batch first confirms that the job still holds the checkpoint's lock."""
     checkpoint = check_checkpoint(settings)
     store = TableStore(spark, settings)
     store.ensure_tables()
     pipeline = Pipeline(store, settings, defer_recompute=trigger == "available-now")
+    pipeline.confirm_lock = lock.confirm if lock is not None else None
     pipeline.recompute_pending()  # hours a drain that died had landed but not recomputed
     writer = (
         kafka_stream(spark, settings)
@@ -131,7 +135,9 @@ def main(argv: list[str] | None = None) -> int:
     try:
         with spark_application(settings, "clickstream-streaming") as spark:
             spark.streams.addListener(ProgressLogger())
-            query, pipeline = start(spark, settings, args.trigger, args.interval or settings.spark_trigger_interval)
+            query, pipeline = start(
+                spark, settings, args.trigger, args.interval or settings.spark_trigger_interval, lock
+            )
             try:
                 query.awaitTermination()
             except StreamingQueryException as error:
