@@ -19,9 +19,12 @@ the same invocation, so the ratios hold on a noisy shared machine. The report is
    Airflow (`app/tools/bench/airflow_run.py`);
 8. the sensor's poll of a folder of 10,000 published files (`app/tools/bench/sensor.py`);
 9. the pipeline view and `check_tables` on the tables of the whole set and of a ten times larger set
-   (`app/tools/bench/view_cost.py`).
+   (`app/tools/bench/view_cost.py`);
+10. item 4's run and item 7's update again with the lake, checkpoints and warehouse on HDFS (a
+   NameNode and a DataNode of the benchmark's own), each right after its run on the local file
+   system (`app/tools/bench/airflow_run.py`).
 
-The benchmark starts its own broker, PostgreSQL, metastore and Airflow (a fresh state folder, free loopback
+The benchmark starts its own broker, PostgreSQL, HDFS, metastore and Airflow (a fresh state folder, free loopback
 ports), so every run begins with empty topics and tables and the user's state is left alone;
 it stops them when done.
 """
@@ -39,12 +42,13 @@ from dataclasses import replace
 from datetime import UTC, datetime
 from pathlib import Path
 
+from app.runtime.hdfs import Hdfs
 from app.runtime.hive_metastore import HiveMetastore
 from app.runtime.kafka_broker import KafkaBroker
 from app.runtime.postgres import PostgresServer
 from app.settings import REPO_ROOT, Settings, load_settings, with_own_names
 from app.storage import Location
-from app.tools.bench.airflow_run import AirflowRun, run_through_airflow, update_section
+from app.tools.bench.airflow_run import AirflowRun, run_through_airflow, store_section, update_section
 from app.tools.bench.common import flat_data_folder, free_port, listing, machine, median_of
 from app.tools.bench.large_file import large_file_run, large_file_section
 from app.tools.bench.latency import latency_runs, latency_section
@@ -81,7 +85,21 @@ def bench_settings(base: Settings, state: Path) -> Settings:
         spark_ui_port=free_port(),
         spark_history_port=free_port(),
         spark_thrift_port=free_port(),
+        hdfs_namenode_port=free_port(),
+        hdfs_namenode_http_port=free_port(),
         producer_file_stable_seconds=0.0,
+    )
+
+
+def on_hdfs(settings: Settings) -> Settings:
+    """`settings` with the lake, the checkpoints and the warehouse on the benchmark's HDFS (in a
+    folder of their own), the rest unchanged."""
+    root = Location.parse(f"hdfs://127.0.0.1:{settings.hdfs_namenode_port}/bench/{secrets.token_hex(4)}")
+    return replace(
+        settings,
+        parquet_destination_path=root / "lake",
+        check_point_location=root / "checkpoints",
+        hive_warehouse_dir=root / "warehouse",
     )
 
 
@@ -155,19 +173,25 @@ def main(argv: list[str] | None = None) -> int:
         data = scratch / "data"
         log.info("%s files from %s", flat_data_folder(data_dir, data), data_dir)
         settings = replace(settings, producer_data_root_directory=data)
-        services = [KafkaBroker(settings), PostgresServer(settings), HiveMetastore(settings)]
+        services = [KafkaBroker(settings), PostgresServer(settings), Hdfs(settings), HiveMetastore(settings)]
         try:
             for service in services:
                 service.start()
             producer = producer_runs(settings, data, scratch / "runs", args.runs)
             producer_lines, producer_memory, ceiling_seconds = producer_section(producer, settings)
             large = large_file_run(with_own_names(settings, scratch / "large", "bench"), data, scratch)
-            airflow_runs = []
+            airflow_runs, hdfs_runs = [], []
             for number in range(1, args.runs + 1):
                 run_settings = with_own_names(settings, scratch / "airflow", "bench")
                 airflow_runs.append(run_through_airflow(run_settings, data, scratch / "runs" / str(number)))
                 log.info("run %s: clickstream_hourly %s", number, airflow_runs[-1])
-            bare = [run.bare for run in airflow_runs]
+                # the same run with the tables on HDFS, right after (the same machine state)
+                hdfs_settings = on_hdfs(with_own_names(settings, scratch / "airflow-hdfs", "bench"))
+                hdfs_runs.append(
+                    run_through_airflow(hdfs_settings, data, scratch / "runs" / f"{number}-hdfs", with_bare=False)
+                )
+                log.info("run %s on HDFS: clickstream_hourly %s", number, hdfs_runs[-1])
+            bare = [run.bare for run in airflow_runs if run.bare is not None]
             spark_lines, spark_memory = spark_section([run.drain for run in airflow_runs], bare, int(facts["cores"]))
             warm_up, latency = latency_runs(
                 with_own_names(settings, scratch / "latency", "bench"),
@@ -199,6 +223,7 @@ def main(argv: list[str] | None = None) -> int:
         *spark_memory,
         "",
         *update_section(airflow_runs),
+        *store_section(airflow_runs, hdfs_runs),
         *sensor_section(sensor),
         *view_section(view_whole, view_larger),
     ]

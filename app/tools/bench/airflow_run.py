@@ -11,12 +11,15 @@ or inside them for a stream that recomputes each), and the check.
 While that run's Airflow still runs (the same services around both), the bare query drains the
 same topics (item 3's ceiling), and then a small update goes through Airflow (item 7): one new
 click file of 100 clicks and one changed article, after the whole data folder is in.
+
+Item 10 runs both again with the tables on HDFS (`store_section`), without the bare query.
 """
 
 from __future__ import annotations
 
 import logging
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -55,7 +58,7 @@ class AirflowRun:
     recomputing: float
     checking: float
     drain: DrainRun  # the drain task's streaming job: item 3's "ours"
-    bare: DrainRun  # the bare query over the same topics, with this run's Airflow still up
+    bare: DrainRun | None  # the bare query over the same topics, with this run's Airflow still up
     update: SmallUpdate
 
 
@@ -109,7 +112,9 @@ def _log_time(line: str) -> float | None:
     return datetime.fromisoformat(found.group(1).replace(",", ".").replace(" ", "T") + "+00:00").timestamp()
 
 
-def run_through_airflow(settings: Settings, data_dir: Path, scratch: Path) -> AirflowRun:
+def run_through_airflow(settings: Settings, data_dir: Path, scratch: Path, with_bare: bool = True) -> AirflowRun:
+    """One `clickstream_hourly` run over `data_dir` on an Airflow of its own, then (`with_bare`) the
+    bare query over the topics it published, then a small update."""
     airflow = BenchAirflow(settings)
     airflow.start()
     memory = PeakMemory(lambda argv: any(arg.endswith("streaming_job.py") for arg in argv))
@@ -125,7 +130,7 @@ def run_through_airflow(settings: Settings, data_dir: Path, scratch: Path) -> Ai
         drain_log = _task_log(settings, run_id, "drain_topics")
         # the last streaming application in the event log, before the small update adds its own
         profile = event_log_profile(settings.state_dir / "spark" / "events", "clickstream-streaming")
-        bare = bare_run(settings, scratch / "bare")
+        bare = bare_run(settings, scratch / "bare") if with_bare else None
         update = small_update(settings, client, data_dir, scratch / "update")
     finally:
         airflow.stop()
@@ -249,3 +254,46 @@ def small_update(settings: Settings, client: AirflowClient, data_dir: Path, fold
 def _task_log(settings: Settings, run_id: str, task_id: str) -> str:
     folder = settings.logs_dir / "airflow" / f"dag_id={DAG}" / f"run_id={run_id}" / f"task_id={task_id}"
     return "\n".join(path.read_text(errors="replace") for path in sorted(folder.glob("attempt=*.log")))
+
+
+def store_section(local: list[AirflowRun], hdfs: list[AirflowRun]) -> list[str]:
+    """Item 10 of the report: item 4's run and item 7's update with the tables on HDFS, beside the
+    same on the local file system (each HDFS run right after its local one)."""
+    from app.tools.bench.common import median_of
+
+    rows: list[tuple[str, Callable[[AirflowRun], float], int]] = [
+        ("trigger to last partition", lambda run: run.total_seconds, 1),
+        ("whole run, `check_tables` included", lambda run: run.run_seconds, 1),
+        ("the drain's micro-batches and recomputation", lambda run: run.drain.query_seconds, 1),
+        ("of which landing the raw rows", lambda run: run.landing, 1),
+        ("the `drain_topics` task, Spark start-up included", lambda run: run.drain.wall_seconds, 1),
+        ("`check_tables`", lambda run: run.checking, 1),
+        ("drain rate (records/s over the micro-batches and recomputation)", lambda run: run.drain.rows_per_second, 0),
+        ("small update: micro-batches", lambda run: run.update.batch_seconds, 1),
+        ("small update: the `drain_topics` task", lambda run: run.update.drain_task_seconds, 1),
+        ("small update: the whole run", lambda run: run.update.run_seconds, 1),
+    ]
+    lines = [
+        "## 10. The tables on HDFS",
+        "",
+        "Item 4's run and item 7's small update again, with `PARQUET_DESTINATION_PATH`, `CHECK_POINT_LOCATION` "
+        "and `HIVE_WAREHOUSE_DIR` on an HDFS of the benchmark's own (Hadoop 3.5.0, one NameNode and one "
+        "DataNode on this machine, one replica per block), each HDFS run right after its local one. Spark "
+        "writes through Hadoop's HDFS client; the commits' renames, the checkpoint's small files and the "
+        "check read and write through WebHDFS (`docs/design/storage.md`).",
+        "",
+        "| | local file system (median) | HDFS (median) | HDFS / local | HDFS runs |",
+        "|---|---:|---:|---:|---|",
+    ]
+    for label, value, digits in rows:
+        here = median_of(value(run) for run in local)
+        there = median_of(value(run) for run in hdfs)
+        runs = ", ".join(f"{value(run):,.{digits}f}" for run in hdfs)
+        lines.append(f"| {label} | {here:,.{digits}f} | {there:,.{digits}f} | {there / here:.2f} | {runs} |")
+    files = median_of(float(run.drain.files or 0) for run in hdfs)
+    lines += [
+        "",
+        f"Files the drain wrote on HDFS: {files:,.0f} (median). Seconds, except the rate.",
+        "",
+    ]
+    return lines
