@@ -73,14 +73,19 @@ def scaled_out(
         producer_item_wait_time=0.002,  # a file of 1,400 clicks takes seconds to publish: time to kill its worker
     )
     services = [Redis(own), Airflow(own)]
-    try:
-        for service in services:
-            service.start()
-        yield own
-    finally:
-        for service in reversed(services):
-            service.stop()
-        shutil.rmtree(own.state_dir, ignore_errors=True)
+    # a deployment keeps its secrets in `.env.local`, which every process reads; this test's secret
+    # reaches Airflow's processes (and their tasks' Spark jobs, which take the stream lock in that
+    # database) through their environment instead
+    with pytest.MonkeyPatch.context() as environment:
+        environment.setenv("AIRFLOW_DATABASE_URL", own.airflow_database_url)
+        try:
+            for service in services:
+                service.start()
+            yield own
+        finally:
+            for service in reversed(services):
+                service.stop()
+            shutil.rmtree(own.state_dir, ignore_errors=True)
 
 
 def test_an_hourly_run_on_celery_workers_with_the_tables_on_hdfs(
