@@ -280,16 +280,17 @@ def pipeline_lock(settings: Settings, location: Location, name: str) -> Pipeline
     """The lock `name` for `location`, where `PIPELINE_LOCKS` keeps locks."""
     if lock_backend(settings) == "file":
         return FileLock(location, name, settings.state_dir)
-    if settings.airflow_database_url:
-        url, setting = settings.airflow_database_url, "AIRFLOW_DATABASE_URL"
-        if not url.startswith("postgresql"):
-            raise LockUnavailableError(
-                "PIPELINE_LOCKS=postgres keeps the locks in Airflow's database, and AIRFLOW_DATABASE_URL is not "
-                "PostgreSQL; set PIPELINE_LOCKS=file (writers on one host)"
-            )
-    else:
-        from app.runtime.postgres import AIRFLOW_DATABASE, PostgresServer
+    from app.runtime.airflow_server import Airflow
 
-        url = PostgresServer(settings).sqlalchemy_url(AIRFLOW_DATABASE)
-        setting = "POSTGRES_PORT, the local PostgreSQL; AIRFLOW_DATABASE_URL names another"
+    url = Airflow(settings).database_url()  # the database `make up` gives Airflow
+    setting = (
+        "AIRFLOW_DATABASE_URL"
+        if settings.airflow_database_url
+        else "POSTGRES_PORT, the local PostgreSQL; AIRFLOW_DATABASE_URL names another"
+    )
+    if not url.startswith("postgresql"):
+        raise LockUnavailableError(
+            "PIPELINE_LOCKS=postgres keeps the locks in Airflow's database, and AIRFLOW_DATABASE_URL is not "
+            "PostgreSQL; set PIPELINE_LOCKS=file (writers on one host)"
+        )
     return PostgresLock(location, name, url, setting)
