@@ -24,9 +24,22 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, TypeVar
 
-from app.storage import Location, LocationError, know_web_port
+from app.storage import Location, LocationError, S3Access, know_s3, know_web_port
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
+
+
+S3_BUCKET = "clickstream"  # the bucket of `CLICKSTREAM_STORAGE=s3`
+
+
+def s3_credentials(settings: Settings) -> tuple[str, str]:
+    """(access key, secret key) of the S3 store: `S3_ACCESS_KEY`/`S3_SECRET_KEY`, or the local
+    SeaweedFS's, generated when it first starts (`app/runtime/seaweedfs.py`)."""
+    if settings.s3_access_key or settings.s3_endpoint:
+        return settings.s3_access_key, settings.s3_secret_key
+    from app.runtime.seaweedfs import local_credentials
+
+    return local_credentials(settings)
 
 
 class SettingsError(ValueError):
@@ -135,7 +148,8 @@ def _path(variable: str, raw: str) -> Path:
 
 def _location(variable: str, raw: str) -> Location:
     """Where table data lives: a local folder (a path, or a `file://` URI; a relative path starts at
-    the repository) or a folder of an HDFS (`hdfs://namenode:8020/path`); any other scheme is refused
+    the repository), a folder of an HDFS (`hdfs://namenode:8020/path`) or of an S3 bucket
+    (`s3a://bucket/path`); any other scheme is refused
     by name, never turned into a local folder called `s3a:`."""
     try:
         return Location.parse(raw if "://" in raw else str(Path(raw).expanduser()), relative_to=REPO_ROOT)
@@ -176,6 +190,12 @@ def _one_of(*choices: str) -> Callable[[str, str], str]:
         return raw
 
     return parse
+
+
+def _s3_endpoint(variable: str, raw: str) -> str:
+    if raw and not raw.startswith(("http://", "https://")):
+        raise SettingsError(f"{variable}: expected empty (the local SeaweedFS) or an http(s):// URL, got {raw!r}")
+    return raw.rstrip("/")
 
 
 def _metastore_db_url(variable: str, raw: str) -> str:
@@ -240,6 +260,9 @@ class Settings:
         for location in (self.parquet_destination_path, self.check_point_location, self.hive_warehouse_dir):
             if location.scheme == "hdfs":
                 know_web_port(location.authority, self.hdfs_namenode_http_port)
+            if location.scheme == "s3a":
+                # readers of an s3a:// location reach S3_ENDPOINT, with its keys (looked up when first used)
+                know_s3(S3Access(self.s3_endpoint_url, self.s3_region, lambda: s3_credentials(self)))
 
     # where things live
     state_dir: Path = setting(
@@ -527,21 +550,25 @@ class Settings:
         "local",
         (
             "Where the tables and checkpoints live unless their own settings say: `local` (`<store>` is the "
-            "state folder) or `hdfs` (`<store>` is `hdfs://<BIND_HOST>:<HDFS_NAMENODE_PORT>/clickstream`, the "
-            "local HDFS, which `make up` then starts)."
+            "state folder), `hdfs` (`<store>` is `hdfs://<BIND_HOST>:<HDFS_NAMENODE_PORT>/clickstream`, the "
+            "local HDFS, which `make up` then starts) or `s3` (`<store>` is `s3a://clickstream`, a bucket of "
+            "`S3_ENDPOINT`: by default the local SeaweedFS, which `make up` then starts)."
         ),
-        parser=_one_of("local", "hdfs"),
+        parser=_one_of("local", "hdfs", "s3"),
     )
     parquet_destination_path: Location = setting(
         "PARQUET_DESTINATION_PATH",
         "{store}/lake",
-        "Root of the raw Parquet tables: a folder (relative paths start at the repository), a `file://` URI, or `hdfs://namenode:8020/path`.",
+        (
+            "Root of the raw Parquet tables: a folder (relative paths start at the repository), a `file://` "
+            "URI, `hdfs://namenode:8020/path` or `s3a://bucket/path`."
+        ),
         parser=_location,
     )
     check_point_location: Location = setting(
         "CHECK_POINT_LOCATION",
         "{store}/checkpoints",
-        "Root of the streaming checkpoints: a folder, a `file://` URI, or `hdfs://namenode:8020/path`.",
+        "Root of the streaming checkpoints: a folder, a `file://` URI, `hdfs://...` or `s3a://...`.",
         parser=_location,
     )
     # Hive Metastore
@@ -554,13 +581,48 @@ class Settings:
     hive_warehouse_dir: Location = setting(
         "HIVE_WAREHOUSE_DIR",
         "{store}/warehouse",
-        "Root of the Hive tables the pipeline derives (`<database>.db` below it): a folder, a `file://` URI, or `hdfs://namenode:8020/path`.",
+        (
+            "Root of the Hive tables the pipeline derives (`<database>.db` below it): a folder, a `file://` "
+            "URI, `hdfs://...` or `s3a://...`."
+        ),
         parser=_location,
     )
     hive_metastore_heap: str = setting(
         "HIVE_METASTORE_HEAP",
         "512m",
         "Java heap of the metastore service.",
+    )
+    s3_endpoint: str = setting(
+        "S3_ENDPOINT",
+        "",
+        (
+            "The S3 store of `s3a://` locations (`https://s3.eu-west-1.amazonaws.com`, `http://minio:9000`); "
+            "empty: the local SeaweedFS on `S3_PORT`, which `make up` starts when a location is on it. "
+            "Requests name the bucket in the path."
+        ),
+        parser=_s3_endpoint,
+    )
+    s3_port: int = setting(
+        "S3_PORT",
+        "8333",
+        "Port of the local SeaweedFS's S3 API (its other ports are drawn at start).",
+        parser=_port,
+    )
+    s3_region: str = setting("S3_REGION", "us-east-1", "The S3 store's region (signed into every request).")
+    s3_access_key: str = setting(
+        "S3_ACCESS_KEY",
+        "",
+        (
+            "Access key of the S3 store (in `.env.local`); empty: the local SeaweedFS's, generated once and "
+            "kept in its state folder."
+        ),
+        secret=True,
+    )
+    s3_secret_key: str = setting(
+        "S3_SECRET_KEY",
+        "",
+        "Secret key of the S3 store (in `.env.local`); empty: the local SeaweedFS's.",
+        secret=True,
     )
     hdfs_namenode_port: int = setting(
         "HDFS_NAMENODE_PORT",
@@ -754,6 +816,22 @@ class Settings:
     )
 
     @property
+    def table_locations(self) -> tuple[Location, Location, Location]:
+        """The lake, the checkpoints and the warehouse."""
+        return (self.parquet_destination_path, self.check_point_location, self.hive_warehouse_dir)
+
+    @property
+    def uses_s3(self) -> bool:
+        """Whether a table location is on S3 (`s3a://`)."""
+        return any(location.scheme == "s3a" for location in self.table_locations)
+
+    @property
+    def s3_endpoint_url(self) -> str:
+        """The S3 store's URL: `S3_ENDPOINT`, or the local SeaweedFS's."""
+        host = "127.0.0.1" if self.bind_host == "0.0.0.0" else self.bind_host  # noqa: S104
+        return self.s3_endpoint or f"http://{host}:{self.s3_port}"
+
+    @property
     def kafka_port(self) -> int:
         """Port of the local broker: the port of the first bootstrap server."""
         return int(self.kafka_servers.split(",")[0].rsplit(":", 1)[1])
@@ -877,6 +955,8 @@ def load_settings(environ: Mapping[str, str] | None = None, env_file: Path | Non
     if values["clickstream_storage"] == "hdfs":
         host = "127.0.0.1" if values["bind_host"] == "0.0.0.0" else values["bind_host"]  # noqa: S104
         store = f"hdfs://{host}:{values['hdfs_namenode_port']}/clickstream"
+    elif values["clickstream_storage"] == "s3":
+        store = f"s3a://{S3_BUCKET}"
     for spec in deferred:
         values[spec.field] = spec.parser(spec.variable, spec.default.replace("{store}", store))
     return Settings(**values)

@@ -80,8 +80,33 @@ def spark_conf(settings: Settings) -> dict[str, str]:
         # refuses integer keys: Spark then lists the table's partitions and filters them itself
         "spark.sql.hive.metastorePartitionPruningFallbackOnException": "true",
         **hdfs_client_conf(settings),
+        **s3a_conf(settings),
         **local_file_system_conf(settings),
     }
+
+
+ENVIRONMENT_CREDENTIALS = "software.amazon.awssdk.auth.credentials.EnvironmentVariableCredentialsProvider"
+
+
+def s3a_properties(settings: Settings) -> dict[str, str]:
+    """Hadoop's S3A settings for the S3 store the settings name: its endpoint and region, the bucket
+    named in the path (what SeaweedFS and MinIO need), the keys from the environment
+    (`AWS_ACCESS_KEY_ID`, `AWS_SECRET_ACCESS_KEY`: `spark_environment()`), never a command line."""
+    endpoint = settings.s3_endpoint_url
+    return {
+        "fs.s3a.endpoint": endpoint,
+        "fs.s3a.endpoint.region": settings.s3_region,
+        "fs.s3a.path.style.access": "true",
+        "fs.s3a.connection.ssl.enabled": str(endpoint.startswith("https://")).lower(),
+        "fs.s3a.aws.credentials.provider": ENVIRONMENT_CREDENTIALS,
+    }
+
+
+def s3a_conf(settings: Settings) -> dict[str, str]:
+    """`s3a_properties()` as Spark takes them, when a table location is on S3."""
+    if not settings.uses_s3:
+        return {}
+    return {f"spark.hadoop.{name}": value for name, value in s3a_properties(settings).items()}
 
 
 def local_file_system_conf(settings: Settings) -> dict[str, str]:
@@ -121,11 +146,19 @@ def driver_host(settings: Settings) -> str:
 
 def spark_environment(settings: Settings) -> dict[str, str]:
     """Environment variables a Spark driver needs before its JVM starts."""
-    return {
+    environment = {
         "SPARK_LOCAL_IP": settings.bind_host,  # the UI and block manager bind here, not 0.0.0.0
         "SPARK_HOME": str(deps.spark_home()),
         "PYSPARK_PYTHON": os.environ.get("PYSPARK_PYTHON", _python()),
     }
+    if settings.uses_s3:  # S3A's keys (`s3a_conf()`), and the driver's own for its reads outside Spark
+        from app.settings import s3_credentials
+
+        key, secret = s3_credentials(settings)
+        environment.update(
+            {"AWS_ACCESS_KEY_ID": key, "AWS_SECRET_ACCESS_KEY": secret, "S3_ACCESS_KEY": key, "S3_SECRET_KEY": secret}
+        )
+    return environment
 
 
 def spark_submit_command(settings: Settings, application: str, arguments: list[str] | None = None) -> list[str]:

@@ -32,16 +32,17 @@ import os
 import posixpath
 import threading
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any
 
 log = logging.getLogger(__name__)
 
-SCHEMES = ("file", "hdfs")
+SCHEMES = ("file", "hdfs", "s3a")
 DEFAULT_WEB_PORT = 9870  # a Hadoop 3 NameNode's HTTP port
 _web_ports: dict[str, int] = {}
+_s3: list[S3Access] = []  # how s3a:// locations are reached: one S3 endpoint per process (the settings')
 _filesystems: dict[tuple[str, str, int], Any] = {}
 _filesystems_lock = threading.Lock()
 
@@ -68,6 +69,25 @@ class LocationUnreadable(RuntimeError):
 def know_web_port(authority: str, port: int) -> None:
     """The HTTP (WebHDFS) port of the NameNode at `authority` (`host:port` of its RPC address)."""
     _web_ports[authority] = port
+
+
+@dataclass(frozen=True)
+class S3Access:
+    """Where the S3 store of `s3a://` locations is and how to log in; `credentials` is called when
+    the store is first reached (the local store's keys are made when it first starts)."""
+
+    endpoint: str  # http://127.0.0.1:8333 or https://s3.eu-west-1.amazonaws.com
+    region: str
+    credentials: Callable[[], tuple[str, str]]  # (access key, secret key)
+
+
+def know_s3(access: S3Access) -> None:
+    """How this process reaches `s3a://` locations (the settings register it)."""
+    with _filesystems_lock:
+        if _s3 != [access]:
+            _s3[:] = [access]
+            for key in [key for key in _filesystems if key[0] == "s3a"]:
+                del _filesystems[key]
 
 
 @dataclass(frozen=True)
@@ -108,12 +128,16 @@ class Location:
             return cls.local(rest)
         if scheme not in SCHEMES:
             raise LocationError(
-                f"{text!r} is a {scheme}:// location; this version reaches a local folder (a path or file://) "
-                "or an HDFS (hdfs://namenode:8020/path)"
+                f"{text!r} is a {scheme}:// location; this version reaches a local folder (a path or file://), "
+                "an HDFS (hdfs://namenode:8020/path) or an S3 bucket through S3A (s3a://bucket/path)"
             )
         authority, _, path = rest.partition("/")
         if not authority:
-            raise LocationError(f"{text!r} names no NameNode: write hdfs://host:port/path")
+            raise LocationError(
+                f"{text!r} names no bucket: write s3a://bucket/path"
+                if scheme == "s3a"
+                else f"{text!r} names no NameNode: write hdfs://host:port/path"
+            )
         return cls(scheme, authority, posixpath.normpath("/" + path))
 
     @classmethod
@@ -137,6 +161,11 @@ class Location:
 
     def __fspath__(self) -> str:
         return self.local_path.__fspath__()
+
+    @property
+    def fs_path(self) -> str:
+        """The location as its fsspec file system names it: the path, after the bucket on S3."""
+        return f"{self.authority}{self.path}" if self.scheme == "s3a" else self.path
 
     @property
     def local_path(self) -> Path:
@@ -172,6 +201,8 @@ class Location:
         """The fsspec file system that reaches this location (one per store and process)."""
         if self.is_local:
             key = ("file", "", 0)
+        elif self.scheme == "s3a":
+            key = ("s3a", "", 0)  # one client for every bucket of the store
         else:
             key = (self.scheme, self.authority, _web_ports.get(self.authority, DEFAULT_WEB_PORT))
         with _filesystems_lock:
@@ -180,25 +211,43 @@ class Location:
             return _filesystems[key]
 
     def exists(self) -> bool:
-        return bool(self.fs.exists(self.path))
+        if self.scheme == "s3a":
+            return self.is_file() or self.is_dir()
+        return bool(self.fs.exists(self.fs_path))
 
     def is_dir(self) -> bool:
-        return bool(self.fs.isdir(self.path))
+        if self.scheme == "s3a":  # a folder of S3 is the keys under its prefix: it exists while it holds one
+            return bool(self._keys_below())
+        return bool(self.fs.isdir(self.fs_path))
 
     def is_file(self) -> bool:
-        return bool(self.fs.isfile(self.path))
+        return bool(self.fs.isfile(self.fs_path))
 
     def size(self) -> int:
-        return int(self.fs.size(self.path))
+        return int(self.fs.size(self.fs_path))
 
     def mkdir(self, parents: bool = True, exist_ok: bool = True) -> None:
-        self.fs.makedirs(self.path, exist_ok=exist_ok)
+        if self.scheme == "s3a":
+            return  # S3 has no folders: a key's prefix is its folder (and a marker object would outlive it)
+        self.fs.makedirs(self.fs_path, exist_ok=exist_ok)
+
+    def _keys_below(self) -> list[tuple[str, int]]:
+        """On S3: (key relative to this folder, size) of every object under it, in one listing
+        (S3 lists keys, 1,000 a request, and has no folders to walk)."""
+        from pyarrow.fs import FileSelector, FileType
+
+        try:
+            found = self.fs.fs.get_file_info(FileSelector(self.fs_path, recursive=True))
+        except (FileNotFoundError, NotADirectoryError):
+            return []
+        prefix = self.fs_path.rstrip("/") + "/"
+        return [(info.path[len(prefix) :], int(info.size or 0)) for info in found if info.type == FileType.File]
 
     def entries(self, must_exist: bool = False) -> list[Entry]:
         """The items of a folder, sorted by name; empty for a missing folder unless `must_exist`
         (then `LocationUnreadable`, naming it)."""
         try:
-            found = self.fs.ls(self.path, detail=True)
+            found = self._s3_children() if self.scheme == "s3a" else self.fs.ls(self.fs_path, detail=True)
         except (FileNotFoundError, NotADirectoryError, PermissionError) as error:
             if must_exist:
                 reason = getattr(error, "strerror", None) or type(error).__name__
@@ -213,6 +262,19 @@ class Location:
             entries.append(Entry(self / name, item["type"] == "directory", int(item.get("size") or 0)))
         return sorted(entries, key=lambda entry: entry.name)
 
+    def _s3_children(self) -> list[dict[str, Any]]:
+        """The folder's items as fsspec lists them, made from its keys: a name with a key under it is
+        a folder (an empty "folder" that a store still shows is no item); none at all: not found."""
+        keys = self._keys_below()
+        if not keys:
+            raise FileNotFoundError(2, "No such file or directory")
+        children: dict[str, dict[str, Any]] = {}
+        for key, size in keys:
+            first, separator, _ = key.partition("/")
+            kind = "directory" if separator else "file"
+            children.setdefault(first, {"name": f"{self.fs_path}/{first}", "type": kind, "size": size})
+        return list(children.values())
+
     def walk_files(self, must_exist: bool = False, skip_hidden: bool = True) -> Iterator[Entry]:
         """Every file under a folder, depth first in name order; names starting with `_` or `.` (and
         everything under them) skipped when `skip_hidden`, the rule Hive's and Spark's readers follow."""
@@ -225,11 +287,11 @@ class Location:
                 yield entry
 
     def open(self, mode: str = "rb") -> IO[bytes]:
-        handle: IO[bytes] = self.fs.open(self.path, mode)
+        handle: IO[bytes] = self.fs.open(self.fs_path, mode)
         return handle
 
     def read_bytes(self) -> bytes:
-        return bytes(self.fs.cat_file(self.path))
+        return bytes(self.fs.cat_file(self.fs_path))
 
     def read_text(self) -> str:
         return self.read_bytes().decode("utf-8")
@@ -237,7 +299,7 @@ class Location:
     def write_text(self, text: str) -> None:
         if self.is_local:
             self.parent.mkdir()  # HDFS makes the missing folders of a new file itself
-        self.fs.pipe_file(self.path, text.encode("utf-8"))
+        self.fs.pipe_file(self.fs_path, text.encode("utf-8"))
 
     def write_atomically(self, text: str) -> None:
         """Write under a temporary name beside, then rename: readers see the old text or the new."""
@@ -250,6 +312,12 @@ class Location:
         if self.is_local:
             target.parent.mkdir()
             self.fs.mv(self.path, target.path)  # one rename(2): atomic, replaces the target
+            return
+        if self.scheme == "s3a":
+            # S3 has no rename: the object is copied onto the target's key (one atomic PUT: readers
+            # see the old object or the new one), then the source is deleted
+            self.fs.copy(self.fs_path, target.fs_path)
+            self.fs.rm_file(self.fs_path)
             return
         try:
             _rename_over(self, target)
@@ -269,11 +337,11 @@ class Location:
                 return
             except OSError:
                 pass
-        self.fs.cp_file(self.path, target.path)
+        self.fs.cp_file(self.fs_path, target.fs_path)
 
     def unlink(self, missing_ok: bool = True) -> None:
         try:
-            self.fs.rm_file(self.path)
+            self.fs.rm_file(self.fs_path)
         except FileNotFoundError:
             if not missing_ok:
                 raise
@@ -281,14 +349,17 @@ class Location:
     def remove_tree(self) -> None:
         """Delete a folder and everything in it (nothing when it does not exist)."""
         with contextlib.suppress(FileNotFoundError):
-            self.fs.rm(self.path, recursive=True)
+            self.fs.rm(self.fs_path, recursive=True)
 
     def remove_if_empty(self) -> bool:
-        """Delete an empty folder; False when it holds anything (or is gone)."""
+        """Delete an empty folder; False when it holds anything (or is gone). On S3 an empty folder
+        is no folder: nothing is deleted (a delete by prefix could take a key written meanwhile)."""
         if self.entries():
             return False
+        if self.scheme == "s3a":
+            return True
         try:
-            self.fs.rmdir(self.path)
+            self.fs.rmdir(self.fs_path)
         except OSError:
             return False
         return True
@@ -308,11 +379,38 @@ def _open_filesystem(scheme: str, authority: str, web_port: int) -> Any:
         from fsspec.implementations.local import LocalFileSystem
 
         return LocalFileSystem()
+    if scheme == "s3a":
+        return _open_s3()
     from fsspec.implementations.webhdfs import WebHDFS
 
     host = authority.rsplit(":", 1)[0]
     user = os.environ.get("HADOOP_USER_NAME") or getpass.getuser()
     return WebHDFS(host, port=web_port, user=user, use_listings_cache=False)
+
+
+def _open_s3() -> Any:
+    """pyarrow's S3 client (in the wheel already), seen through fsspec like the other stores."""
+    from urllib.parse import urlsplit
+
+    from fsspec.implementations.arrow import ArrowFSWrapper
+    from pyarrow.fs import S3FileSystem
+
+    if not _s3:
+        raise LocationError("an s3a:// location, but no S3 store is configured (S3_ENDPOINT)")
+    access = _s3[0]
+    endpoint = urlsplit(access.endpoint)
+    key, secret = access.credentials()
+    client = S3FileSystem(
+        access_key=key,
+        secret_key=secret,
+        region=access.region,
+        endpoint_override=endpoint.netloc,
+        scheme=endpoint.scheme or "https",
+        force_virtual_addressing=False,  # path-style requests (bucket in the path), as S3A is told
+        allow_bucket_creation=True,
+        check_directory_existence_before_creation=False,
+    )
+    return ArrowFSWrapper(client)
 
 
 def _rename_over(source: Location, target: Location) -> None:

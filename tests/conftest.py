@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 
-from app.settings import REPO_ROOT, Settings, load_settings, with_own_names
+from app.settings import REPO_ROOT, S3_BUCKET, Settings, load_settings, with_own_names
 from app.storage import Location
 
 # Airflow imported by a test (DAG parsing) keeps its home in a temporary folder, not in ~/airflow,
@@ -86,7 +86,9 @@ def _bindable(port: int) -> bool:
 
 def isolated_settings(state_dir: Path, extra: Mapping[str, str] | None = None) -> Settings:
     """Settings on free ports with all state under `state_dir`, ignoring the repo's `.env`."""
-    kafka, controller, metastore, airflow, spark_ui, history, thrift, postgres, namenode, namenode_http = free_ports(10)
+    kafka, controller, metastore, airflow, spark_ui, history, thrift, postgres, namenode, namenode_http, s3 = (
+        free_ports(11)
+    )
     environ = {
         "CLICKSTREAM_STATE_DIR": str(state_dir),
         "KAFKA_SERVERS": f"127.0.0.1:{kafka}",
@@ -99,6 +101,7 @@ def isolated_settings(state_dir: Path, extra: Mapping[str, str] | None = None) -
         "POSTGRES_PORT": str(postgres),
         "HDFS_NAMENODE_PORT": str(namenode),
         "HDFS_NAMENODE_HTTP_PORT": str(namenode_http),
+        "S3_PORT": str(s3),
         "AIRFLOW_ADMIN_PASSWORD": "test-only-password",
         **(extra or {}),
     }
@@ -109,16 +112,19 @@ def own_pipeline(settings: Settings, folder: Path, store: str = "local") -> Sett
     """`settings` with topics, transactional id, database, lake, checkpoint and data folder of one
     test alone (under `folder`), so tests sharing the session's services never see each other's data.
     With `store="hdfs"`, the lake, checkpoint and warehouse are on the session's HDFS (the test asks
-    for the `hdfs` fixture) and only the data folder is local."""
+    for the `hdfs` fixture), with `store="s3"` in the bucket of the session's SeaweedFS (the `s3`
+    fixture), and only the data folder is local."""
     (folder / "data").mkdir(parents=True, exist_ok=True)
     own = replace(
         with_own_names(settings, folder, "test"),
         producer_data_root_directory=folder / "data",
         producer_file_stable_seconds=0.0,
     )
-    if store == "hdfs":
+    if store in ("hdfs", "s3"):
         root = Location.parse(
             f"hdfs://{settings.bind_host}:{settings.hdfs_namenode_port}/tests/{uuid.uuid4().hex[:12]}"
+            if store == "hdfs"
+            else f"s3a://{S3_BUCKET}/tests/{uuid.uuid4().hex[:12]}"
         )
         own = replace(
             own,

@@ -44,6 +44,23 @@ class HiveMetastore(Service):
             "hive.metastore.event.db.notification.api.auth": "false",
             "hive.metastore.server.min.threads": "4",
             "hive.metastore.server.max.threads": "64",
+            **self.s3a_properties(),
+        }
+
+    def s3a_properties(self) -> dict[str, str]:
+        """S3A's settings, so that the metastore can make and drop folders of `s3a://` tables: those
+        of the S3 store the settings name (by default the local SeaweedFS). The metastore may serve
+        applications whose tables are there though its own warehouse is not, so they are always set;
+        the file is readable by its owner alone (it also holds the database's password)."""
+        from app.settings import s3_credentials
+        from app.spark_session import s3a_properties
+
+        key, secret = s3_credentials(self.settings)
+        return {
+            **s3a_properties(self.settings),
+            "fs.s3a.aws.credentials.provider": "org.apache.hadoop.fs.s3a.SimpleAWSCredentialsProvider",
+            "fs.s3a.access.key": key,
+            "fs.s3a.secret.key": secret,
         }
 
     @property
@@ -101,7 +118,8 @@ class HiveMetastore(Service):
             raise database_login_error(setting, where, error) from None
 
     def processes(self) -> list[ManagedProcess]:
-        jars = [f"{deps.spark_home() / 'jars'}/*", f"{deps.METASTORE_DB_JARS_DIR}/*"]
+        # Spark's jars, the database driver, and S3A (hadoop-aws and the AWS SDK, among Spark's extra jars)
+        jars = [f"{deps.spark_home() / 'jars'}/*", f"{deps.METASTORE_DB_JARS_DIR}/*", f"{deps.SPARK_KAFKA_JARS_DIR}/*"]
         classpath = ":".join([str(self.conf_dir), *jars, str(deps.METASTORE_CLASSES_DIR)])
         command = [
             *java_service_flags(self.settings, self.home, self.settings.hive_metastore_heap),

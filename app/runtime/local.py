@@ -15,6 +15,7 @@ from app.runtime.hive_metastore import HiveMetastore
 from app.runtime.kafka_broker import KafkaBroker, KafkaCluster
 from app.runtime.postgres import PostgresServer
 from app.runtime.redis import Redis
+from app.runtime.seaweedfs import SeaweedFs
 from app.runtime.service import Service, ServiceStatus
 from app.runtime.spark_cluster import SparkCluster
 from app.runtime.spark_history import SparkHistoryServer
@@ -29,7 +30,8 @@ class LocalRuntime:
 
     Without names: `up` starts the default services (not the SQL server, which `make sql` starts,
     nor the Spark cluster, nor PostgreSQL when both databases are elsewhere, nor HDFS unless tables
-    live there: `CLICKSTREAM_STORAGE=hdfs`, nor Redis but for the CeleryExecutor), and `down` and
+    live there: `CLICKSTREAM_STORAGE=hdfs`, nor the S3 store unless they live on it:
+    `CLICKSTREAM_STORAGE=s3`, nor Redis but for the CeleryExecutor), and `down` and
     `status` cover every service, the on-demand ones when they run.
     """
 
@@ -38,6 +40,7 @@ class LocalRuntime:
         "kafka-cluster": KafkaCluster,
         "postgres": PostgresServer,
         "hdfs": Hdfs,
+        "s3": SeaweedFs,
         "metastore": HiveMetastore,
         "spark-history": SparkHistoryServer,
         "redis": Redis,
@@ -45,7 +48,7 @@ class LocalRuntime:
         "sql": SparkThriftServer,
         "spark-cluster": SparkCluster,
     }
-    ON_DEMAND = ("sql", "spark-cluster", "postgres", "kafka-cluster", "hdfs", "redis")
+    ON_DEMAND = ("sql", "spark-cluster", "postgres", "kafka-cluster", "hdfs", "s3", "redis")
 
     def __init__(self, settings: Settings, names: list[str] | None = None) -> None:
         unknown = set(names or []) - set(self.EVERY)
@@ -63,8 +66,8 @@ class LocalRuntime:
 
     def _by_default(self, service: Service) -> bool:
         """Always-on services; on-demand ones while they run; PostgreSQL while a database lives there;
-        HDFS while tables or checkpoints live there; Redis with the CeleryExecutor."""
-        if isinstance(service, PostgresServer | Hdfs | Redis) and service.wanted():
+        HDFS or the S3 store while tables or checkpoints live there; Redis with the CeleryExecutor."""
+        if isinstance(service, PostgresServer | Hdfs | SeaweedFs | Redis) and service.wanted():
             return True
         return service.name not in self.ON_DEMAND or bool(service.status().pids)
 

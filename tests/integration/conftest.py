@@ -21,6 +21,7 @@ from app.runtime.hdfs import Hdfs
 from app.runtime.hive_metastore import HiveMetastore
 from app.runtime.kafka_broker import KafkaBroker
 from app.runtime.postgres import PostgresServer
+from app.runtime.seaweedfs import SeaweedFs
 from app.runtime.service import Service
 from app.settings import Settings
 from app.spark_session import spark_application
@@ -117,6 +118,31 @@ def metastore(settings: Settings, postgres: Service) -> Iterator[Service]:
 def hdfs(settings: Settings) -> Iterator[Service]:
     """A NameNode and a DataNode, started by the first test that needs them."""
     yield from _running(Hdfs(settings))
+
+
+@pytest.fixture(scope="session")
+def s3(settings: Settings, spark: SparkSession) -> Iterator[Service]:
+    """SeaweedFS's S3 API, started by the first test that needs it. The session's Spark (built for
+    tables on the local disk) is given S3A's settings for it, as an application on S3 gets them."""
+    from app.settings import s3_credentials
+    from app.spark_session import s3a_properties
+
+    store = SeaweedFs(settings)
+    try:
+        store.start()
+        key, secret = s3_credentials(settings)
+        hadoop = spark.sparkContext._jsc.hadoopConfiguration()  # type: ignore[union-attr]
+        properties = {
+            **s3a_properties(settings),
+            "fs.s3a.aws.credentials.provider": "org.apache.hadoop.fs.s3a.SimpleAWSCredentialsProvider",
+            "fs.s3a.access.key": key,
+            "fs.s3a.secret.key": secret,
+        }
+        for name, value in properties.items():
+            hadoop.set(name, value)
+        yield store
+    finally:
+        store.stop()
 
 
 @pytest.fixture(scope="session")

@@ -263,7 +263,7 @@ def test_batch_job_twice_gives_identical_partitions_while_the_stream_writes(
     assert len(table_rows(spark, settings, "raw_clicks")) == raw_before + 1883
 
 
-@pytest.mark.parametrize("store", ["local", "hdfs"])
+@pytest.mark.parametrize("store", ["local", "hdfs", "s3"])
 def test_driver_killed_twice_mid_drain_leaves_every_click_once(
     kafka: Service,
     metastore: Service,
@@ -277,9 +277,10 @@ def test_driver_killed_twice_mid_drain_leaves_every_click_once(
     hours it landed: the hours stay pending, the DAG's drain task would start Spark for them although
     the checkpoint is past the topics' end, and the next drain makes every table exact. Then a
     backfill of every hour changes nothing, `check_tables` finds every hour balanced and the pipeline
-    view reads the tables: on the local disk, and with the lake, warehouse and checkpoint on HDFS."""
-    if store == "hdfs":
-        request.getfixturevalue("hdfs")
+    view reads the tables: on the local disk, and with the lake, warehouse and checkpoint on HDFS and
+    on S3 (SeaweedFS through S3A)."""
+    if store in ("hdfs", "s3"):
+        request.getfixturevalue(store)
     own = replace(own_pipeline(settings, tmp_path / "pipeline", store), spark_max_offsets_per_trigger=800)
     for path in [*CLICK_FILES, SAMPLE / "articles_metadata.csv"]:
         shutil.copy(path, own.producer_data_root_directory / path.name)
@@ -333,7 +334,7 @@ def test_driver_killed_twice_mid_drain_leaves_every_click_once(
     tables = {table.name: table for table in view.data}
     assert tables["raw_clicks"].rows == 4208 and tables["articles"].rows == 551
     assert tables["raw_clicks"].location.startswith(str(own.parquet_destination_path))
-    if store == "hdfs":
+    if store != "local":
         assert not (tmp_path / "pipeline" / "lake").exists()  # nothing landed on the local disk
 
 

@@ -96,14 +96,14 @@ def batch_frame(spark: SparkSession, records: list[dict[str, Any]]) -> DataFrame
 def pipeline(
     metastore: Service, settings: Settings, spark: SparkSession, tmp_path: Path, request: pytest.FixtureRequest
 ) -> Iterator[Pipeline]:
-    """A pipeline of the test's own, on the local disk, or on the session's HDFS when the test is
-    parametrized with `pipeline="hdfs"` (indirect)."""
+    """A pipeline of the test's own, on the local disk, or on the session's HDFS or S3 store when the
+    test is parametrized with `pipeline="hdfs"` or `"s3"` (indirect)."""
     from spark_jobs.pipeline import Pipeline
     from spark_jobs.tables import TableStore
 
     store = getattr(request, "param", "local")
-    if store == "hdfs":
-        request.getfixturevalue("hdfs")
+    if store in ("hdfs", "s3"):
+        request.getfixturevalue(store)
     own = own_pipeline(settings, tmp_path, store)
     store = TableStore(spark, own)
     store.ensure_tables()
@@ -177,7 +177,7 @@ def test_a_replayed_micro_batch_adds_nothing(pipeline: Pipeline, spark: SparkSes
     assert_statistics_true(pipeline)
 
 
-@pytest.mark.parametrize("pipeline", ["local", "hdfs"], indirect=True)
+@pytest.mark.parametrize("pipeline", ["local", "hdfs", "s3"], indirect=True)
 def test_a_replay_after_a_compaction_adds_nothing_and_closed_hours_end_in_one_file(
     pipeline: Pipeline, spark: SparkSession
 ) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
@@ -86,7 +87,7 @@ def test_table_locations_may_be_on_hdfs_and_readers_learn_its_web_port() -> None
         ("PRODUCER_ITEM_WAIT_TIME", "-1", "PRODUCER_ITEM_WAIT_TIME: must not be negative"),
         ("AIRFLOW_PARALLELISM", "0", "AIRFLOW_PARALLELISM: must be at least 1"),
         ("HIVE_WAREHOUSE_DIR", "hdfs:///warehouse", "HIVE_WAREHOUSE_DIR: 'hdfs:///warehouse' names no NameNode"),
-        ("PARQUET_DESTINATION_PATH", "s3a://lake/raw", "PARQUET_DESTINATION_PATH: .s3a://lake/raw. is a s3a://"),
+        ("PARQUET_DESTINATION_PATH", "gs://lake/raw", "PARQUET_DESTINATION_PATH: .gs://lake/raw. is a gs://"),
         (
             "CLICKSTREAM_STATE_DIR",
             "hdfs://nn:8020/state",
@@ -193,6 +194,40 @@ def test_a_local_driver_maps_the_class_archive_and_takes_the_extra_java_options_
     assert "SharedArchiveFile" not in cluster["spark.driver.extraJavaOptions"]
     archive.unlink()  # before setup made it
     assert "SharedArchiveFile" not in spark_conf(isolated_settings(tmp_path))["spark.driver.extraJavaOptions"]
+
+
+def test_tables_on_s3_get_s3a_settings_and_keys_only_through_the_environment(tmp_path: Path) -> None:
+    from app.spark_session import s3a_conf, spark_environment
+
+    assert s3a_conf(isolated_settings(tmp_path)) == {}
+    local = isolated_settings(tmp_path, {"CLICKSTREAM_STORAGE": "s3", "S3_PORT": "18333"})
+    assert local.parquet_destination_path.uri == "s3a://clickstream/lake" and local.uses_s3
+    conf = s3a_conf(local)
+    assert conf["spark.hadoop.fs.s3a.endpoint"] == "http://127.0.0.1:18333"
+    assert conf["spark.hadoop.fs.s3a.path.style.access"] == "true"
+    assert conf["spark.hadoop.fs.s3a.connection.ssl.enabled"] == "false"
+    assert not any("key" in name for name in conf)  # never on a command line
+    environment = spark_environment(local)
+    generated = json.loads((tmp_path / "seaweedfs" / "credentials.json").read_text())
+    assert environment["AWS_ACCESS_KEY_ID"] == generated["access_key"]
+    assert environment["AWS_SECRET_ACCESS_KEY"] == generated["secret_key"]
+    assert (tmp_path / "seaweedfs" / "credentials.json").stat().st_mode & 0o077 == 0
+    aws = isolated_settings(
+        tmp_path,
+        {
+            "PARQUET_DESTINATION_PATH": "s3a://lake-bucket/lake",
+            "S3_ENDPOINT": "https://s3.eu-west-1.amazonaws.com/",
+            "S3_REGION": "eu-west-1",
+            "S3_ACCESS_KEY": "AKIAEXAMPLE",
+            "S3_SECRET_KEY": "not-a-real-secret",
+        },
+    )
+    assert s3a_conf(aws)["spark.hadoop.fs.s3a.connection.ssl.enabled"] == "true"
+    assert s3a_conf(aws)["spark.hadoop.fs.s3a.endpoint"] == "https://s3.eu-west-1.amazonaws.com"
+    assert spark_environment(aws)["AWS_ACCESS_KEY_ID"] == "AKIAEXAMPLE"
+    assert "not-a-real-secret" not in json.dumps(aws.environment())  # a secret: not passed on as a setting
+    with pytest.raises(SettingsError, match="S3_ENDPOINT"):
+        isolated_settings(tmp_path, {"S3_ENDPOINT": "s3.amazonaws.com"})
 
 
 def test_hdfs_clients_close_files_without_long_waits_and_keep_one_replica_on_the_local_hdfs(tmp_path: Path) -> None:

@@ -34,11 +34,24 @@ def test_an_hdfs_location_keeps_its_namenode_through_joins() -> None:
         _ = partition.local_path
 
 
+def test_an_s3_location_names_its_bucket_and_keys() -> None:
+    lake = Location.parse("s3a://warehouse-bucket/clickstream/lake/")
+    partition = lake / "raw_clicks" / "dt=2017-10-01/hour=3"
+    assert (lake.scheme, lake.authority, lake.path) == ("s3a", "warehouse-bucket", "/clickstream/lake")
+    assert partition.uri == "s3a://warehouse-bucket/clickstream/lake/raw_clicks/dt=2017-10-01/hour=3"
+    assert partition.fs_path == "warehouse-bucket/clickstream/lake/raw_clicks/dt=2017-10-01/hour=3"  # pyarrow's key
+    assert partition.is_relative_to(lake)
+    assert not partition.is_relative_to(Location.parse("s3a://other-bucket/clickstream/lake"))
+    assert Location.parse("hdfs://nn:8020/lake").fs_path == "/lake"
+
+
 @pytest.mark.parametrize(
     ("text", "message"),
     [
-        ("s3a://bucket/lake", "is a s3a:// location"),
+        ("s3://bucket/lake", "is a s3:// location"),
+        ("gs://bucket/lake", "s3a://bucket/path"),
         ("hdfs:///lake", "names no NameNode"),
+        ("s3a:///lake", "names no bucket"),
         ("file://lake", "a file:// URI names an absolute path"),
     ],
 )

@@ -47,6 +47,14 @@ def test_make_up_starts_the_local_hdfs_while_tables_live_there(tmp_path: Path) -
     assert "hdfs" not in default_services(tmp_path, {"PARQUET_DESTINATION_PATH": "hdfs://nn.example:8020/lake"})
 
 
+def test_make_up_starts_the_local_s3_store_while_tables_live_there(tmp_path: Path) -> None:
+    assert "s3" not in default_services(tmp_path, {})
+    on_s3 = default_services(tmp_path, {"CLICKSTREAM_STORAGE": "s3"})
+    assert on_s3 == ["kafka", "postgres", "s3", "metastore", "spark-history", "airflow"]  # before its users
+    elsewhere = {"CLICKSTREAM_STORAGE": "s3", "S3_ENDPOINT": "https://s3.eu-west-1.amazonaws.com"}
+    assert "s3" not in default_services(tmp_path, elsewhere)  # another store: nothing to start
+
+
 def test_up_of_named_services_starts_the_local_postgres_they_need_first(tmp_path: Path) -> None:
     def started(names: list[str], extra: dict[str, str]) -> list[str]:
         runtime = LocalRuntime(isolated_settings(tmp_path, extra), names)
