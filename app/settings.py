@@ -37,9 +37,9 @@ def s3_credentials(settings: Settings) -> tuple[str, str]:
     SeaweedFS's, generated when it first starts (`app/runtime/seaweedfs.py`)."""
     if settings.s3_access_key or settings.s3_endpoint:
         return settings.s3_access_key, settings.s3_secret_key
-    from app.runtime.seaweedfs import local_credentials
+    from app.s3_keys import local_credentials
 
-    return local_credentials(settings)
+    return local_credentials(settings.state_dir)
 
 
 class SettingsError(ValueError):

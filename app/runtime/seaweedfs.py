@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import json
 import logging
-import secrets
 import shutil
 import socket
 import sys
@@ -28,7 +27,7 @@ from pathlib import Path
 from app.runtime import deps
 from app.runtime.process import ManagedProcess, ServiceStartError
 from app.runtime.service import Health, Service
-from app.settings import Settings
+from app.s3_keys import local_credentials
 
 log = logging.getLogger(__name__)
 
@@ -45,24 +44,6 @@ def weed() -> Path:
             raise deps.MissingDependencyError(f"SeaweedFS's `weed` is missing (the local S3 store); {deps.SETUP_HINT}")
         found = Path(on_path)
     return found
-
-
-def credentials_file(settings: Settings) -> Path:
-    return settings.state_dir / "seaweedfs" / "credentials.json"
-
-
-def local_credentials(settings: Settings) -> tuple[str, str]:
-    """(access key, secret key) of the local store, generated once and kept (mode 600)."""
-    path = credentials_file(settings)
-    if not path.exists():
-        path.parent.mkdir(parents=True, exist_ok=True)
-        made = {"access_key": "clickstream-" + secrets.token_hex(4), "secret_key": secrets.token_urlsafe(30)}
-        temporary = path.with_suffix(".tmp")
-        temporary.write_text(json.dumps(made))
-        temporary.chmod(0o600)
-        temporary.replace(path)
-    kept = json.loads(path.read_text())
-    return str(kept["access_key"]), str(kept["secret_key"])
 
 
 def _free_port(host: str) -> int:
@@ -155,7 +136,7 @@ class SeaweedFs(Service):
         if self.settings.s3_access_key:
             key, secret = self.settings.s3_access_key, self.settings.s3_secret_key
         else:
-            key, secret = local_credentials(self.settings)
+            key, secret = local_credentials(self.settings.state_dir)
         identity = {
             "name": "clickstream",
             "credentials": [{"accessKey": key, "secretKey": secret}],
