@@ -67,7 +67,7 @@ def footer_rows(file: Entry) -> int:
 
     if file.location.is_local:
         return int(pq.ParquetFile(file.location.path).metadata.num_rows)
-    tail = file.location.fs.cat_file(file.location.fs_path, start=max(0, file.size - FOOTER_READ))
+    tail = file.location.read_from(file.size - FOOTER_READ)
     try:
         return int(pq.ParquetFile(TailOfFile(file.size, tail)).metadata.num_rows)
     except OutsideTail:

@@ -262,7 +262,7 @@ class Settings:
                 know_web_port(location.authority, self.hdfs_namenode_http_port)
             if location.scheme == "s3a":
                 # readers of an s3a:// location reach S3_ENDPOINT, with its keys (looked up when first used)
-                know_s3(S3Access(self.s3_endpoint_url, self.s3_region, lambda: s3_credentials(self)))
+                know_s3(self.s3_access)
 
     # where things live
     state_dir: Path = setting(
@@ -824,6 +824,11 @@ class Settings:
     def uses_s3(self) -> bool:
         """Whether a table location is on S3 (`s3a://`)."""
         return any(location.scheme == "s3a" for location in self.table_locations)
+
+    @property
+    def s3_access(self) -> S3Access:
+        """How to reach the S3 store: its endpoint, region and keys (looked up when first used)."""
+        return S3Access(self.s3_endpoint_url, self.s3_region, lambda: s3_credentials(self))
 
     @property
     def s3_endpoint_url(self) -> str:

@@ -293,6 +293,13 @@ class Location:
     def read_bytes(self) -> bytes:
         return bytes(self.fs.cat_file(self.fs_path))
 
+    def read_from(self, start: int) -> bytes:
+        """The file's bytes from `start` on, in one request (a read from 0 is a whole read: S3's
+        client opens such a file as a stream, which cannot seek)."""
+        if start <= 0:
+            return self.read_bytes()
+        return bytes(self.fs.cat_file(self.fs_path, start=start))
+
     def read_text(self) -> str:
         return self.read_bytes().decode("utf-8")
 

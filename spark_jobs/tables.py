@@ -258,7 +258,8 @@ class TableStore:
         spec = self.tables[name]
         staging = spec.root / STAGING / batch.prefix
         staging.remove_tree()  # what a crashed run of the same batch left
-        written = self._write(spec, rows, staging, count)
+        # appended into: an S3 store may still show the emptied folder (SeaweedFS drops it later)
+        written = self._write(spec, rows, staging, count, mode="append")
         if not written:
             staging.remove_tree()
             return {}
@@ -435,20 +436,20 @@ class TableStore:
     # --- helpers ----------------------------------------------------------------------------------
 
     def _write(
-        self, spec: TableSpec, rows: DataFrame, folder: Location, count: int | None = None
+        self, spec: TableSpec, rows: DataFrame, folder: Location, count: int | None = None, mode: str = "errorifexists"
     ) -> dict[str, list[Location]]:
         """Spark writes `rows` under `folder` partitioned like the table, one file per partition
         (every task wrote a file into every partition it met, four small files per hour and table),
         by as many tasks as a shuffle has, or, for at most `FEW_ROWS` rows (`count`, when the caller
         knows it), by one task without a shuffle: a small micro-batch saves a Spark job per table.
-        Returns the files written per partition name."""
+        Returns the files written per partition name. `mode` is Spark's: a new folder must not exist."""
         columns = rows.select(*[f.name for f in spec.schema.fields])
         if count is not None and count <= FEW_ROWS:
             ordered = columns.coalesce(1)
         else:
             tasks = int(self.spark.conf.get("spark.sql.shuffle.partitions") or "4")
             ordered = columns.repartition(tasks, *spec.partition_columns)
-        ordered.write.mode("errorifexists").partitionBy(*spec.partition_columns).parquet(folder.uri)
+        ordered.write.mode(mode).partitionBy(*spec.partition_columns).parquet(folder.uri)
         found = [folder]
         for column in spec.partition_columns:  # one listing per level of partition folders
             found = [e.location for f in found for e in f.entries() if e.is_dir and e.name.startswith(f"{column}=")]

@@ -154,8 +154,9 @@ class SeaweedFs(Service):
     def _make_buckets(self) -> None:
         """Each bucket the locations name, and one object written and deleted, so that the store
         makes its first volumes now rather than in the first write of a job (about 5 s)."""
-        from app.storage import Location
+        from app.storage import Location, know_s3
 
+        know_s3(self.settings.s3_access)  # this process reaches s3a:// at the store it started
         for bucket in self.buckets():
             root = Location.parse(f"s3a://{bucket}")
             try:

@@ -131,7 +131,7 @@ def s3(settings: Settings, spark: SparkSession) -> Iterator[Service]:
     try:
         store.start()
         key, secret = s3_credentials(settings)
-        hadoop = spark.sparkContext._jsc.hadoopConfiguration()  # type: ignore[union-attr]
+        hadoop = spark.sparkContext._jsc.hadoopConfiguration()
         properties = {
             **s3a_properties(settings),
             "fs.s3a.aws.credentials.provider": "org.apache.hadoop.fs.s3a.SimpleAWSCredentialsProvider",
