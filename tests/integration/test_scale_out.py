@@ -1,6 +1,8 @@
 """The pipeline laid out as for several hosts: Airflow with the CeleryExecutor (Redis, two workers),
-and the lake, warehouse and checkpoints on HDFS. An hourly run over the sample through the real
-Airflow: its tasks run on both workers (recorded on the task instances), its tables are on HDFS
+and the lake, warehouse and checkpoints on HDFS (or on the S3 store, SeaweedFS, with
+`CLICKSTREAM_TEST_SCALE_OUT_STORE=s3`: the suite runs the S3 tables through the drain and compaction
+tests, and has no room for a second Airflow). An hourly run over the sample through the real
+Airflow: its tasks run on both workers (recorded on the task instances), its tables are on that store
 alone, and they equal the independent computation from the CSVs. Then a worker is killed while it
 publishes a file: the task is retried on the other worker, and the file lands once.
 
@@ -9,6 +11,7 @@ metadata database); it shares the session's Kafka, PostgreSQL server, metastore 
 
 from __future__ import annotations
 
+import os
 import shutil
 import time
 from collections.abc import Iterator
@@ -24,7 +27,7 @@ from app.runtime.airflow_server import Airflow
 from app.runtime.postgres import AIRFLOW_DATABASE, PostgresServer
 from app.runtime.redis import Redis
 from app.runtime.service import Service
-from app.settings import REPO_ROOT, Settings
+from app.settings import REPO_ROOT, Settings, s3_credentials
 from tests.conftest import free_ports, own_pipeline, reachable_folder
 from tests.integration.conftest import admin_client
 from tests.integration.expected import expected_tables
@@ -36,6 +39,7 @@ if TYPE_CHECKING:
 
 SAMPLE = REPO_ROOT / "app" / "data"
 DAG = "clickstream_hourly"
+STORE = os.environ.get("CLICKSTREAM_TEST_SCALE_OUT_STORE", "hdfs")  # or "s3"
 
 
 def celery_database(settings: Settings) -> str:
@@ -54,13 +58,16 @@ def scaled_out(
     kafka: Service,
     postgres: Service,
     metastore: Service,
-    hdfs: Service,
     settings: Settings,
     tmp_path_factory: pytest.TempPathFactory,
+    request: pytest.FixtureRequest,
 ) -> Iterator[Settings]:
-    """Settings of a pipeline of its own on HDFS, with its own Airflow on Celery workers running."""
+    """Settings of a pipeline of its own on HDFS (or S3), with its own Airflow on Celery workers running."""
+    if STORE not in ("hdfs", "s3"):
+        raise ValueError(f"CLICKSTREAM_TEST_SCALE_OUT_STORE={STORE!r}: hdfs or s3")
+    request.getfixturevalue(STORE)
     folder = tmp_path_factory.mktemp("scale-out")
-    own = own_pipeline(settings, folder, "hdfs")
+    own = own_pipeline(settings, folder, STORE)
     api_port, redis_port = free_ports(2)
     own = replace(
         own,
@@ -72,12 +79,18 @@ def scaled_out(
         airflow_database_url=celery_database(own),
         producer_item_wait_time=0.002,  # a file of 1,400 clicks takes seconds to publish: time to kill its worker
     )
+    if STORE == "s3":  # the session's store's keys, which a deployment gives every host in `.env.local`
+        key, secret = s3_credentials(settings)
+        own = replace(own, s3_access_key=key, s3_secret_key=secret)
     services = [Redis(own), Airflow(own)]
     # a deployment keeps its secrets in `.env.local`, which every process reads; this test's secret
     # reaches Airflow's processes (and their tasks' Spark jobs, which take the stream lock in that
     # database) through their environment instead
     with pytest.MonkeyPatch.context() as environment:
         environment.setenv("AIRFLOW_DATABASE_URL", own.airflow_database_url)
+        if STORE == "s3":
+            environment.setenv("S3_ACCESS_KEY", own.s3_access_key)
+            environment.setenv("S3_SECRET_KEY", own.s3_secret_key)
         try:
             for service in services:
                 service.start()
@@ -111,7 +124,7 @@ def test_an_hourly_run_on_celery_workers_with_the_tables_on_hdfs(
     expected = expected_tables(sorted(SAMPLE.glob("clicks_hour_*.csv")), SAMPLE / "articles_metadata.csv")
     assert aggregates(spark, own) == expected
     lake = own.parquet_destination_path
-    assert lake.scheme == "hdfs" and (lake / "raw_clicks").entries()
+    assert lake.scheme == {"hdfs": "hdfs", "s3": "s3a"}[STORE] and (lake / "raw_clicks").entries()
     assert not (own.state_dir / "lake").exists() and not (own.state_dir / "checkpoints").exists()
 
 
