@@ -3,7 +3,9 @@
 A click is set aside (the producer's rejects topic; the Spark jobs' `quarantine` table for records
 from other producers) when its `click_timestamp` is before `CLICKSTREAM_EARLIEST_EVENT_TIME`, later
 than the moment it is published plus `CLICKSTREAM_MAX_FUTURE_SECONDS`, or earlier than its own
-`session_start` by more than `CLICKSTREAM_SESSION_START_TOLERANCE_SECONDS`. "Published" is the
+`session_start` by more than `CLICKSTREAM_SESSION_START_TOLERANCE_SECONDS`, or later than it by more
+than `CLICKSTREAM_MAX_SESSION_SECONDS` (which bounds the raw hours that recomputing a session's hour
+reads: `app/hours.py::session_window`). "Published" is the
 publishing clock (the Kafka record's time), so a `--replay` of history passes. The producer and the
 Spark jobs take the bounds and the words of each reason from here, so both say the same.
 """
@@ -29,6 +31,7 @@ class EventTimeRules:
     earliest_ms: int
     max_future_ms: int
     session_start_tolerance_ms: int
+    max_session_ms: int = 2**62  # no bound unless the settings give one
 
     @classmethod
     def from_settings(cls, settings: Settings) -> EventTimeRules:
@@ -36,6 +39,7 @@ class EventTimeRules:
             earliest_ms=int(settings.earliest_event_time.timestamp() * 1000),
             max_future_ms=int(settings.max_future_seconds * 1000),
             session_start_tolerance_ms=int(settings.session_start_tolerance_seconds * 1000),
+            max_session_ms=int(settings.max_session_seconds * 1000),
         )
 
     @property
@@ -60,6 +64,13 @@ class EventTimeRules:
             f"CLICKSTREAM_SESSION_START_TOLERANCE_SECONDS ({self.session_start_tolerance_ms // 1000}): "
         )
 
+    @property
+    def after_session(self) -> str:
+        return (
+            f"{EVENT_TIME} later than its {SESSION_START} by more than "
+            f"CLICKSTREAM_MAX_SESSION_SECONDS ({self.max_session_ms // 1000}): "
+        )
+
     def problem(self, click_ms: int, session_start_ms: int, published_ms: int) -> str | None:
         """Why a click is implausible, or None."""
         if click_ms < self.earliest_ms:
@@ -68,6 +79,8 @@ class EventTimeRules:
             return f"{self.too_late}{click_ms}"
         if click_ms < session_start_ms - self.session_start_tolerance_ms:
             return f"{self.before_session}{click_ms} < {session_start_ms}"
+        if click_ms > session_start_ms + self.max_session_ms:
+            return f"{self.after_session}{click_ms} > {session_start_ms}"
         return None
 
     def maybe_implausible(self, clicks_ms: np.ndarray, session_starts_ms: np.ndarray, published_ms: int) -> np.ndarray:
@@ -77,4 +90,5 @@ class EventTimeRules:
             (clicks_ms < self.earliest_ms)
             | (clicks_ms > published_ms + self.max_future_ms)
             | (clicks_ms < session_starts_ms - self.session_start_tolerance_ms)
+            | (clicks_ms - self.max_session_ms > session_starts_ms)
         )

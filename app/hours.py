@@ -127,6 +127,25 @@ def hour_partition(hour: Hour) -> str:
     return f"dt={hour[0]}/hour={hour[1]}"
 
 
+def session_window(
+    session_hours: Iterable[Hour], partitions: Iterable[str], max_session_seconds: float, tolerance_seconds: float
+) -> list[str]:
+    """The hourly partitions that may hold clicks of sessions started in `session_hours`: a click
+    lies from `tolerance_seconds` before its session's start to `max_session_seconds` after it (the
+    event-time rules set the others aside), so from the first hour's start minus the tolerance to
+    the end of the last hour plus the longest session. Later data never widens it."""
+    starts = sorted(hour_start(hour) for hour in session_hours)
+    if not starts:
+        return []
+    earliest = starts[0] - timedelta(seconds=tolerance_seconds)
+    latest = starts[-1] + timedelta(hours=1, seconds=max_session_seconds)
+    return [
+        name
+        for name in partitions
+        if (start := hour_start(partition_hour(name))) + timedelta(hours=1) > earliest and start < latest
+    ]
+
+
 def day_partition(day: str) -> str:
     """The name of a daily partition: `2017-10-01` -> `dt=2017-10-01`."""
     return f"dt={day}"

@@ -457,6 +457,16 @@ class Settings:
         "A click earlier than its own `session_start` by more than this many seconds is set aside.",
         parser=_non_negative_float,
     )
+    max_session_seconds: float = setting(
+        "CLICKSTREAM_MAX_SESSION_SECONDS",
+        "2592000",
+        (
+            "A click later than its own `session_start` by more than this many seconds (30 days; the "
+            "longest session of the Globo data set lasts 555.5 hours) is set aside. It bounds what "
+            "recomputing an old hour reads: the raw hours from its sessions' start to this much later."
+        ),
+        parser=_non_negative_float,
+    )
     # Spark
     spark_master: str = setting(
         "SPARK_MASTER_URL",

@@ -34,7 +34,7 @@ from app.checkpoint import (
     unsettled_partitions,
 )
 from app.event_time import EventTimeRules
-from app.hours import DAY_LAYOUT, Hour, hour_partition, hour_start, partition_hour
+from app.hours import DAY_LAYOUT, Hour, hour_partition, hour_start, partition_hour, session_window
 from app.locks import LockLostError
 from app.metastore import partition_values
 from app.schemas import ARTICLES, CLICKS
@@ -356,13 +356,16 @@ class Pipeline:
             session_hours = _hours(T.session_start_hours(enriched))
             if session_hours:
                 # a session belongs to the hour it started in, and its clicks may lie in later hours:
-                # those of the hours recomputed are at hand, the others are read
+                # those of the hours recomputed are at hand, the others are read: only the hours a
+                # session may reach (CLICKSTREAM_MAX_SESSION_SECONDS), however long the table grows
                 started = hours_filter(session_hours, *T.session_start_partition())
-                later = [
-                    name
-                    for name in self.store.metastore.partition_names("raw_clicks")
-                    if partition_hour(name)[0] >= session_hours[0][0] and name not in names
-                ]
+                window = session_window(
+                    session_hours,
+                    self.store.metastore.partition_names("raw_clicks"),
+                    self.settings.max_session_seconds,
+                    self.settings.session_start_tolerance_seconds,
+                )
+                later = [name for name in window if name not in names]
                 elsewhere = self.store.read_partitions("raw_clicks", later).where(started)
                 session_clicks = enriched.where(started).unionByName(
                     T.enrich_clicks(T.click_facts(elsewhere), articles)

@@ -113,8 +113,12 @@ def _event_time_error(rules: EventTimeRules) -> Column:
         F.when(click < F.lit(rules.earliest_ms), F.concat(F.lit(rules.too_early), click.cast("string")))
         .when(click > published + F.lit(rules.max_future_ms), F.concat(F.lit(rules.too_late), click.cast("string")))
         .when(
-            click < start - F.lit(rules.session_start_tolerance_ms),
+            click + F.lit(rules.session_start_tolerance_ms) < start,  # arithmetic on the click, checked sane above
             F.concat(F.lit(rules.before_session), click.cast("string"), F.lit(" < "), start.cast("string")),
+        )
+        .when(
+            click - F.lit(rules.max_session_ms) > start,
+            F.concat(F.lit(rules.after_session), click.cast("string"), F.lit(" > "), start.cast("string")),
         )
     )
 

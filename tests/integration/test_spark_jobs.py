@@ -166,6 +166,9 @@ def test_implausible_click_times_are_set_aside_by_the_producer_and_by_the_job(
         (5, 0): "click_timestamp before CLICKSTREAM_EARLIEST_EVENT_TIME (2000-01-01T00:00:00+00:00): 0",
         (5, 4102444800000): "click_timestamp more than CLICKSTREAM_MAX_FUTURE_SECONDS (86400) after it was published",
         (2, 1506826828020 + 3_600_000): "click_timestamp earlier than its session_start by more than",
+        (2, 1506826828020 - 2_592_000_001): (
+            "click_timestamp later than its session_start by more than CLICKSTREAM_MAX_SESSION_SECONDS (2592000)"
+        ),
     }
     rows = []
     for (position, value), _ in cases.items():
@@ -179,9 +182,8 @@ def test_implausible_click_times_are_set_aside_by_the_producer_and_by_the_job(
     publish(settings)
     rejected = [json.loads(message.value()) for message in read_all(settings, settings.kafka_rejects_topic)]
     reasons = [r["reason"] for r in rejected if r["file"] == "clicks_hour_990.csv"]
-    assert (
-        len(reasons) == 5 and reasons[-1] == "click_article_id is outside a 64-bit integer: '12345678901234567890123'"
-    )
+    assert len(reasons) == len(cases) + 1
+    assert reasons[-1] == "click_article_id is outside a 64-bit integer: '12345678901234567890123'"
     for reason, expected in zip(reasons, cases.values(), strict=False):
         assert reason.startswith(expected), (reason, expected)
 

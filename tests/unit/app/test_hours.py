@@ -27,6 +27,7 @@ from app.hours import (
     partition_hour,
     partition_key,
     quiet_hours,
+    session_window,
 )
 
 
@@ -88,3 +89,20 @@ def test_quiet_hours_lie_between_clicks_no_further_apart_than_the_bound() -> Non
 def test_hours_group_into_spans_of_consecutive_hours() -> None:
     hours = [("2017-10-02", 0), ("2017-10-01", 23), ("2017-10-02", 5), ("2017-10-02", 0)]
     assert hour_spans(hours) == [(("2017-10-01", 23), ("2017-10-02", 0)), (("2017-10-02", 5), ("2017-10-02", 5))]
+
+
+def test_a_session_window_reaches_from_the_tolerance_before_to_the_longest_session_after_and_no_further() -> None:
+    """Recomputing an hour's sessions reads the raw hours its sessions may reach: however many later
+    hours the table holds, the set stays the same."""
+    two_hours, five_minutes = 7200.0, 300.0
+    sessions = [("2017-10-01", 0), ("2017-10-01", 2)]
+    table = [hour_partition(hour) for hour in hours_in_range("2017-09-30T22", "2017-10-01T06")]
+    window = session_window(sessions, table, two_hours, five_minutes)
+    # a click may come 5 minutes before 00:00 (hour 23 of the day before) and before 02:00 + 1 h + 2 h
+    assert window == [hour_partition(hour) for hour in hours_in_range("2017-09-30T23", "2017-10-01T04")]
+    grown = table + [hour_partition(hour) for hour in hours_in_range("2017-10-01T07", "2018-10-01T00")]
+    assert session_window(sessions, grown, two_hours, five_minutes) == window
+    assert session_window([], grown, two_hours, five_minutes) == []
+    assert session_window(sessions, table, 0.0, 0.0) == [
+        hour_partition(hour) for hour in hours_in_range("2017-10-01T00", "2017-10-01T02")
+    ]

@@ -177,7 +177,12 @@ def test_implausible_click_times_and_numbers_outside_64_bits_are_rejects_with_th
     """The cases of issue 16, on both paths (a row with padded cells takes the careful one)."""
     from app.event_time import EventTimeRules
 
-    rules = EventTimeRules(earliest_ms=946_684_800_000, max_future_ms=86_400_000, session_start_tolerance_ms=300_000)
+    rules = EventTimeRules(
+        earliest_ms=946_684_800_000,
+        max_future_ms=86_400_000,
+        session_start_tolerance_ms=300_000,
+        max_session_ms=3_600_000,
+    )
     rows = [
         click(),
         click(click_timestamp=-5, session_start=-10),
@@ -186,13 +191,15 @@ def test_implausible_click_times_and_numbers_outside_64_bits_are_rejects_with_th
         click(session_start=1506826828020 + 300_001),  # the click comes 300.001 s before its session starts
         click(session_start=1506826828020 + 300_000),  # within the tolerance
         click(click_article_id="12345678901234567890123"),
+        click(session_start=1506826828020 - 3_600_001),  # the click comes an hour and 1 ms after its session started
+        click(session_start=1506826828020 - 3_600_000),  # the longest session allowed
     ]
     if not fast_path:
         rows = [row.replace(",", ", ") for row in rows]
     text = "\n".join([CLICK_HEADER, *rows]) + "\n"
     items = list(parse_lines(text.encode(), CLICKS, "clicks_hour_000.csv", None, rules))
     reasons = {item.line: item.reason for item in items if isinstance(item, Reject)}
-    assert [item.line for item in items if isinstance(item, Message)] == [2, 7]
+    assert [item.line for item in items if isinstance(item, Message)] == [2, 7, 10]
     assert reasons[3] == "click_timestamp before CLICKSTREAM_EARLIEST_EVENT_TIME (2000-01-01T00:00:00+00:00): -5"
     assert reasons[4] == "click_timestamp before CLICKSTREAM_EARLIEST_EVENT_TIME (2000-01-01T00:00:00+00:00): 0"
     assert reasons[5] == (
@@ -200,3 +207,7 @@ def test_implausible_click_times_and_numbers_outside_64_bits_are_rejects_with_th
     )
     assert reasons[6].startswith("click_timestamp earlier than its session_start by more than")
     assert reasons[8] == "click_article_id is outside a 64-bit integer: '12345678901234567890123'"
+    assert reasons[9] == (
+        "click_timestamp later than its session_start by more than CLICKSTREAM_MAX_SESSION_SECONDS (3600): "
+        "1506826828020 > 1506823228019"
+    )
