@@ -7,7 +7,7 @@ PY := .venv/bin/python
 PYTEST_ARGS ?=
 TEST_WORKERS ?= 2  # make test's pytest-xdist workers, a test file each at a time, each with services of its own
 
-.PHONY: help setup up down status test test-unit lint lock demo publish sql bench airflow
+.PHONY: help setup up down status test test-unit lint lock demo publish sql bench bench-scale airflow
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/' | column -t -s $$'\t'
@@ -23,6 +23,9 @@ publish: setup  ## publish what is new in the data folder (make publish ARGS="--
 
 bench: setup  ## benchmarks against ceilings measured in the same run; writes docs/benchmarks.md (BENCH_DATA_DIR)
 	@$(PY) -m app.tools.bench $(ARGS)
+
+bench-scale: setup  ## the scale series (1x, 3x, 10x the data set); writes docs/benchmarks-scale.md (BENCH_DATA_DIR)
+	@$(PY) -m app.tools.bench.scale $(ARGS)
 
 sql: setup  ## SQL shell on the Hive tables (beeline on the Spark Thrift server); make sql ARGS='-e "SHOW TABLES"'
 	@$(PY) -m app.tools.sql_shell $(ARGS)

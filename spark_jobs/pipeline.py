@@ -366,6 +366,10 @@ class Pipeline:
                     self.settings.session_start_tolerance_seconds,
                 )
                 later = [name for name in window if name not in names]
+                log.info(
+                    "sessions started in %s hour(s): %s more raw partition(s) read for their later clicks",
+                    len(session_hours), len(later),
+                )  # fmt: skip
                 elsewhere = self.store.read_partitions("raw_clicks", later).where(started)
                 session_clicks = enriched.where(started).unionByName(
                     T.enrich_clicks(T.click_facts(elsewhere), articles)

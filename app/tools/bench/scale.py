@@ -1,0 +1,281 @@
+"""`make bench-scale`: how each cost grows with the tables, at 1x, 3x and 10x the data set.
+
+For each size, a pipeline of its own (fresh topics, database, lake and checkpoint) on the same
+services: the click files of `BENCH_DATA_DIR` replicated that many times
+(`app/tools/bench/replicate.py`), published by our producer, drained by the streaming job
+(available-now); then, with all of it in the tables:
+- the small update: one new file of 100 clicks (the last of the newest file, an hour later) and one
+  changed article, published and drained: the micro-batch and the whole job;
+- recomputing one old hour (the first file's hour, whose sessions reach later hours), with the raw
+  partitions it read besides its own (bounded by `CLICKSTREAM_MAX_SESSION_SECONDS`);
+- the pipeline view and `check_tables` asked for one hour.
+The goal is a flat line: at 10x, each per-batch figure within 1.3x its 1x value, the view and the
+check under 2 s. The report goes to `docs/benchmarks-scale.md` with the machine.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import re
+import secrets
+import shutil
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, replace
+from datetime import UTC, datetime
+from pathlib import Path
+
+from app.runtime.hive_metastore import HiveMetastore
+from app.runtime.kafka_broker import KafkaBroker
+from app.runtime.postgres import PostgresServer
+from app.settings import REPO_ROOT, Settings, load_settings, with_own_names
+from app.tools.bench.common import flat_data_folder, listing, machine, median_of, reached, timed
+from app.tools.bench.replicate import replicate
+from app.tools.bench.spark import FINAL_RECOMPUTE, PROGRESS
+
+log = logging.getLogger("app.tools.bench.scale")
+
+REPORT = REPO_ROOT / "docs" / "benchmarks-scale.md"
+SIZES = (1, 3, 10)
+FLAT_GOAL = 1.3  # at the largest size, a per-batch figure within this factor of the smallest's
+VIEW_GOAL_SECONDS = 2.0
+UPDATE_CLICKS = 100
+READ_SET = re.compile(r"sessions started in \d+ hour\(s\): (\d+) more raw partition\(s\) read")
+RECOMPUTED = re.compile(r"recomputed \d+ hour\(s\) from")
+
+
+@dataclass(frozen=True)
+class SizeRun:
+    size: int
+    clicks: int  # click rows published
+    publish_seconds: float
+    drain_rows: int
+    drain_seconds: float  # the micro-batches and the drain's recomputation
+    drain_wall_seconds: float
+    update_batch_seconds: float  # the small update's micro-batches
+    update_recompute_seconds: float
+    update_wall_seconds: float  # its whole job, Spark's start included
+    old_hour_wall_seconds: float
+    old_hour_read_partitions: int
+    view_seconds: float
+    check_seconds: float
+
+    @property
+    def drain_rate(self) -> float:
+        return self.drain_rows / self.drain_seconds
+
+
+def _job(settings: Settings, script: str, *arguments: str) -> tuple[str, float]:
+    from app.airflow.tasks import spark_job_environment
+    from app.spark_session import SPARK_JOBS_DIR, spark_submit_command
+
+    command = spark_submit_command(settings, str(SPARK_JOBS_DIR / script), list(arguments))
+    command[1:1] = ["--conf", "spark.ui.enabled=false"]
+    run = timed(command, {**os.environ, **spark_job_environment(settings)}, REPO_ROOT, script)
+    return run.stdout + run.stderr, run.seconds
+
+
+def _publish(settings: Settings) -> tuple[int, float]:
+    import json
+
+    run = timed(
+        [sys.executable, "-m", "app.producer", "publish", "--json"],
+        {**os.environ, **settings.environment()},
+        REPO_ROOT,
+        "our producer",
+    )
+    return int(json.loads(run.stdout)["rows"]), run.seconds
+
+
+def _batch_seconds(text: str) -> tuple[int, float, float]:
+    """(rows, micro-batch seconds, the drain's final recomputation seconds) from a job's log."""
+    rows = sum(int(found.group(2)) for found in PROGRESS.finditer(text))
+    batches = sum(int(found.group(3)) for found in PROGRESS.finditer(text)) / 1000
+    final = sum(float(found.group(1)) for found in FINAL_RECOMPUTE.finditer(text))
+    return rows, batches, final
+
+
+def _update_files(settings: Settings, data_dir: Path, folder: Path) -> None:
+    import pandas as pd
+
+    prefix = settings.producer_click_csv_data_prefix
+    newest = max(data_dir.glob(f"{prefix}*.csv"), key=lambda path: int(path.stem.rsplit("_", 1)[-1]))
+    clicks = pd.read_csv(newest).tail(UPDATE_CLICKS).copy()
+    clicks["click_timestamp"] += 3_600_000
+    number = int(newest.stem.rsplit("_", 1)[-1]) + 1
+    clicks.to_csv(folder / f"{prefix}{number:03d}.csv", index=False)
+    catalogue = f"{settings.producer_click_metadata_csv_data_prefix}.csv"
+    articles = pd.read_csv(data_dir / catalogue)
+    changed = articles[articles["article_id"] == int(clicks["click_article_id"].iloc[0])].copy()
+    changed["category_id"] += 1000
+    changed.to_csv(folder / f"{settings.producer_click_metadata_csv_data_prefix}_update.csv", index=False)
+
+
+def _old_hour(data_dir: Path, settings: Settings) -> str:
+    """The hour of the first clicks of the first file (`2017-10-01T03`)."""
+    import pandas as pd
+
+    prefix = settings.producer_click_csv_data_prefix
+    first = min(data_dir.glob(f"{prefix}*.csv"), key=lambda path: int(path.stem.rsplit("_", 1)[-1]))
+    moment = pd.to_datetime(pd.read_csv(first, usecols=["click_timestamp"])["click_timestamp"].min(), unit="ms")
+    return str(moment.strftime("%Y-%m-%dT%H"))
+
+
+def size_run(base: Settings, source: Path, scratch: Path, size: int) -> SizeRun:
+    from app.pipeline_view import read_state
+    from app.table_checks import check_tables
+
+    data = scratch / f"data-{size}x"
+    replicate(source, data, size)
+    settings = replace(with_own_names(base, scratch / f"pipeline-{size}x", "scale"), producer_data_root_directory=data)
+    clicks, publish_seconds = _publish(settings)
+    text, drain_wall = _job(settings, "streaming_job.py", "--trigger", "available-now")
+    rows, batches, final = _batch_seconds(text)
+    if not rows:
+        raise SystemExit(f"the drain at {size}x landed nothing:\n{text[-3000:]}")
+    log.info("%sx: %s rows drained in %.1f s (wall %.1f s)", size, rows, batches + final, drain_wall)
+
+    update = scratch / f"update-{size}x"
+    update.mkdir()
+    _update_files(settings, data, update)
+    updated = replace(settings, producer_data_root_directory=update)
+    _publish(updated)
+    update_text, update_wall = _job(updated, "streaming_job.py", "--trigger", "available-now")
+    _, update_batches, update_final = _batch_seconds(update_text)
+
+    hour = _old_hour(data, settings)
+    old_text, old_wall = _job(settings, "recompute_hours.py", "--from", hour, "--to", hour)
+    if not RECOMPUTED.search(old_text):
+        raise SystemExit(f"recomputing {hour} at {size}x failed:\n{old_text[-3000:]}")
+    read = [int(found.group(1)) for found in READ_SET.finditer(old_text)]
+
+    read_state(settings)  # the imports, as the view's warm-up does
+    started = time.perf_counter()
+    state = read_state(settings)
+    view_seconds = time.perf_counter() - started
+    for section in (state.kafka, state.ledger, state.tables, state.charts):
+        if section.error:
+            raise SystemExit(f"the view failed at {size}x: {section.error}")
+    checked_hour = (hour[:10], int(hour[11:]))
+    started = time.perf_counter()
+    report = check_tables(settings, [checked_hour])
+    check_seconds = time.perf_counter() - started
+    if report.problems:
+        raise SystemExit(f"the tables disagree at {size}x: {report.problems[:3]}")
+    run = SizeRun(
+        size=size,
+        clicks=clicks,
+        publish_seconds=publish_seconds,
+        drain_rows=rows,
+        drain_seconds=batches + final,
+        drain_wall_seconds=drain_wall,
+        update_batch_seconds=update_batches,
+        update_recompute_seconds=update_final,
+        update_wall_seconds=update_wall,
+        old_hour_wall_seconds=old_wall,
+        old_hour_read_partitions=sum(read),
+        view_seconds=view_seconds,
+        check_seconds=check_seconds,
+    )
+    log.info("%sx: %s", size, run)
+    shutil.rmtree(data, ignore_errors=True)
+    return run
+
+
+def scale_section(runs: list[SizeRun]) -> list[str]:
+    first, last = runs[0], runs[-1]
+
+    def ratio(value: float, base: float) -> str:
+        return f"{value / base:.2f}" if base else "-"
+
+    rows: list[tuple[str, Callable[[SizeRun], str], str | None]] = [
+        ("clicks published", lambda r: f"{r.clicks:,}", None),
+        ("producer (records/s)", lambda r: f"{r.clicks / r.publish_seconds:,.0f}", None),
+        ("drain (records/s, micro-batches and recomputation)", lambda r: f"{r.drain_rate:,.0f}", None),
+        ("small update: micro-batch (s)", lambda r: f"{r.update_batch_seconds:.1f}", "update_batch_seconds"),
+        ("small update: recomputation (s)", lambda r: f"{r.update_recompute_seconds:.1f}", "update_recompute_seconds"),
+        ("small update: whole job (s)", lambda r: f"{r.update_wall_seconds:.1f}", "update_wall_seconds"),
+        ("one old hour recomputed: whole job (s)", lambda r: f"{r.old_hour_wall_seconds:.1f}", "old_hour_wall_seconds"),
+        ("  raw partitions it read besides its own", lambda r: f"{r.old_hour_read_partitions}", None),
+        ("pipeline view (s)", lambda r: f"{r.view_seconds:.2f}", None),
+        ("`check_tables`, one hour (s)", lambda r: f"{r.check_seconds:.2f}", None),
+    ]
+    header = "| figure | " + " | ".join(f"{r.size}x" for r in runs) + f" | {last.size}x / {first.size}x |"
+    lines = [
+        "## Scale series",
+        "",
+        header,
+        "|---|" + "---:|" * (len(runs) + 1),
+    ]
+    for label, show, field in rows:
+        growth = ratio(getattr(last, field), getattr(first, field)) if field else ""
+        lines.append(f"| {label} | " + " | ".join(show(r) for r in runs) + f" | {growth} |")
+    per_batch = [
+        field
+        for field in ("update_batch_seconds", "update_wall_seconds", "old_hour_wall_seconds")
+        if getattr(first, field) and getattr(last, field) / getattr(first, field) > FLAT_GOAL
+    ]
+    lines += [
+        "",
+        f"Goal: at {last.size}x each per-batch figure within {FLAT_GOAL}x of its {first.size}x value: "
+        + ("met." if not per_batch else f"missed by {', '.join(per_batch)}."),
+        f"The view under {VIEW_GOAL_SECONDS:.0f} s: {reached(VIEW_GOAL_SECONDS / last.view_seconds, 1.0)}; "
+        f"`check_tables` under {VIEW_GOAL_SECONDS:.0f} s: {reached(VIEW_GOAL_SECONDS / last.check_seconds, 1.0)}.",
+        f"Drain rate at each size (records/s): {listing([r.drain_rate for r in runs])}; "
+        f"median {median_of([r.drain_rate for r in runs]):,.0f}.",
+    ]
+    return lines
+
+
+def main(argv: list[str] | None = None) -> int:
+    from app.tools.bench.__main__ import bench_settings
+
+    parser = argparse.ArgumentParser(prog="python -m app.tools.bench.scale", description=__doc__)
+    parser.add_argument("--sizes", default=",".join(map(str, SIZES)), help="copies of the data set, e.g. 1,3,10")
+    args = parser.parse_args(argv)
+    sizes = sorted({int(size) for size in args.sizes.split(",")})
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    base = load_settings()
+    started = time.monotonic()
+    facts = machine()
+    runs: list[SizeRun] = []
+    with tempfile.TemporaryDirectory(prefix="clickstream-bench-scale-") as scratch_name:
+        scratch = Path(scratch_name)
+        scratch.chmod(0o711)  # as root, PostgreSQL runs as `postgres`, which must reach its folder
+        settings = bench_settings(base, scratch / "state")
+        settings = replace(settings, airflow_admin_password=secrets.token_urlsafe(16))
+        source = scratch / "source"
+        log.info("%s files from %s", flat_data_folder(settings.bench_data_dir, source), settings.bench_data_dir)
+        services = [KafkaBroker(settings), PostgresServer(settings), HiveMetastore(settings)]
+        try:
+            for service in services:
+                service.start()
+            for size in sizes:
+                runs.append(size_run(settings, source, scratch, size))
+        finally:
+            for service in reversed(services):
+                service.stop()
+    lines = [
+        "# Scale benchmark",
+        "",
+        f"Run on {datetime.now(UTC):%Y-%m-%d %H:%M} UTC at commit `{facts['commit']}`, "
+        f"in {(time.monotonic() - started) / 60:.1f} min, "
+        f"on {facts['cores']} cores, {facts['memory']} (`make bench-scale`, `app/tools/bench/scale.py`). "
+        "Each size is a pipeline of its own on the same broker, PostgreSQL and metastore; one run per size.",
+        "",
+        *(f"- {key}: {value}" for key, value in facts.items() if key != "commit"),
+        "",
+        *scale_section(runs),
+        "",
+    ]
+    REPORT.write_text("\n".join(lines))
+    log.info("wrote %s", REPORT)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

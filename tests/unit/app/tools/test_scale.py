@@ -1,0 +1,36 @@
+"""The scale series' report: one column per size, the growth, and the verdicts on the goals."""
+
+from __future__ import annotations
+
+from app.tools.bench.scale import SizeRun, scale_section
+
+
+def run(size: int, update: float, old_hour: float, view: float) -> SizeRun:
+    return SizeRun(
+        size=size,
+        clicks=677_862 * size,
+        publish_seconds=7.0 * size,
+        drain_rows=1_041_909 * size,
+        drain_seconds=50.0 * size,
+        drain_wall_seconds=70.0 * size,
+        update_batch_seconds=update,
+        update_recompute_seconds=1.0,
+        update_wall_seconds=20.0 + update,
+        old_hour_wall_seconds=old_hour,
+        old_hour_read_partitions=200,
+        view_seconds=view,
+        check_seconds=0.5,
+    )
+
+
+def test_a_flat_series_meets_the_goals_and_a_growing_one_names_what_grew() -> None:
+    flat = "\n".join(scale_section([run(1, 3.0, 30.0, 0.4), run(3, 3.2, 31.0, 0.5), run(10, 3.3, 33.0, 0.6)]))
+    assert "| figure | 1x | 3x | 10x | 10x / 1x |" in flat
+    assert "| clicks published | 677,862 | 2,033,586 | 6,778,620 |  |" in flat
+    assert "| small update: micro-batch (s) | 3.0 | 3.2 | 3.3 | 1.10 |" in flat
+    assert "within 1.3x of its 1x value: met." in flat
+    assert "The view under 2 s: met." in flat
+
+    growing = "\n".join(scale_section([run(1, 3.0, 30.0, 0.4), run(10, 3.0, 90.0, 2.5)]))
+    assert "missed by old_hour_wall_seconds." in growing
+    assert "The view under 2 s: missed" in growing
