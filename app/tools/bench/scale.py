@@ -56,7 +56,7 @@ FAIR_GOAL = 0.8
 @dataclass(frozen=True)
 class SizeRun:
     size: int
-    clicks: int  # click rows published
+    clicks: int  # records published: the click rows and the catalogue's
     publish_seconds: float
     drain_rows: int
     drain_seconds: float  # the micro-batches and the drain's recomputation
@@ -212,7 +212,7 @@ def scale_section(runs: list[SizeRun]) -> list[str]:
         return f"{value / base:.2f}" if base else "-"
 
     rows: list[tuple[str, Callable[[SizeRun], str], str | None]] = [
-        ("clicks published", lambda r: f"{r.clicks:,}", None),
+        ("records published (clicks and articles)", lambda r: f"{r.clicks:,}", None),
         ("producer (records/s)", lambda r: f"{r.clicks / r.publish_seconds:,.0f}", None),
         ("drain (records/s, micro-batches and recomputation)", lambda r: f"{r.drain_rate:,.0f}", None),
         ("fair ceiling: its work (s)", lambda r: f"{r.fair_seconds:.1f}", None),

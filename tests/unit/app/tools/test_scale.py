@@ -28,7 +28,7 @@ def run(size: int, update: float, old_hour: float, view: float) -> SizeRun:
 def test_a_flat_series_meets_the_goals_and_a_growing_one_names_what_grew() -> None:
     flat = "\n".join(scale_section([run(1, 3.0, 30.0, 0.4), run(3, 3.2, 31.0, 0.5), run(10, 3.3, 33.0, 0.6)]))
     assert "| figure | 1x | 3x | 10x | 10x / 1x |" in flat
-    assert "| clicks published | 677,862 | 2,033,586 | 6,778,620 |  |" in flat
+    assert "| records published (clicks and articles) | 677,862 | 2,033,586 | 6,778,620 |  |" in flat
     assert "| small update: micro-batch (s) | 3.0 | 3.2 | 3.3 | 1.10 |" in flat
     assert "within 1.3x of its 1x value: met." in flat
     assert "The view under 2 s: met." in flat
