@@ -101,7 +101,7 @@ def scaled_out(
             shutil.rmtree(own.state_dir, ignore_errors=True)
 
 
-def test_an_hourly_run_on_celery_workers_with_the_tables_on_hdfs(
+def test_an_hourly_run_on_celery_workers_with_the_tables_on_hdfs_or_s3(
     scaled_out: Settings, spark: SparkSession, tmp_path_factory: pytest.TempPathFactory
 ) -> None:
     own = scaled_out
