@@ -32,11 +32,17 @@ def flat_data_folder(source: Path, target: Path) -> int:
     if not files:
         raise SystemExit(f"no clicks_hour_*.csv in {source} (BENCH_DATA_DIR)")
     for path in files:
-        try:
-            os.link(path.resolve(), target / path.name)
-        except OSError:
-            shutil.copy2(path, target / path.name)
+        link_or_copy(path, target / path.name)
     return len(files)
+
+
+def link_or_copy(path: Path, target: Path) -> None:
+    """`target` with `path`'s bytes: a hard link, or a copy across file systems (input CSVs, never table data)."""
+    target.unlink(missing_ok=True)
+    try:
+        os.link(path.resolve(), target)
+    except OSError:
+        shutil.copy2(path, target)
 
 
 @dataclass

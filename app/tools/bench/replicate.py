@@ -22,14 +22,14 @@ from __future__ import annotations
 import argparse
 import logging
 import math
-import os
 import re
-import shutil
 import sys
 from dataclasses import dataclass
 from pathlib import Path
 
 import pandas as pd
+
+from app.tools.bench.common import link_or_copy
 
 log = logging.getLogger(__name__)
 
@@ -121,7 +121,7 @@ def replicate(source: Path, target: Path, copies: int) -> Layout:
     layout = layout_of(files)
     target.mkdir(parents=True, exist_ok=True)
     for path in [*files, *[p for p in [source / CATALOGUE] if p.exists()]]:
-        _link_or_copy(path, target / path.name)
+        link_or_copy(path, target / path.name)
     for copy in range(1, copies):
         for path in files:
             frame = pd.read_csv(path, dtype=str, na_filter=False)  # the other columns' text as it is
@@ -132,14 +132,6 @@ def replicate(source: Path, target: Path, copies: int) -> Layout:
     log.info("%s copies of %s click files in %s (users +%s, time +%s h per copy)",
              copies, len(files), target, layout.user_stride, layout.shift_hours)  # fmt: skip
     return layout
-
-
-def _link_or_copy(source: Path, target: Path) -> None:
-    target.unlink(missing_ok=True)
-    try:
-        os.link(source.resolve(), target)
-    except OSError:
-        shutil.copy2(source, target)
 
 
 def main(argv: list[str] | None = None) -> int:
