@@ -182,7 +182,7 @@ SLOWEST_FILES_FIRST = (  # seconds on 2 workers, 4 Dec 2026 evening (fresh clone
     "tests/integration/test_hdfs.py",  # HDFS's two daemons start here, unless a storage test started them
     "tests/integration/test_spark.py",  # 31
     "tests/integration/test_airflow.py",  # 23
-    "tests/integration/test_sql_shell.py",  # 16
+    "tests/integration/test_sql_shell.py",  # 55 alone (lands the sample in tables of its own)
 )
 
 

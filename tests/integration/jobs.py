@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import os
 import shlex
+import shutil
 import signal
 import subprocess
 from pathlib import Path
@@ -17,6 +18,7 @@ from app.airflow.tasks import spark_job_environment
 from app.settings import REPO_ROOT, Settings
 from app.spark_session import SPARK_JOBS_DIR, spark_submit_command
 from app.storage import Location
+from tests.conftest import own_pipeline
 from tests.integration.expected import normalise
 
 if TYPE_CHECKING:
@@ -25,6 +27,14 @@ if TYPE_CHECKING:
 SAMPLE = REPO_ROOT / "app" / "data"
 CLICK_FILES = sorted(SAMPLE.glob("clicks_hour_*.csv"))
 AGGREGATES = ("article_hourly", "category_hourly", "context_hourly", "sessions")
+
+
+def sample_pipeline(settings: Settings, folder: Path) -> Settings:
+    """A pipeline of its own (topics, tables, checkpoint) under `folder`, the sample in its data folder."""
+    own = own_pipeline(settings, folder)
+    for path in [*CLICK_FILES, SAMPLE / "articles_metadata.csv"]:
+        shutil.copy(path, own.producer_data_root_directory / path.name)
+    return own
 
 
 def start_job(

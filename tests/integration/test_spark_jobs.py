@@ -35,6 +35,7 @@ from tests.integration.jobs import (
     committed_batches,
     failing_job,
     run_job,
+    sample_pipeline,
     shifted_copy,
     start_job,
     started_batches,
@@ -43,14 +44,6 @@ from tests.integration.jobs import (
 
 if TYPE_CHECKING:
     from pyspark.sql import SparkSession
-
-
-def sample_pipeline(settings: Settings, folder: Path) -> Settings:
-    """A pipeline of its own (topics, tables, checkpoint) under `folder`, the sample in its data folder."""
-    own = own_pipeline(settings, folder)
-    for path in [*CLICK_FILES, SAMPLE / "articles_metadata.csv"]:
-        shutil.copy(path, own.producer_data_root_directory / path.name)
-    return own
 
 
 @pytest.fixture(scope="module")

@@ -1,5 +1,6 @@
 """`make sql`: the README's example queries run in beeline on the Spark Thrift server, over the
-tables the DAG tests filled, and give the same figures as Spark reading the tables directly."""
+sample this test lands in tables of its own, and give the same figures as Spark reading the tables
+directly."""
 
 from __future__ import annotations
 
@@ -13,17 +14,29 @@ from typing import TYPE_CHECKING
 
 import pytest
 
+from app.producer.publisher import publish
 from app.runtime.service import Service
 from app.runtime.spark_thrift import SparkThriftServer
 from app.settings import REPO_ROOT, Settings
+from tests.integration.jobs import run_job, sample_pipeline
 
 if TYPE_CHECKING:
     from pyspark.sql import SparkSession
 
 
 @pytest.fixture
-def thrift_server(metastore: Service, settings: Settings) -> Iterator[SparkThriftServer]:
-    server = SparkThriftServer(settings)
+def landed_sample(kafka: Service, metastore: Service, settings: Settings, tmp_path: Path) -> Settings:
+    """The sample published and drained into a database of the test's own: the test needs no other
+    test to have filled the shared tables, and passes alone and in any order."""
+    own = sample_pipeline(settings, tmp_path / "pipeline")
+    publish(own)
+    run_job(own, "streaming_job.py", "--trigger", "available-now", log=tmp_path / "jobs.log")
+    return own
+
+
+@pytest.fixture
+def thrift_server(landed_sample: Settings) -> Iterator[SparkThriftServer]:
+    server = SparkThriftServer(landed_sample)
     try:
         yield server  # app.tools.sql_shell starts it
     finally:
@@ -37,8 +50,9 @@ def readme_queries() -> list[str]:
 
 
 def test_the_readme_queries_run_in_make_sql(
-    thrift_server: SparkThriftServer, settings: Settings, spark: SparkSession, tmp_path: Path
+    thrift_server: SparkThriftServer, landed_sample: Settings, spark: SparkSession, tmp_path: Path
 ) -> None:
+    settings = landed_sample
     queries = readme_queries()
     assert len(queries) == 3
     script = tmp_path / "queries.sql"
