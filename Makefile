@@ -7,7 +7,7 @@ PY := .venv/bin/python
 PYTEST_ARGS ?=
 TEST_WORKERS ?= 2  # make test's pytest-xdist workers, a test file each at a time, each with services of its own
 
-.PHONY: help setup up down status test test-unit lint lock demo publish sql bench bench-scale airflow
+.PHONY: help setup up down status test test-unit lint lock demo publish sql bench bench-scale airflow forget
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/' | column -t -s $$'\t'
@@ -29,6 +29,9 @@ bench-scale: setup  ## the scale series (1x, 3x, 10x the data set); writes docs/
 
 sql: setup  ## SQL shell on the Hive tables (beeline on the Spark Thrift server); make sql ARGS='-e "SHOW TABLES"'
 	@$(PY) -m app.tools.sql_shell $(ARGS)
+
+forget: setup  ## forget users everywhere the tables keep their clicks: make forget USER=123 (or USER=123,456)
+	@$(PY) -m app.tools.forget $(USER)
 
 up: setup  ## start Kafka, the Hive Metastore and Airflow on 127.0.0.1 (twice is harmless)
 	@$(PY) -m app.runtime up

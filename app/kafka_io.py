@@ -143,14 +143,17 @@ class TopicSpec:
 
 
 def project_topics(settings: Settings) -> list[TopicSpec]:
-    """The topics the producer writes: clicks, article metadata (compacted), ledger, rejects."""
+    """The topics the producer writes: clicks and rejects (kept `KAFKA_CLICKS_RETENTION_HOURS`),
+    article metadata and ledger (compacted)."""
     durable = {"min.insync.replicas": str(settings.kafka_min_insync_replicas)}
     compacted = {**durable, "cleanup.policy": "compact"}
+    # records about users (clicks, and rejected lines of click files) are kept a bounded time
+    personal = {**durable, "retention.ms": str(settings.kafka_clicks_retention_hours * 3_600_000)}
     return [
-        TopicSpec(settings.kafka_topic, settings.kafka_topic_partitions, durable),
+        TopicSpec(settings.kafka_topic, settings.kafka_topic_partitions, personal),
         TopicSpec(settings.kafka_metadata_topic, settings.kafka_topic_partitions, compacted),
         TopicSpec(settings.kafka_ledger_topic, 1, compacted),  # one partition: one order of ledger records
-        TopicSpec(settings.kafka_rejects_topic, 1, durable),
+        TopicSpec(settings.kafka_rejects_topic, 1, personal),
     ]
 
 

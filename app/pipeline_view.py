@@ -27,7 +27,8 @@ log = logging.getLogger(__name__)
 
 SERVICE_TIMEOUT = 2.0  # seconds a service may take to answer before the view says it is down
 TOP = 10
-MUTABLE_FOLDERS = (TableKind.RAW, TableKind.CHECK)  # tables whose partition folders gain or swap files in place
+# tables whose partition folders gain or swap files in place
+MUTABLE_FOLDERS = (TableKind.RAW, TableKind.CHECK, TableKind.ERASURE)
 T = TypeVar("T")
 
 

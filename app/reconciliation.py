@@ -3,9 +3,11 @@
 `check_tables` fills it. For each hour it checks, it writes what the producer's ledger says was
 published (click files whose records the stream has passed; per-hour counts the producer keeps in
 the ledger), what the producer set aside for its click time, what `raw_clicks` holds (and of that,
-what came from those ledger files), each aggregate's click sum, the aggregate versions it read, and
-the hour's state: `balanced`, `empty` (checked, and nothing at all came for it: a quiet hour, which
-counts as balanced), `landing` (a file with clicks of the hour is not drained yet), or the first
+what came from those ledger files), how many of those files' clicks were erased (`erased_clicks`:
+removed for an erasure request, or refused as a forgotten user's; the published clicks of an hour
+equal its raw clicks from the ledger's files plus those), each aggregate's click sum, the aggregate
+versions it read, and the hour's state: `balanced`, `empty` (checked, and nothing at all came for
+it: a quiet hour, which counts as balanced), `landing` (a file with clicks of the hour is not drained yet), or the first
 disagreement in words. The pipeline view draws the rows as a strip of hours, and
 `clickstream_daily` builds a day only when its 24 rows are balanced or empty. When it has built a
 day, it records in each of the day's rows the version of the hour it built from (`day_built_from`,
@@ -65,22 +67,24 @@ class HourCounts:
     aggregate_clicks: Mapping[str, int]  # aggregate table -> its click sum for the hour
     aggregate_versions: str  # the aggregate partitions read (their folders' version ids)
     landing: tuple[str, ...] = field(default=())  # files with clicks of this hour not drained yet
+    erased_from_ledger: int = 0  # clicks of ledger files removed for an erasure or refused as a forgotten user's
 
 
 def state_of(counts: HourCounts) -> str:
     """`balanced`, `empty`, `landing: ...`, or the hour's first disagreement in words."""
     if counts.landing:
         return f"{LANDING}: {', '.join(counts.landing[:3])}{' ...' if len(counts.landing) > 3 else ''} not drained yet"
-    if counts.published is not None and counts.published != counts.raw_from_ledger:
+    if counts.published is not None and counts.published != counts.raw_from_ledger + counts.erased_from_ledger:
+        erased = f" and {counts.erased_from_ledger} were erased" if counts.erased_from_ledger else ""
         return (
             f"the ledger published {counts.published} click(s) of this hour, "
-            f"raw_clicks holds {counts.raw_from_ledger} of its files"
+            f"raw_clicks holds {counts.raw_from_ledger} of its files{erased}"
         )
     for table in AGGREGATES:
         summed = counts.aggregate_clicks.get(table, 0)
         if summed != counts.raw_clicks:
             return f"raw_clicks holds {counts.raw_clicks} row(s), {table} adds up to {summed} click(s)"
-    nothing = (counts.published or 0, counts.rejected, counts.quarantined, counts.raw_clicks)
+    nothing = (counts.published or 0, counts.rejected, counts.quarantined, counts.raw_clicks, counts.erased_from_ledger)
     return EMPTY if not any(nothing) and not any(counts.aggregate_clicks.values()) else BALANCED
 
 
@@ -95,6 +99,7 @@ def row_of(counts: HourCounts, checked_at: datetime) -> dict[str, Any]:
         "aggregate_versions": counts.aggregate_versions,
         "state": state_of(counts),
         "checked_at": checked_at,
+        "erased": counts.erased_from_ledger,
     }
 
 

@@ -315,6 +315,16 @@ class Settings:
         "Partitions of the data topics when the producer creates them.",
         parser=_positive_int,
     )
+    kafka_clicks_retention_hours: int = setting(
+        "KAFKA_CLICKS_RETENTION_HOURS",
+        "168",
+        (
+            "How long the clicks topic and the rejects topic keep a record (7 days), when the producer "
+            "creates them: a forgotten user's clicks stay in Kafka at most this long (the tables refuse "
+            "them at once). Longer than the longest stop of the pipeline, or undrained clicks are lost."
+        ),
+        parser=_positive_int,
+    )
     kafka_replication_factor: int = setting(
         "KAFKA_REPLICATION_FACTOR",
         "1",
@@ -466,6 +476,16 @@ class Settings:
             "recomputing an old hour reads: the raw hours from its sessions' start to this much later."
         ),
         parser=_non_negative_float,
+    )
+    erasure_key: str = setting(
+        "CLICKSTREAM_ERASURE_KEY",
+        "",
+        (
+            "Secret key of the hash that stands for a forgotten user in the `erasures` table (never the "
+            "user id); empty: one generated on first use into `<state>/erasure/key`. On a cluster, the "
+            "same value on every host."
+        ),
+        secret=True,
     )
     # Spark
     spark_master: str = setting(

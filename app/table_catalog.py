@@ -33,6 +33,7 @@ class TableKind(Enum):
     AGGREGATE = "aggregate"  # recomputed per hour from the raw clicks, each partition replaced whole
     DAILY = "daily"  # built per day from the raw clicks of its 24 hours by clickstream_daily, each day replaced whole
     CHECK = "check"  # written by check_tables (no Spark): an hour's row replaced each time the hour is checked
+    ERASURE = "erasure"  # written for erasure requests: what was forgotten, never the user's id
 
 
 class Source(Enum):
@@ -46,6 +47,8 @@ class Source(Enum):
     SESSION_CLICKS = "clicks of the sessions that started in the recomputed hours, with their articles"
     DAY_CLICKS = "clicks of the days built, with their articles"
     CHECKS = "the per-hour counts check_tables compares"
+    RAW_CLICKS = "rows of raw_clicks"
+    ERASURE_REQUESTS = "the erasure requests forget_users carries out"
 
 
 class Home(Enum):
@@ -195,7 +198,8 @@ TABLES += (
         Home.WAREHOUSE,
         DAILY,
         "UTC hour (`hour` column; one file per day): clicks published per the ledger, set aside by the producer, "
-        "quarantined by Spark, landed in raw_clicks, each aggregate's click sum, the state (`balanced`, `empty` "
+        "quarantined by Spark, landed in raw_clicks, erased (erased_clicks), each aggregate's click sum, the state "
+        "(`balanced`, `empty` "
         "or the first disagreement), when it was checked, and the hour's version its day was last built from",
         columns=(
             ("hour", "int"),
@@ -209,10 +213,43 @@ TABLES += (
             ("checked_at", "timestamp"),
             ("day_built_from", "string"),
             ("day_built_at", "timestamp"),
+            ("erased", "bigint"),
         ),
     ),
 )
 
+TABLES += (
+    Table(
+        "erasures",
+        TableKind.ERASURE,
+        None,
+        Source.ERASURE_REQUESTS,
+        Home.WAREHOUSE,
+        DAILY,
+        "erasure request (one user each): the keyed hash of the user (never the id), when it was asked and done, "
+        "the hours and days it rewrote, the raw rows it removed; partitioned by the day it was asked. Also the "
+        "suppression list: a click of a user listed here never enters raw_clicks again",
+        columns=(
+            ("erasure_id", "string"),
+            ("user_hash", "string"),
+            ("requested_at", "timestamp"),
+            ("done_at", "timestamp"),
+            ("hours", "string"),
+            ("days", "string"),
+            ("raw_rows_removed", "bigint"),
+        ),
+    ),
+    Table(
+        "erased_clicks",
+        TableKind.ERASURE,
+        "erased_clicks",
+        Source.RAW_CLICKS,
+        Home.LAKE,
+        HOURLY,
+        "click removed by an erasure or refused because its user was forgotten: its file, line and Kafka "
+        "coordinates, never its user; partitioned by the click's UTC hour, which hour_reconciliation counts",
+    ),
+)
 TABLE_NAMES: tuple[str, ...] = tuple(table.name for table in TABLES)
 BY_NAME: dict[str, Table] = {table.name: table for table in TABLES}
 

@@ -30,7 +30,7 @@ import argparse
 import logging
 import sys
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from typing import Any
 
@@ -174,7 +174,6 @@ def check_tables(
     read afterwards hold at least what the checkpoint passed), compare them, and, with `record`,
     write their rows of `hour_reconciliation`."""
     import pyarrow as pa
-    import pyarrow.compute as pc
 
     from app.checkpoint import committed_offsets
     from app.kafka_io import end_offsets
@@ -226,28 +225,41 @@ def check_tables(
     keys = {hour_key(hour) for hour in scope}
     click_entries = [entry for entry in ledger if entry.kind == "clicks"]
     checked_clicks = [e for e in click_entries if e.hours is None or keys & set(e.hours) or hours is None]
+    erased_all = hourly("erased_clicks")
     if any(entry.hours is None for entry in checked_clicks):
-        raw_to_read = raw_all
+        raw_to_read, erased_to_read = raw_all, erased_all
     else:
         needed = {parse_hour_key(key) for entry in checked_clicks for key in entry.hours or {}} | wanted
         raw_to_read = {hour: location for hour, location in raw_all.items() if hour in needed}
+        erased_to_read = {hour: location for hour, location in erased_all.items() if hour in needed}
     columns = ["source_file", "file_version", "kafka_partition", "kafka_offset"]
     ledger_files = {(entry.file, entry.version) for entry in click_entries}
     landed: dict[str, dict[tuple[str, int], dict[int, Landed]]] = {}
     raw_from_ledger: dict[Hour, int] = {}
+    erased_from_ledger: dict[Hour, int] = {}
     for kind, table in RAW_TABLE_OF_KIND.items():
         # raw_articles is partitioned by arrival day and small: read whole
         sources: dict[Any, str] = dict(raw_to_read) if kind == "clicks" else dict(locations.get(table, {}))
         found = in_parallel(lambda location: _read_table(location, columns), list(sources.values()))
         read = [(where, rows) for where, rows in zip(sources, found, strict=True) if rows is not None]
-        if not read:
-            continue
         tables = [rows for _, rows in read]
         if kind == "clicks":
             for hour, rows in read:
                 if hour in wanted:
-                    known = _from_files(rows, ledger_files)
-                    raw_from_ledger[hour] = int(pc.sum(pc.cast(known, pa.int64())).as_py() or 0)
+                    raw_from_ledger[hour] = _count_from_files(rows, ledger_files)
+            # clicks erased (removed, or refused as a forgotten user's) still came from their files:
+            # each counted once by its Kafka coordinates (an erasure run again after a crash may
+            # have recorded a click twice)
+            found = in_parallel(lambda location: _read_table(location, columns), list(erased_to_read.values()))
+            for hour, rows in zip(erased_to_read, found, strict=True):
+                if rows is None:
+                    continue
+                distinct = rows.group_by(columns).aggregate([])
+                tables.append(distinct)
+                if hour in wanted:
+                    erased_from_ledger[hour] = _count_from_files(distinct, ledger_files)
+        if not tables:
+            continue
         summary = (
             pa.concat_tables(tables)
             .group_by(columns[:3])
@@ -265,12 +277,23 @@ def check_tables(
     states = {}
     counted: list[HourCounts] = []
     for hour in scope:
-        counts = hour_counts(
-            hour, click_entries, checkpoint, raw_per_hour, raw_from_ledger, aggregates, current_versions, quarantined
+        counts = replace(
+            hour_counts(
+                hour,
+                click_entries,
+                checkpoint,
+                raw_per_hour,
+                raw_from_ledger,
+                aggregates,
+                current_versions,
+                quarantined,
+            ),
+            erased_from_ledger=erased_from_ledger.get(hour, 0),
         )
         counted.append(counts)
         states[hour] = state_of(counts)
-        if counts.published is not None and not counts.landing and counts.published != counts.raw_from_ledger:
+        landed_clicks = counts.raw_from_ledger + counts.erased_from_ledger
+        if counts.published is not None and not counts.landing and counts.published != landed_clicks:
             problems.append(f"{hour[0]} hour {hour[1]}: {states[hour]}")
     complete_before = {day for day in {hour[0] for hour in scope} if not balanced_day(reconciled, day)}
     if record and reconciliation is not None and counted:
@@ -376,6 +399,14 @@ def _read_table(location: str, columns: list[str]) -> Any:
 
     files = parquet_files(location)
     return pa.concat_tables([read_file_columns(file, columns) for file in files]) if files else None
+
+
+def _count_from_files(rows: Any, files: set[tuple[str, int]]) -> int:
+    """How many of those rows came from one of those (file, version)s."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    return int(pc.sum(pc.cast(_from_files(rows, files), pa.int64())).as_py() or 0)
 
 
 def _from_files(rows: Any, files: set[tuple[str, int]]) -> Any:

@@ -2,7 +2,8 @@
 
 `land_batch()` is the streaming job's micro-batch: it parses both topics' records, sets aside
 what does not parse (the quarantine table), appends the good records to the raw tables (new files
-named after the batch, so a replayed batch adds nothing), upserts the articles that arrived into
+named after the batch, so a replayed batch adds nothing; the clicks of users an erasure request
+named go to `erased_clicks` instead, without their user), upserts the articles that arrived into
 `articles`, and recomputes every hour the batch touched, including the hours whose aggregates hold
 clicks of an article that just changed (found in `article_hourly`, not in the raw clicks). Then it
 settles the raw partitions it appended to (their files merged when there are too many).
@@ -33,6 +34,7 @@ from app.checkpoint import (
     stream_query_id,
     unsettled_partitions,
 )
+from app.erasure import erasure_key
 from app.event_time import EventTimeRules
 from app.hours import DAY_LAYOUT, Hour, hour_partition, hour_start, partition_hour, session_window
 from app.locks import LockLostError
@@ -122,6 +124,8 @@ class Pipeline:
         self.last_final_merge = time.monotonic()
         self.closed_max_files = CLOSED_MAX_FILES
         self.confirm_lock: Callable[[], None] | None = None  # raises when the job lost the checkpoint's lock
+        self._erasures_read: tuple[str, ...] = ()  # the erasures partitions `_forgotten` was read from
+        self._forgotten: list[str] = []
 
     def process_batch(self, records: DataFrame, batch_id: int) -> None:
         """`foreachBatch` callback of the streaming query. A batch that fails is not committed:
@@ -175,9 +179,7 @@ class Pipeline:
                 if good_articles
                 else {}
             )
-            clicks = (
-                self.store.append("raw_clicks", T.raw_clicks(clicks_parsed), batch, good_clicks) if good_clicks else {}
-            )
+            clicks = self._append_clicks(T.raw_clicks(clicks_parsed), batch, good_clicks) if good_clicks else {}
             add_unsettled_partitions(
                 self.settings, {"quarantine": [*quarantined], "raw_articles": [*articles], "raw_clicks": [*clicks]}
             )
@@ -217,6 +219,31 @@ class Pipeline:
             "to recompute after the drain" if self.defer_recompute else "recomputed",
         )
         return result
+
+    def _append_clicks(self, raw: DataFrame, batch: BatchTag, count: int) -> dict[str, int]:
+        """Append a micro-batch's clicks to `raw_clicks`, less those of forgotten users (the
+        `erasures` table), which are kept in `erased_clicks` without their user; returns the rows
+        appended to `raw_clicks` per partition. A replay of the batch adds nothing to either."""
+        forgotten = self.forgotten_users()
+        if forgotten:
+            raw, refused = T.split_forgotten(raw, erasure_key(self.settings), forgotten)
+            erased = self.store.append("erased_clicks", T.erased_clicks(refused), batch, count)
+            if erased:
+                log.warning(
+                    "%s click(s) of forgotten users refused (counted in %s.erased_clicks)",
+                    sum(erased.values()), self.settings.hive_database,
+                )  # fmt: skip
+        return self.store.append("raw_clicks", raw, batch, count)  # count: at most this many
+
+    def forgotten_users(self) -> list[str]:
+        """The keyed hashes of every user an erasure request named (the `erasures` table), read
+        again only when the table changed: one metastore call per micro-batch when it did not."""
+        locations = tuple(sorted(self.store.metastore.partition_locations("erasures").values()))
+        if locations != self._erasures_read:
+            rows = self.store.read_partitions("erasures").select("user_hash").distinct().collect()
+            self._forgotten = sorted({str(row["user_hash"]) for row in rows})
+            self._erasures_read = locations
+        return self._forgotten
 
     def _upsert_articles(self, incoming_records: DataFrame, landed_hours: list[Hour]) -> list[Hour]:
         """Upsert the batch's articles into the buckets of `articles` they fall in; returns the hours
@@ -326,6 +353,7 @@ class Pipeline:
                     assert table.transform is not None
                     written = self.store.replace_partitions(table.name, T.TABLE_TRANSFORMS[table.transform](enriched))
                     built.update(partition_values(name)["dt"] for name in written)
+                    self._empty_the_rest(table.name, {f"dt={day}" for day in pending}, written)
             finally:
                 enriched.unpersist()
             after = self._inputs(hours)
@@ -333,6 +361,14 @@ class Pipeline:
             if pending:
                 log.info("raw data of %s day(s) changed while building them; again: %s", len(pending), pending)
         raise RuntimeError(f"the raw data of days {pending} kept changing over {attempts} builds")
+
+    def _empty_the_rest(self, table: str, partitions: set[str], written: list[str]) -> None:
+        """Empty those partitions a rebuild wrote nothing into: an hour or a day whose clicks were all
+        erased (raw rows otherwise only grow) keeps no rows built from them. One metastore call."""
+        stale = sorted(set(self.store.metastore.partition_locations(table, sorted(partitions))) - set(written))
+        if stale:
+            log.info("%s: %s partition(s) with no clicks left emptied: %s", table, len(stale), stale[:5])
+            self.store.empty_partitions(table, stale)
 
     def _inputs(self, hours: list[Hour]) -> dict[Hour, tuple[object, ...]]:
         """What an hour's aggregates are computed from: its raw partition's files and the articles'
@@ -352,7 +388,8 @@ class Pipeline:
         try:
             for table in tables_of_kind(TableKind.AGGREGATE):
                 if table.source is Source.ENRICHED_CLICKS and table.transform is not None:
-                    self.store.replace_partitions(table.name, T.TABLE_TRANSFORMS[table.transform](enriched))
+                    written = self.store.replace_partitions(table.name, T.TABLE_TRANSFORMS[table.transform](enriched))
+                    self._empty_the_rest(table.name, names, written)
             session_hours = _hours(T.session_start_hours(enriched))
             if session_hours:
                 # a session belongs to the hour it started in, and its clicks may lie in later hours:

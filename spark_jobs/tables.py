@@ -146,6 +146,7 @@ def empty_inputs(spark: SparkSession) -> dict[Source, DataFrame]:
         Source.ENRICHED_CLICKS: enriched,
         Source.SESSION_CLICKS: enriched,
         Source.DAY_CLICKS: enriched,
+        Source.RAW_CLICKS: T.raw_clicks(click_records),
     }
 
 
@@ -305,6 +306,35 @@ class TableStore:
             name, len(written), target.name, time.monotonic() - started, time.monotonic() - pointing,
         )  # fmt: skip
         return sorted(written)
+
+    def rewrite_partitions(self, name: str, partitions: list[str], rows: DataFrame) -> dict[str, PartitionStats]:
+        """Replace those partitions of a table, each whole, with `rows` (which must fall in them): a
+        partition `rows` holds nothing of stays, pointing at an empty folder. An erasure writes what
+        a raw partition keeps this way; its caller holds the stream's lock, since an append beside
+        it would land in a folder it retires."""
+        started = time.monotonic()
+        spec = self.tables[name]
+        target = self._new_version_folder(spec)
+        written = self._write(spec, rows, target)
+        stray = sorted(set(written) - set(partitions))
+        if stray:
+            raise ValueError(f"{name}: rows of partitions not being rewritten: {stray[:5]}")
+        folders = {}
+        for partition in partitions:
+            folders[partition] = target / partition
+            folders[partition].mkdir()
+        stats = self._point_at(folders, spec)
+        log.info(
+            "%s: rewrote %s partition(s) with version %s in %.1f s",
+            name, len(partitions), target.name, time.monotonic() - started,
+        )  # fmt: skip
+        return stats
+
+    def empty_partitions(self, name: str, partitions: list[str]) -> None:
+        """Point those partitions at empty folders: what an hour or a day keeps once an erasure left
+        it no clicks (its old rows must not outlive the raw rows they were built from)."""
+        if partitions:
+            self.rewrite_partitions(name, partitions, self.spark.createDataFrame([], self.tables[name].schema))
 
     # --- compact: raw tables ----------------------------------------------------------------------
 

@@ -204,6 +204,28 @@ def upserted(current: DataFrame, incoming: DataFrame) -> DataFrame:
     return current.join(incoming.select("article_id"), "article_id", "left_anti").unionByName(incoming)
 
 
+def user_hash(key: str, user_id: str = "user_id") -> Column:
+    """The keyed hash that stands for a user in the `erasures` table: the same text as
+    `app.erasure.user_hash` (hex sha256 of `<key>:<user_id>`)."""
+    return F.sha2(F.concat(F.lit(f"{key}:"), F.col(user_id).cast("string")), 256)
+
+
+def split_forgotten(clicks: DataFrame, key: str, hashes: Iterable[str]) -> tuple[DataFrame, DataFrame]:
+    """(clicks of users not forgotten, clicks of forgotten users) of raw click rows, by the keyed
+    hash of their user (`hashes`: the `erasures` table's). Each row goes to exactly one side."""
+    forgotten = F.col("_user_hash").isin(sorted(set(hashes)))
+    hashed = clicks.withColumn("_user_hash", user_hash(key))
+    return hashed.where(~forgotten).drop("_user_hash"), hashed.where(forgotten).drop("_user_hash")
+
+
+@table_transform
+def erased_clicks(raw: DataFrame) -> DataFrame:
+    """What is kept of a click removed for an erasure, or refused because its user was forgotten:
+    where it came from (file, version, line, Kafka coordinates) and its hour, never whom it was
+    about. `hour_reconciliation` counts these beside the raw clicks."""
+    return raw.select(*_coordinates(), "dt", "hour")
+
+
 def click_facts(raw: DataFrame) -> DataFrame:
     """Raw clicks without their Kafka coordinates and source file, which no aggregate reads: what
     is cached for the aggregates is a third smaller."""

@@ -47,6 +47,7 @@ HOURLY_TABLES = [
 ]
 DAILY_TABLES = [table_asset(SETTINGS, table.name) for table in TABLES if table.kind is TableKind.DAILY]
 RECONCILIATION = table_asset(SETTINGS, "hour_reconciliation")
+ERASURES = table_asset(SETTINGS, "erasures")  # the erasure requests, and the suppression list
 
 # partitioned by time (see above); their names are what the UI and the daily DAG's timetable show
 LANDED_HOURS = Asset(name="clickstream_landed_hours", uri=f"{hive_root(SETTINGS)}/landed-hours")

@@ -212,11 +212,16 @@ def check_run_tables(settings: Settings, recompute_arguments: list[str]) -> dict
     their rows of `hour_reconciliation`; raises, listing every disagreement, when the tables
     disagree. Returns the balanced hours (`landed_hours`) and the days that were complete before
     and had an hour landed again (`recomputed_days`), for the asset events."""
-    from app.hours import hour_key, hours_in_range
-    from app.table_checks import check_tables
+    from app.hours import hours_in_range
 
     given = dict(zip(recompute_arguments[::2], recompute_arguments[1::2], strict=True))
-    hours = hours_in_range(given["--from"], given["--to"]) if given else []
+    return check_hours(settings, hours_in_range(given["--from"], given["--to"]) if given else [])
+
+
+def check_hours(settings: Settings, hours: list[Hour]) -> dict[str, Any]:
+    """`check_run_tables` for a list of hours."""
+    from app.table_checks import check_tables
+
     report = check_tables(settings, hours)
     if report.problems:
         listed = "\n".join(f"  - {problem}" for problem in report.problems[:50])
@@ -233,6 +238,31 @@ def check_run_tables(settings: Settings, recompute_arguments: list[str]) -> dict
         "landed_hours": [hour_key(hour) for hour in landed],
         "recomputed_days": sorted({day for day, _ in landed} & report.days_complete_before),
     }
+
+
+def forget_arguments(params: Mapping[str, Any]) -> list[str]:
+    """The erasure job's arguments from a `clickstream_forget` run's `users` parameter (ids
+    separated by commas or spaces); `ParameterError` naming an empty or malformed id."""
+    from app.erasure import ErasureRequestError, parse_user_ids
+
+    try:
+        users = parse_user_ids([str(params.get("users") or "")])
+    except ErasureRequestError as error:
+        raise ParameterError(f"users: {error}") from None
+    return ["--user", ",".join(str(user) for user in users), "--days-by-airflow"]
+
+
+def check_erased_hours(settings: Settings, job_arguments: list[str]) -> dict[str, Any]:
+    """After an erasure: check the hours it rewrote (their rows of `hour_reconciliation`; raises
+    `TablesDisagree` listing each disagreement) and return them, with the days it left to
+    `clickstream_daily`, for the asset events."""
+    from app.erasure import erasures_done, parse_user_ids
+
+    done = erasures_done(settings, parse_user_ids([job_arguments[job_arguments.index("--user") + 1]]))
+    result = check_hours(settings, done.hours)
+    result["recomputed_days"] = sorted(set(result["recomputed_days"]) | set(done.days))
+    result["raw_rows_removed"] = done.rows_removed
+    return result
 
 
 def announce(events: Any, check_result: Mapping[str, Any], field: str) -> list[str]:
@@ -334,11 +364,13 @@ def days_due(settings: Settings) -> list[str]:
 
 def spark_job_environment(settings: Settings) -> dict[str, str]:
     """Environment a Spark job adds to the worker's: the settings, Spark's variables, and the
-    project on the Python path. Of the secrets only the Kafka password, which the job needs; in the
-    environment (readable by its owner alone), not on the command line that Airflow logs."""
+    project on the Python path. Of the secrets only those the jobs need (the Kafka password, the
+    erasure key); in the environment (readable by its owner alone), not on the command line that
+    Airflow logs."""
     from app.spark_session import spark_environment
 
-    secrets = {"KAFKA_SASL_PASSWORD": settings.kafka_sasl_password} if settings.kafka_sasl_password else {}
+    needed = {"KAFKA_SASL_PASSWORD": settings.kafka_sasl_password, "CLICKSTREAM_ERASURE_KEY": settings.erasure_key}
+    secrets = {variable: value for variable, value in needed.items() if value}
     return {**settings.environment(), **secrets, **spark_environment(settings), "PYTHONPATH": str(REPO_ROOT)}
 
 

@@ -114,3 +114,15 @@ def test_kafka_client_config_refuses_what_a_client_cannot_take(tmp_path: Path, r
         isolated_settings(tmp_path, {"KAFKA_CLIENT_CONFIG": raw})
     with pytest.raises(SettingsError, match="kafka_default connection's extra"):
         settings_for_run({}, {"bootstrap.servers": "127.0.0.1:9092", "oauth_cb": "my.module.token"})
+
+
+def test_the_topics_about_users_keep_records_a_bounded_time_and_the_others_are_compacted(tmp_path: Path) -> None:
+    from app.kafka_io import project_topics
+
+    settings = isolated_settings(tmp_path, {"KAFKA_CLICKS_RETENTION_HOURS": "24"})
+    configs = {topic.name: topic.config for topic in project_topics(settings)}
+    assert configs[settings.kafka_topic]["retention.ms"] == configs[settings.kafka_rejects_topic]["retention.ms"]
+    assert configs[settings.kafka_topic]["retention.ms"] == str(24 * 3_600_000)
+    for compacted in (settings.kafka_metadata_topic, settings.kafka_ledger_topic):
+        assert configs[compacted]["cleanup.policy"] == "compact" and "retention.ms" not in configs[compacted]
+    assert isolated_settings(tmp_path).kafka_clicks_retention_hours == 168

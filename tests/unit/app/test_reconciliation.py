@@ -188,3 +188,19 @@ def test_versions_name_each_aggregates_version_folder() -> None:
     assert versions_of({"article_hourly": "/w/a/versions/v1/dt=x/hour=1"}) == (
         "article_hourly:v1,category_hourly:-,context_hourly:-"
     )
+
+
+def test_an_hour_with_erased_clicks_balances_when_raw_and_erased_add_up_to_the_published() -> None:
+    # 10 published, 3 erased (an erasure removed them, or a forgotten user's replayed clicks were refused)
+    after = counts(raw_clicks=7, raw_from_ledger=7, erased_from_ledger=3, aggregate_clicks=dict.fromkeys(AGGREGATES, 7))
+    assert state_of(after) == BALANCED
+    missing = counts(
+        raw_clicks=7, raw_from_ledger=7, erased_from_ledger=2, aggregate_clicks=dict.fromkeys(AGGREGATES, 7)
+    )
+    assert (
+        state_of(missing)
+        == "the ledger published 10 click(s) of this hour, raw_clicks holds 7 of its files and 2 were erased"
+    )
+    # every click of a quiet hour's only user erased: something came, so it is balanced, not empty
+    gone = counts(published=3, rejected=0, raw_clicks=0, raw_from_ledger=0, erased_from_ledger=3, aggregate_clicks={})
+    assert state_of(gone) == BALANCED

@@ -288,3 +288,28 @@ def test_refused_files_are_named_once_with_their_reason_and_fix() -> None:
     assert message.startswith("2 file(s) refused") and message.count("clicks_hour_9.csv") == 1
     assert "to do: --new-version" in message and "outside the data folder" in message
     assert report_refused_files({"refused": []}, None) == {"refused": []}
+
+
+def test_the_forget_dag_validates_forgets_checks_and_announces(dagbag) -> None:  # type: ignore[no-untyped-def]
+    from app.airflow.assets import ERASURES, LANDED_HOURS, RECOMPUTED_DAYS
+    from app.airflow.pools import SPARK_POOL
+
+    dag = dagbag.dags["clickstream_forget"]
+    assert type(dag.timetable).__name__ == "NullTimetable" and dag.max_active_runs == 1  # on request only
+    assert dag.get_task("forget_users").upstream_task_ids == {"users_to_forget"}
+    assert dag.get_task("check_erased_hours").upstream_task_ids == {"users_to_forget", "forget_users"}
+    assert dag.get_task("forget_users").application.endswith("spark_jobs/forget_users.py")
+    assert dag.get_task("forget_users").pool == SPARK_POOL and ERASURES in dag.get_task("forget_users").outlets
+    assert dag.get_task("announce_landed_hours").outlets == [LANDED_HOURS]
+    assert dag.get_task("announce_recomputed_days").outlets == [RECOMPUTED_DAYS]
+    assert dag.get_task("users_to_forget").retries == 0
+
+
+def test_the_users_to_forget_come_from_the_param_and_a_bad_id_is_named() -> None:
+    from app.airflow.tasks import forget_arguments
+
+    assert forget_arguments({"users": "123, 456 123"}) == ["--user", "123,456", "--days-by-airflow"]
+    with pytest.raises(ParameterError, match="users: an empty user id"):
+        forget_arguments({"users": ""})
+    with pytest.raises(ParameterError, match="users: user id 'x1' is not a whole number"):
+        forget_arguments({"users": "12,x1"})

@@ -213,3 +213,22 @@ def test_an_article_change_is_upserted_and_only_changed_attributes_count_as_chan
     ]  # fmt: skip
     # the latest record of a key wins
     assert rows(latest_articles(spark, [article(100, 7), article(100, 5)]), "article_id", "category_id") == [(100, 5)]
+
+
+def test_a_forgotten_users_clicks_are_split_off_by_the_keyed_hash_and_keep_no_user(spark: SparkSession) -> None:
+    from app.erasure import user_hash
+
+    clicks = raw_clicks(spark, [click(7, 1, 10, START), click(8, 2, 10, START), click(7, 3, 11, START + HOUR_MS)])
+    hashed = clicks.select("user_id", T.user_hash("secret").alias("hash")).collect()
+    assert {(row["user_id"], row["hash"]) for row in hashed} == {
+        (7, user_hash("secret", 7)),
+        (8, user_hash("secret", 8)),
+    }
+
+    kept, forgotten = T.split_forgotten(clicks, "secret", [user_hash("secret", 7)])
+    assert rows(kept, "user_id") == [(8,)] and kept.columns == clicks.columns
+    assert sorted(rows(forgotten, "user_id", "hour")) == [(7, 3), (7, 4)]
+    erased = T.erased_clicks(forgotten)
+    assert "user_id" not in erased.columns and "session_id" not in erased.columns and erased.count() == 2
+    # another key makes another hash: the list of one installation says nothing about another's users
+    assert T.split_forgotten(clicks, "other", [user_hash("secret", 7)])[1].count() == 0

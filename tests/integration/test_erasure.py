@@ -1,0 +1,141 @@
+"""Forgetting a user (`spark_jobs/forget_users.py`): their raw clicks are gone, every table built from
+them equals a computation from the remaining clicks, the hours still reconcile, the request is
+recorded without the user's id, and a replay of the original files lands none of their clicks."""
+
+from __future__ import annotations
+
+import os
+import re
+import shlex
+import subprocess
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import pandas as pd
+
+from app.erasure import erasure_key, user_hash
+from app.hours import Hour, hour_key
+from app.producer.publisher import PublishOptions, publish
+from app.reconciliation import COUNTS_AS_BALANCED, ReconciliationTable
+from app.runtime.service import Service
+from app.settings import REPO_ROOT, Settings
+from app.table_checks import check_tables
+from tests.integration.expected import daily_tables, expected_tables, normalise
+from tests.integration.jobs import CLICK_FILES, SAMPLE, aggregates, run_job, sample_pipeline, shifted_copy, table_rows
+from tests.integration.test_daily import daily_rows
+
+if TYPE_CHECKING:
+    from pyspark.sql import SparkSession
+
+USER = 64  # in the sample: clicks in four hours of 2017-10-01; the copy a day later adds 2017-10-02
+DAYS = ("2017-10-01", "2017-10-02")
+
+
+def without_user(files: list[Path], folder: Path) -> list[Path]:
+    """The click files with the user's rows left out: what the tables must equal afterwards."""
+    folder.mkdir()
+    kept = []
+    for file in files:
+        frame = pd.read_csv(file)
+        frame[frame["user_id"] != USER].to_csv(folder / file.name, index=False)
+        kept.append(folder / file.name)
+    return kept
+
+
+def readme_command() -> list[str]:
+    """The command the README prints under *Forgetting a user*, as printed."""
+    block = re.search(r"## Forgetting a user.*?```sh\n(.*?)```", (REPO_ROOT / "README.md").read_text(), re.S)
+    assert block, "the README has no command under 'Forgetting a user'"
+    return shlex.split(block.group(1).strip())
+
+
+def forget(settings: Settings, command: list[str]) -> subprocess.CompletedProcess[str]:
+    """`make forget USER=...` with the test pipeline's settings: its exit code and output."""
+    return subprocess.run(
+        command,
+        cwd=REPO_ROOT,
+        env={**os.environ, **settings.environment()},
+        capture_output=True,
+        text=True,
+        timeout=900,
+        check=False,
+    )
+
+
+def reconciled_states(settings: Settings, hours: list[Hour]) -> dict[str, str]:
+    report = check_tables(settings, hours)
+    assert report.problems == [], report.problems
+    return {hour_key(hour): report.states[hour] for hour in hours}
+
+
+def test_a_forgotten_user_is_gone_from_every_table_and_a_replay_brings_nothing_back(
+    kafka: Service, metastore: Service, settings: Settings, spark: SparkSession, tmp_path: Path
+) -> None:
+    own = sample_pipeline(settings, tmp_path / "pipeline")
+    next_day = own.producer_data_root_directory / "clicks_hour_900.csv"
+    shifted_copy(CLICK_FILES[0], next_day, days=1)
+    files = [*CLICK_FILES, next_day]
+    log = tmp_path / "jobs.log"
+    publish(own)
+    run_job(own, "streaming_job.py", "--trigger", "available-now", log=log)
+    run_job(own, "build_days.py", "--day", DAYS[0], "--day", DAYS[1], log=log)
+    raw_before = table_rows(spark, own, "raw_clicks")
+    theirs = [row for row in raw_before if row.user_id == USER]
+    hours = sorted({(row.dt, row.hour) for row in theirs})
+    assert len(hours) >= 3 and {day for day, _ in hours} == set(DAYS)
+    all_hours = sorted({(row.dt, row.hour) for row in raw_before})
+    assert set(reconciled_states(own, all_hours).values()) <= set(COUNTS_AS_BALANCED)
+
+    # refused before anything changes: an id without clicks, an empty id, a malformed id
+    command = readme_command()
+    assert command == ["make", "forget", f"USER={USER}"]
+    for user, message in (
+        ("999999999", "no clicks of user(s) [999999999]"),
+        ("", "no user id given"),
+        (f"{USER};1", f"user id '{USER};1' is not a whole number"),
+    ):
+        refused = forget(own, [*command[:-1], f"USER={user}"])
+        assert refused.returncode != 0 and message in refused.stdout + refused.stderr, refused.stderr[-3000:]
+    assert table_rows(spark, own, "erasures") == [] and len(table_rows(spark, own, "raw_clicks")) == len(raw_before)
+
+    done = forget(own, command)
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    assert f"{len(theirs)} raw click(s) removed from {len(hours)} hour(s)" in done.stdout
+    assert "hours reconciled: yes" in done.stdout
+
+    raw_after = table_rows(spark, own, "raw_clicks")
+    assert [row for row in raw_after if row.user_id == USER] == []
+    others = sorted(tuple(row) for row in raw_before if row.user_id != USER)
+    assert sorted(tuple(row) for row in raw_after) == others  # every other row as it was
+    remaining = without_user(files, tmp_path / "remaining")
+    articles = SAMPLE / "articles_metadata.csv"
+    assert aggregates(spark, own) == expected_tables(remaining, articles)
+    expected_days = daily_tables(remaining, articles)
+    for table in ("article_daily", "category_daily", "day_summary"):
+        assert daily_rows(spark, own, table) == expected_days[table], table
+
+    (request,) = table_rows(spark, own, "erasures")
+    assert request.user_hash == user_hash(erasure_key(own), USER) and str(USER) not in (request.erasure_id or "")
+    assert request.raw_rows_removed == len(theirs) and request.done_at is not None
+    assert request.hours.split(",") == [hour_key(hour) for hour in hours] and request.days == ",".join(DAYS)
+    erased = table_rows(spark, own, "erased_clicks")
+    assert "user_id" not in erased[0].asDict() and len(erased) == len(theirs)
+    states = reconciled_states(own, all_hours)
+    assert set(states.values()) <= set(COUNTS_AS_BALANCED), states
+    rows = ReconciliationTable(own).read(DAYS)
+    assert sum(rows[hour]["erased"] for hour in hours) == len(theirs)
+
+    # the original clicks again, as new versions of their files (rows in another order: a file
+    # published unchanged is skipped), drained: none of the user's clicks lands
+    for file in files:
+        frame = pd.read_csv(file)
+        frame.iloc[::-1].to_csv(own.producer_data_root_directory / file.name, index=False)
+    publish(own, PublishOptions(new_versions={file.name for file in files}))
+    run_job(own, "streaming_job.py", "--trigger", "available-now", log=log)
+    raw_replayed = table_rows(spark, own, "raw_clicks")
+    assert [row for row in raw_replayed if row.user_id == USER] == []
+    assert len(raw_replayed) == 2 * len(raw_after)  # the other users' clicks, twice (two versions)
+    assert len(table_rows(spark, own, "erased_clicks")) == 2 * len(theirs)
+    states = reconciled_states(own, all_hours)
+    assert set(states.values()) <= set(COUNTS_AS_BALANCED), states
+    assert normalise(row for row in table_rows(spark, own, "sessions") if row.user_id == USER) == set()
