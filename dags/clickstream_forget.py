@@ -50,10 +50,13 @@ def clickstream_forget() -> None:
         return forget_arguments(get_current_context()["params"])
 
     arguments = users_to_forget()
+    # not retried: an id without clicks is refused by the job, and stays refused; a request that
+    # failed otherwise is asked again by whoever asked (the job is safe to run again)
     forget = BatchSparkJobOperator(
         task_id="forget_users",
         job="forget_users.py",
         application_args=arguments,
+        retries=0,
         inlets=HOURLY_TABLES,
         outlets=[*HOURLY_TABLES, ERASURES],
     )

@@ -365,7 +365,12 @@ class Pipeline:
     def _empty_the_rest(self, table: str, partitions: set[str], written: list[str]) -> None:
         """Empty those partitions a rebuild wrote nothing into: an hour or a day whose clicks were all
         erased (raw rows otherwise only grow) keeps no rows built from them. One metastore call."""
-        stale = sorted(set(self.store.metastore.partition_locations(table, sorted(partitions))) - set(written))
+        current = self.store.metastore.partitions(table, sorted(partitions))
+        stale = sorted(
+            name
+            for name, entry in current.items()
+            if name not in written and (entry.stats is None or entry.stats.rows != 0)  # not emptied already
+        )
         if stale:
             log.info("%s: %s partition(s) with no clicks left emptied: %s", table, len(stale), stale[:5])
             self.store.empty_partitions(table, stale)

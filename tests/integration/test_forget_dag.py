@@ -103,8 +103,9 @@ def test_a_user_forgotten_through_airflow_is_gone_everywhere_and_stays_gone(
         )
 
         forgotten = run(airflow_client, FORGET, {"users": str(USER)})
-        assert airflow_client.xcom(FORGET, forgotten, "announce_landed_hours") == [hour_key(h) for h in HOURS]
-        assert airflow_client.xcom(FORGET, forgotten, "announce_recomputed_days") == list(DAYS)
+        # (and any hour or day another test changed since its last check)
+        assert {hour_key(h) for h in HOURS} <= set(airflow_client.xcom(FORGET, forgotten, "announce_landed_hours"))
+        assert set(DAYS) <= set(airflow_client.xcom(FORGET, forgotten, "announce_recomputed_days"))
         for day in DAYS:
             day_runs_become(airflow_client, day, 2)  # rebuilt by clickstream_daily
 
