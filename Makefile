@@ -30,8 +30,9 @@ bench-scale: setup  ## the scale series (1x, 3x, 10x the data set); writes docs/
 sql: setup  ## SQL shell on the Hive tables (beeline on the Spark Thrift server); make sql ARGS='-e "SHOW TABLES"'
 	@$(PY) -m app.tools.sql_shell $(ARGS)
 
+forget: export CLICKSTREAM_FORGET_USERS = $(USER)
 forget: setup  ## forget users everywhere the tables keep their clicks: make forget USER=123 (or USER=123,456)
-	@$(PY) -m app.tools.forget $(USER)
+	@$(PY) -m app.tools.forget "$$CLICKSTREAM_FORGET_USERS"
 
 up: setup  ## start Kafka, the Hive Metastore and Airflow on 127.0.0.1 (twice is harmless)
 	@$(PY) -m app.runtime up

@@ -91,8 +91,8 @@ def test_a_forgotten_user_is_gone_from_every_table_and_a_replay_brings_nothing_b
     assert command == ["make", "forget", f"USER={USER}"]
     for user, message in (
         ("999999999", "no clicks of user(s) [999999999]"),
-        ("", "no user id given"),
-        (f"{USER};1", f"user id '{USER};1' is not a whole number"),
+        ("", "an empty user id"),
+        (f"{USER};1", f"user id '{USER};1' is not a whole number"),  # and no shell runs `1`
     ):
         refused = forget(own, [*command[:-1], f"USER={user}"])
         assert refused.returncode != 0 and message in refused.stdout + refused.stderr, refused.stderr[-3000:]
@@ -111,8 +111,8 @@ def test_a_forgotten_user_is_gone_from_every_table_and_a_replay_brings_nothing_b
     articles = SAMPLE / "articles_metadata.csv"
     assert aggregates(spark, own) == expected_tables(remaining, articles)
     expected_days = daily_tables(remaining, articles)
-    for table in ("article_daily", "category_daily", "day_summary"):
-        assert daily_rows(spark, own, table) == expected_days[table], table
+    for table in ("article_daily", "category_daily", "day_summary"):  # the two days built (2017-10-03 was not)
+        assert daily_rows(spark, own, table) == {row for row in expected_days[table] if row[-1] in DAYS}, table
 
     (request,) = table_rows(spark, own, "erasures")
     assert request.user_hash == user_hash(erasure_key(own), USER) and str(USER) not in (request.erasure_id or "")
