@@ -216,9 +216,6 @@ TABLES += (
             ("erased", "bigint"),
         ),
     ),
-)
-
-TABLES += (
     Table(
         "erasures",
         TableKind.ERASURE,

@@ -171,8 +171,8 @@ SLOWEST_FILES_FIRST = (  # seconds on 2 workers, 4 Dec 2026 evening (fresh clone
     "tests/integration/test_storage.py",  # 544
     "tests/integration/test_daily_dag.py",  # 538
     "tests/integration/test_scale_out.py",  # new: about 290 alone (a second Airflow, on Celery)
-    "tests/integration/test_forget_dag.py",  # new: about 400 alone (two hourly runs, five daily, four forget)
-    "tests/integration/test_erasure.py",  # new: about 200 alone
+    "tests/integration/test_forget_dag.py",  # new: about 280 (two hourly runs, four daily, two forget)
+    "tests/integration/test_erasure.py",  # new: about 150
     "tests/integration/test_kafka_cluster.py",  # 152
     "tests/integration/test_ui_browser.py",  # 140
     "tests/integration/test_runtime_cli.py",  # 140

@@ -72,11 +72,11 @@ def late_click(hour_file: Path, late_file: Path) -> None:
     frame.to_csv(late_file, index=False)
 
 
-def daily_runs_become(client: AirflowClient, count: int, timeout: float = 300) -> list[dict[str, Any]]:
+def daily_runs_become(client: AirflowClient, count: int, timeout: float = 300, day: str = DAY) -> list[dict[str, Any]]:
     """Wait until the day has `count` runs, all finished; they must all have succeeded."""
     deadline = time.monotonic() + timeout
     while True:
-        runs = runs_of_day(client, DAY)
+        runs = runs_of_day(client, day)
         if len(runs) >= count and all(run["state"] in ("success", "failed") for run in runs):
             break
         assert time.monotonic() < deadline, f"the day has runs {runs}, waiting for {count}"
