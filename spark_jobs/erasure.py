@@ -41,7 +41,7 @@ from pyspark.sql import functions as F
 
 from app.checkpoint import stream_lock
 from app.erasure import ErasureRequestError, erasure_key, user_hash
-from app.hours import Hour, day_partition, hour_key, hour_partition
+from app.hours import DAY_LAYOUT, Hour, day_partition, hour_key, hour_partition
 from app.locks import LockBusyError, PipelineLock, holder_info
 from spark_jobs import transforms as T
 from spark_jobs.pipeline import Pipeline
@@ -60,7 +60,6 @@ class ErasureReport:
     rows_removed: dict[int, int] = field(default_factory=dict)  # raw clicks removed, per user
     user_hours: dict[int, list[Hour]] = field(default_factory=dict)  # the hours each user had clicks in
     hours: list[Hour] = field(default_factory=list)  # raw partitions rewritten
-    recomputed: list[Hour] = field(default_factory=list)  # aggregate hours rebuilt (also sessions' start hours)
     days: list[str] = field(default_factory=list)  # daily partitions rebuilt
     already_forgotten: list[int] = field(default_factory=list)  # named before, with no clicks left
 
@@ -68,8 +67,8 @@ class ErasureReport:
         again = f"; already forgotten before: {self.already_forgotten}" if self.already_forgotten else ""
         return (
             f"forgot {len(self.users)} user(s): {sum(self.rows_removed.values())} raw click(s) removed from "
-            f"{len(self.hours)} hour(s) {[hour_key(h) for h in self.hours]}, {len(self.recomputed)} hour(s) "
-            f"recomputed, {len(self.days)} day(s) {self.days} rebuilt or left to clickstream_daily{again}"
+            f"{len(self.hours)} hour(s) {[hour_key(h) for h in self.hours]} (raw rewritten, aggregates "
+            f"recomputed), {len(self.days)} day(s) {self.days} rebuilt or left to clickstream_daily{again}"
         )
 
 
@@ -146,16 +145,14 @@ def _forget(pipeline: Pipeline, users: list[int], build_days: bool) -> ErasureRe
         finally:
             removed.unpersist()
     report.hours = hours
-    report.recomputed = hours
     if hours:
         pipeline.recompute_hours(hours)
-    # a session row names its user: those of the users' sessions go, the other sessions of those
-    # hours stay as they are (a session is one user's; rebuilding them would read their later hours)
-    start_names = [hour_partition(hour) for hour in sorted(starts)]
-    sessions = store.read_partitions("sessions", start_names)
-    store.rewrite_partitions(
-        "sessions", sorted(store.metastore.partition_locations("sessions", start_names)), sessions.where(~wanted)
-    )
+        # a session row names its user: those of the users' sessions go, the other sessions of those
+        # hours stay as they are (a session is one user's; rebuilding them would read their later hours)
+        start_names = [hour_partition(hour) for hour in sorted(starts)]
+        sessions = store.read_partitions("sessions", start_names)
+        held = sorted(store.metastore.partition_locations("sessions", start_names))
+        store.rewrite_partitions("sessions", held, sessions.where(~wanted))
     built = set(store.metastore.partition_names("day_summary"))
     days = sorted({day for day, _ in hours if day_partition(day) in built})
     report.days = pipeline.build_days(days) if days and build_days else days
@@ -169,7 +166,7 @@ def _record(
 ) -> None:
     """Write the request's rows into its day's `erasures` partition (the day's other rows kept)."""
     store = pipeline.store
-    day = requested_at.strftime("%Y-%m-%d")
+    day = requested_at.strftime(DAY_LAYOUT)
     spark = store.spark
     schema = store.tables["erasures"].schema
     now = datetime.now(UTC) if done else None
