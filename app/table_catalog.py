@@ -33,7 +33,7 @@ class TableKind(Enum):
     AGGREGATE = "aggregate"  # recomputed per hour from the raw clicks, each partition replaced whole
     DAILY = "daily"  # built per day from the raw clicks of its 24 hours by clickstream_daily, each day replaced whole
     CHECK = "check"  # written by check_tables (no Spark): an hour's row replaced each time the hour is checked
-    ERASURE = "erasure"  # written for erasure requests: what was forgotten, never the user's id
+    ERASURE = "erasure"  # what erasure requests need: what was forgotten (never the id), and where a user's clicks are
 
 
 class Source(Enum):
@@ -59,6 +59,7 @@ class Home(Enum):
 HOURLY = ("dt", "hour")
 DAILY = ("dt",)
 ARTICLE_BUCKETS = 16  # partitions of `articles` (article_id mod 16): an upsert rewrites the buckets of its keys
+USER_BUCKETS = 16  # partitions of `user_hours` (user_id mod 16): finding a user's hours reads one of them
 
 
 @dataclass(frozen=True)
@@ -245,6 +246,17 @@ TABLES += (
         HOURLY,
         "click removed by an erasure or refused because its user was forgotten: its file, line and Kafka "
         "coordinates, never its user; partitioned by the click's UTC hour, which hour_reconciliation counts",
+    ),
+    Table(
+        "user_hours",
+        TableKind.ERASURE,
+        "user_hours",
+        Source.RAW_CLICKS,
+        Home.WAREHOUSE,
+        ("bucket",),
+        "user and UTC hour with clicks in raw_clicks (and the hour their session started), appended with them: how "
+        f"an erasure finds a user's hours without reading raw_clicks; partitioned by `bucket` (user_id mod "
+        f"{USER_BUCKETS}). May name an hour the user no longer has clicks in, never miss one",
     ),
 )
 TABLE_NAMES: tuple[str, ...] = tuple(table.name for table in TABLES)

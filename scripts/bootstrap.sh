@@ -118,9 +118,12 @@ if ! is_current hdfs-webapps "$hdfs_pages_stamp" || [ ! -d "$DEPS/hdfs-webapps/w
   say "unpacking HDFS's web pages"
   rm -rf "$DEPS/hdfs-webapps"
   hadoop_version="$(sed -n 's:.*<hadoop.version>\(.*\)</hadoop.version>.*:\1:p' "$REPO/jvm/hdfs/pom.xml")"
+  # run from the folder it fills: without a pom, the goal's marker files land under
+  # "./${project.basedir}/target", and the rm above must clear them too (a stale marker skips the unpack)
+  mkdir -p "$DEPS/hdfs-webapps"
   # shellcheck disable=SC2086
-  if ! mvn -B -q ${MAVEN_ARGS:-} dependency:unpack -Dartifact="org.apache.hadoop:hadoop-hdfs:$hadoop_version:jar:tests" \
-        -DoutputDirectory="$DEPS/hdfs-webapps" '-Dmdep.unpack.includes=webapps/**' > "$DEPS/logs/mvn-hdfs-webapps.log" 2>&1; then
+  if ! (cd "$DEPS/hdfs-webapps" && mvn -B -q ${MAVEN_ARGS:-} dependency:unpack -Dartifact="org.apache.hadoop:hadoop-hdfs:$hadoop_version:jar:tests" \
+        -DoutputDirectory="$DEPS/hdfs-webapps" '-Dmdep.unpack.includes=webapps/**') > "$DEPS/logs/mvn-hdfs-webapps.log" 2>&1; then
     tail -n 5 "$DEPS/logs/mvn-hdfs-webapps.log" >&2
     fail "Maven could not unpack HDFS's web pages; see $DEPS/logs/mvn-hdfs-webapps.log"
   fi

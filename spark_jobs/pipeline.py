@@ -179,9 +179,17 @@ class Pipeline:
                 if good_articles
                 else {}
             )
-            clicks = self._append_clicks(T.raw_clicks(clicks_parsed), batch, good_clicks) if good_clicks else {}
+            clicks, indexed = (
+                self._append_clicks(T.raw_clicks(clicks_parsed), batch, good_clicks) if good_clicks else ({}, {})
+            )
             add_unsettled_partitions(
-                self.settings, {"quarantine": [*quarantined], "raw_articles": [*articles], "raw_clicks": [*clicks]}
+                self.settings,
+                {
+                    "quarantine": [*quarantined],
+                    "raw_articles": [*articles],
+                    "raw_clicks": [*clicks],
+                    "user_hours": [*indexed],
+                },
             )
             result.quarantined, result.articles, result.clicks = (
                 sum(quarantined.values()), sum(articles.values()), sum(clicks.values())
@@ -220,10 +228,11 @@ class Pipeline:
         )
         return result
 
-    def _append_clicks(self, raw: DataFrame, batch: BatchTag, count: int) -> dict[str, int]:
+    def _append_clicks(self, raw: DataFrame, batch: BatchTag, count: int) -> tuple[dict[str, int], dict[str, int]]:
         """Append a micro-batch's clicks to `raw_clicks`, less those of forgotten users (the
-        `erasures` table), which are kept in `erased_clicks` without their user; returns the rows
-        appended to `raw_clicks` per partition. A replay of the batch adds nothing to either."""
+        `erasures` table), which are kept in `erased_clicks` without their user, and their users'
+        hours to the `user_hours` index; returns the rows appended to `raw_clicks` and to
+        `user_hours` per partition. A replay of the batch adds nothing to any of them."""
         forgotten = self.forgotten_users()
         if forgotten:
             raw, refused = T.split_forgotten(raw, erasure_key(self.settings), forgotten)
@@ -233,7 +242,10 @@ class Pipeline:
                     "%s click(s) of forgotten users refused (counted in %s.erased_clicks)",
                     sum(erased.values()), self.settings.hive_database,
                 )  # fmt: skip
-        return self.store.append("raw_clicks", raw, batch, count)  # count: at most this many
+        # the index first: a crash between the two leaves it naming an hour without the clicks (an
+        # erasure finds nothing there), never the other way round (an erasure would miss them)
+        indexed = self.store.append("user_hours", T.user_hours(raw), batch, count)
+        return self.store.append("raw_clicks", raw, batch, count), indexed  # count: at most this many
 
     def forgotten_users(self) -> list[str]:
         """The keyed hashes of every user an erasure request named (the `erasures` table), read
@@ -276,6 +288,8 @@ class Pipeline:
     def closed(self, table: str, partition: str) -> bool:
         """Whether a raw partition is expected to take no more rows in the normal course."""
         values = partition_values(partition)
+        if "dt" not in values:  # an index bucket: appended to for ever, merged level by level only
+            return False
         if "hour" in values:
             start = hour_start(partition_hour(partition))
             return self.latest_click_hour is not None and start + CLOSED_AFTER <= self.latest_click_hour

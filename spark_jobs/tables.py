@@ -69,6 +69,7 @@ log = logging.getLogger(__name__)
 VERSION_GRACE_SECONDS = 300.0
 STAGING = "_staging"  # hidden from readers: Spark skips folders whose names start with `_`
 RETIRED = "_retired"
+SINCE_FIRST_CLICK = "_since_first_click"  # at the root of an index table created before raw_clicks held a row
 FEW_ROWS = 50_000  # a write of at most this many rows goes through one task, without a shuffle
 BATCH_FILE = re.compile(r"^batch-(?P<query>[0-9a-f-]+)-(?P<batch>\d{10})-\d{3}\.parquet$")
 COMPACTED_FILE = re.compile(r"^compacted-(?P<level>\d)-[0-9a-f]{32}\.parquet$")
@@ -184,7 +185,9 @@ class TableStore:
 
     def ensure_tables(self) -> None:
         """Create the database and every missing table (a concurrent creator is tolerated); a table
-        that exists with other partition columns stops the job, naming it."""
+        that exists with other partition columns stops the job, naming it. The `user_hours` index,
+        when created while `raw_clicks` holds no partition, gets a `SINCE_FIRST_CLICK` marker: it
+        will have seen every click (`indexes_every_click`); created later, it must be built once."""
         existing = self.metastore.tables()  # through thrift: Spark's Hive client starts only to create
         if not existing:
             self.spark.sql(f"CREATE DATABASE IF NOT EXISTS `{self.database}`")
@@ -210,6 +213,16 @@ class TableStore:
             except AnalysisException as error:
                 if "already exists" not in str(error).lower():
                     raise
+            if spec.name == "user_hours" and not self.metastore.partition_names("raw_clicks"):
+                (spec.root / SINCE_FIRST_CLICK).write_text("created before raw_clicks held a click\n")
+
+    def indexes_every_click(self) -> bool:
+        """Whether `user_hours` names the hours of every click `raw_clicks` ever took (else an
+        erasure builds it from `raw_clicks` once, `mark_indexed`)."""
+        return (self.tables["user_hours"].root / SINCE_FIRST_CLICK).exists()
+
+    def mark_indexed(self) -> None:
+        (self.tables["user_hours"].root / SINCE_FIRST_CLICK).write_text("built from every raw click\n")
 
     def _add_new_columns(self, spec: TableSpec) -> None:
         """Data columns this version writes that an existing table lacks are added at its end (files

@@ -16,7 +16,7 @@ from pyspark.sql.types import LongType, StructField, StructType
 
 from app.event_time import EVENT_TIME, SESSION_START, EventTimeRules
 from app.schemas import ARTICLES, CLICKS, HEADER_FILE_VERSION, HEADER_SOURCE_FILE, HEADER_SOURCE_LINE, RecordSchema
-from app.table_catalog import ARTICLE_BUCKETS
+from app.table_catalog import ARTICLE_BUCKETS, USER_BUCKETS
 
 UNKNOWN_CATEGORY = -1
 PARTITION_COLUMNS = ("dt", "hour")
@@ -224,6 +224,27 @@ def erased_clicks(raw: DataFrame) -> DataFrame:
     where it came from (file, version, line, Kafka coordinates) and its hour, never whom it was
     about. `hour_reconciliation` counts these beside the raw clicks."""
     return raw.select(*_coordinates(), "dt", "hour")
+
+
+@table_transform
+def user_hours(raw: DataFrame) -> DataFrame:
+    """The index from user to hours: one row per user, click hour and session start hour of raw
+    click rows, in the bucket of its user (`user_bucket`). Finding a user's clicks reads one bucket
+    (a sixteenth of the index) instead of every hour of `raw_clicks`."""
+    start_dt, start_hour = session_start_partition()
+    return raw.select(
+        "user_id",
+        "dt",
+        "hour",
+        start_dt.alias("start_dt"),
+        start_hour.alias("start_hour"),
+        user_bucket("user_id").alias("bucket"),
+    ).dropDuplicates()
+
+
+def user_bucket(user_id: str) -> Column:
+    """The partition of `user_hours` a user's rows are kept in."""
+    return F.pmod(F.col(user_id), F.lit(USER_BUCKETS)).cast("int")
 
 
 def click_facts(raw: DataFrame) -> DataFrame:

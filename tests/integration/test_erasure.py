@@ -11,7 +11,7 @@ import re
 import shlex
 import subprocess
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import pandas as pd
 
@@ -81,6 +81,8 @@ def test_make_forget_refuses_bad_ids_then_forgets_the_user_in_every_table(
     run_job(own, "build_days.py", "--day", DAYS[0], log=log)
     raw_before = table_rows(spark, own, "raw_clicks")
     theirs = [row for row in raw_before if row.user_id == USER]
+    # the index the erasure reads instead of raw_clicks names every user's every hour (appended with the clicks)
+    assert user_hours_of(table_rows(spark, own, "user_hours")) == user_hours_of(raw_before)
     hours = sorted({(row.dt, row.hour) for row in theirs})
     assert len(hours) >= 3 and {day for day, _ in hours} == set(DAYS)
     all_hours = sorted({(row.dt, row.hour) for row in raw_before})
@@ -102,6 +104,7 @@ def test_make_forget_refuses_bad_ids_then_forgets_the_user_in_every_table(
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
     assert f"{len(theirs)} raw click(s) removed from {len(hours)} hour(s)" in done.stdout
     assert "hours reconciled: yes" in done.stdout
+    assert "built the user_hours index" not in done.stdout + done.stderr  # it was there: raw_clicks not scanned
 
     raw_after = table_rows(spark, own, "raw_clicks")
     assert [row for row in raw_after if row.user_id == USER] == []
@@ -124,3 +127,34 @@ def test_make_forget_refuses_bad_ids_then_forgets_the_user_in_every_table(
     assert set(states.values()) <= set(COUNTS_AS_BALANCED), states
     rows = ReconciliationTable(own).read(DAYS)
     assert sum(rows[hour]["erased"] for hour in hours) == len(theirs)
+    assert user_hours_of(table_rows(spark, own, "user_hours")) == user_hours_of(raw_after)  # the user left it too
+    forgets_in_a_database_older_than_the_index(own, spark, raw_after)
+
+
+def forgets_in_a_database_older_than_the_index(own: Settings, spark: SparkSession, raw_before: list[Any]) -> None:
+    """A database whose tables predate `user_hours` (no marker, no index rows): the first erasure
+    builds the index from every raw click, once, then finds the user's hours in it (in this
+    process's Spark: no second job to start)."""
+    from spark_jobs.erasure import forget_users
+    from spark_jobs.pipeline import Pipeline
+    from spark_jobs.tables import SINCE_FIRST_CLICK, TableStore
+
+    store = TableStore(spark, own)
+    assert store.indexes_every_click()  # created with the other tables, before the first click
+    (store.tables["user_hours"].root / SINCE_FIRST_CLICK).unlink()
+    store.empty_partitions("user_hours", store.metastore.partition_names("user_hours"))
+    hours_of: dict[int, set[Hour]] = {}
+    for row in raw_before:
+        hours_of.setdefault(row.user_id, set()).add((row.dt, row.hour))
+    user = min(hours_of, key=lambda candidate: (-len(hours_of[candidate]), candidate))
+
+    report = forget_users(Pipeline(store, own), [user], build_days=False)
+    assert report.hours == sorted(hours_of[user])
+    assert report.rows_removed == {user: sum(row.user_id == user for row in raw_before)}
+    assert store.indexes_every_click()
+    raw_after = table_rows(spark, own, "raw_clicks")
+    assert user_hours_of(table_rows(spark, own, "user_hours")) == user_hours_of(raw_after) != set()
+
+
+def user_hours_of(rows: list[Any]) -> set[tuple[int, str, int]]:
+    return {(row.user_id, row.dt, row.hour) for row in rows}

@@ -11,9 +11,12 @@ services: the click files of `BENCH_DATA_DIR` replicated that many times
   changed article, published and drained: the micro-batch and the whole job;
 - recomputing one old hour (the first file's hour, whose sessions reach later hours), with the raw
   partitions it read besides its own (bounded by `CLICKSTREAM_MAX_SESSION_SECONDS`);
-- the pipeline view and `check_tables` asked for one hour.
-The goal is a flat line: at 10x, each per-batch figure within 1.3x its 1x value, the view and the
-check under 2 s. The report goes to `docs/benchmarks-scale.md` with the machine.
+- the pipeline view and `check_tables` asked for one hour;
+- one erasure (`spark_jobs/forget_users.py`): the user of the original data set with clicks in the
+  most hours (the same user and hours at every size, the copies' users being others), found
+  through the `user_hours` index, their raw partitions rewritten and their hours recomputed.
+The goal is a flat line: at 10x, each per-batch figure and the erasure within 1.3x its 1x value,
+the view and the check under 2 s. The report goes to `docs/benchmarks-scale.md` with the machine.
 """
 
 from __future__ import annotations
@@ -51,6 +54,10 @@ READ_SET = re.compile(r"sessions started in \d+ hour\(s\): (\d+) more raw partit
 RECOMPUTED = re.compile(r"recomputed \d+ hour\(s\) from")
 FAIR_DONE = re.compile(r"fair drain: (\d+) records, every table written in ([\d.]+) s")
 FAIR_GOAL = 0.8
+ERASED = re.compile(
+    r"forgot 1 user\(s\): (\d+) raw click\(s\) removed from (\d+) hour\(s\).*hours found in ([\d.]+) s, "
+    r"all done in ([\d.]+) s"
+)
 
 
 @dataclass(frozen=True)
@@ -70,6 +77,11 @@ class SizeRun:
     old_hour_read_partitions: int
     view_seconds: float
     check_seconds: float
+    erasure_rows: int  # the user's raw clicks removed
+    erasure_hours: int  # the hours they were in
+    erasure_lookup_seconds: float  # finding those hours (the index)
+    erasure_seconds: float  # the whole request in the job
+    erasure_wall_seconds: float  # its whole job, Spark's start included
 
     @property
     def drain_rate(self) -> float:
@@ -137,7 +149,19 @@ def _old_hour(data_dir: Path, settings: Settings) -> str:
     return str(moment.strftime("%Y-%m-%dT%H"))
 
 
-def size_run(base: Settings, source: Path, scratch: Path, size: int) -> SizeRun:
+def _erasure_user(source: Path, settings: Settings) -> int:
+    """The user of the data set with clicks in the most hours (the smallest id of those)."""
+    import pandas as pd
+
+    hours: dict[int, set[int]] = {}
+    for file in source.glob(f"{settings.producer_click_csv_data_prefix}*.csv"):
+        frame = pd.read_csv(file, usecols=["user_id", "click_timestamp"])
+        for user, hour in zip(frame["user_id"], frame["click_timestamp"] // 3_600_000, strict=True):
+            hours.setdefault(int(user), set()).add(int(hour))
+    return min(hours, key=lambda user: (-len(hours[user]), user))
+
+
+def size_run(base: Settings, source: Path, scratch: Path, size: int, erased_user: int) -> SizeRun:
     from app.pipeline_view import read_state
     from app.table_checks import check_tables
 
@@ -183,6 +207,10 @@ def size_run(base: Settings, source: Path, scratch: Path, size: int) -> SizeRun:
     check_seconds = time.perf_counter() - started
     if report.problems:
         raise SystemExit(f"the tables disagree at {size}x: {report.problems[:3]}")
+    erasure_text, erasure_wall = _job(settings, "forget_users.py", "--user", str(erased_user), "--days-by-airflow")
+    erasure = ERASED.search(erasure_text)
+    if erasure is None:
+        raise SystemExit(f"forgetting user {erased_user} at {size}x failed:\n{erasure_text[-3000:]}")
     run = SizeRun(
         size=size,
         clicks=clicks,
@@ -199,6 +227,11 @@ def size_run(base: Settings, source: Path, scratch: Path, size: int) -> SizeRun:
         old_hour_read_partitions=sum(read),
         view_seconds=view_seconds,
         check_seconds=check_seconds,
+        erasure_rows=int(erasure.group(1)),
+        erasure_hours=int(erasure.group(2)),
+        erasure_lookup_seconds=float(erasure.group(3)),
+        erasure_seconds=float(erasure.group(4)),
+        erasure_wall_seconds=erasure_wall,
     )
     log.info("%sx: %s", size, run)
     shutil.rmtree(data, ignore_errors=True)
@@ -230,6 +263,10 @@ def scale_section(runs: list[SizeRun]) -> list[str]:
         ("  raw partitions it read besides its own", lambda r: f"{r.old_hour_read_partitions}", None),
         ("pipeline view (s)", lambda r: f"{r.view_seconds:.2f}", None),
         ("`check_tables`, one hour (s)", lambda r: f"{r.check_seconds:.2f}", None),
+        ("one erasure: the user's clicks / hours", lambda r: f"{r.erasure_rows} / {r.erasure_hours}", None),
+        ("  finding their hours (s)", lambda r: f"{r.erasure_lookup_seconds:.1f}", "erasure_lookup_seconds"),
+        ("  the whole request (s)", lambda r: f"{r.erasure_seconds:.1f}", "erasure_seconds"),
+        ("  whole job (s)", lambda r: f"{r.erasure_wall_seconds:.1f}", "erasure_wall_seconds"),
     ]
     header = "| figure | " + " | ".join(f"{r.size}x" for r in runs) + f" | {last.size}x / {first.size}x |"
     lines = [
@@ -243,7 +280,13 @@ def scale_section(runs: list[SizeRun]) -> list[str]:
         lines.append(f"| {label} | " + " | ".join(show(r) for r in runs) + f" | {growth} |")
     per_batch = [
         field
-        for field in ("update_batch_seconds", "update_wall_seconds", "old_hour_wall_seconds")
+        for field in (
+            "update_batch_seconds",
+            "update_wall_seconds",
+            "old_hour_wall_seconds",
+            "erasure_seconds",
+            "erasure_wall_seconds",
+        )
         if getattr(first, field) and getattr(last, field) / getattr(first, field) > FLAT_GOAL
     ]
     lines += [
@@ -289,8 +332,9 @@ def main(argv: list[str] | None = None) -> int:
         try:
             for service in services:
                 service.start()
+            erased_user = _erasure_user(source, settings)
             for size in sizes:
-                runs.append(size_run(settings, source, scratch, size))
+                runs.append(size_run(settings, source, scratch, size, erased_user))
         finally:
             for service in reversed(services):
                 service.stop()

@@ -232,3 +232,26 @@ def test_a_forgotten_users_clicks_are_split_off_by_the_keyed_hash_and_keep_no_us
     assert "user_id" not in erased.columns and "session_id" not in erased.columns and erased.count() == 2
     # another key makes another hash: the list of one installation says nothing about another's users
     assert T.split_forgotten(clicks, "other", [user_hash("secret", 7)])[1].count() == 0
+
+
+def test_the_user_index_holds_one_row_per_user_and_hour_in_the_users_bucket(spark: SparkSession) -> None:
+    from app.table_catalog import USER_BUCKETS
+
+    clicks = raw_clicks(
+        spark,
+        [
+            click(7, 1, 10, START),
+            click(7, 1, 11, START + 60_000),  # the same hour and session: one row
+            click(7, 1, 12, START + HOUR_MS, session_start=START),  # the next hour, the session started before
+            click(7 + USER_BUCKETS, 2, 10, START),  # another user of the same bucket
+            click(8, 3, 10, START),
+        ],
+    )
+    index = T.user_hours(clicks)
+    assert index.columns[-1] == "bucket"
+    assert sorted(rows(index, "user_id", "hour", "start_hour", "bucket")) == [
+        (7, 3, 3, 7),
+        (7, 4, 3, 7),
+        (8, 3, 3, 8),
+        (7 + USER_BUCKETS, 3, 3, 7),
+    ]

@@ -5,7 +5,7 @@ from __future__ import annotations
 from app.tools.bench.scale import SizeRun, scale_section
 
 
-def run(size: int, update: float, old_hour: float, view: float) -> SizeRun:
+def run(size: int, update: float, old_hour: float, view: float, erasure: float = 6.0) -> SizeRun:
     return SizeRun(
         size=size,
         clicks=677_862 * size,
@@ -22,6 +22,11 @@ def run(size: int, update: float, old_hour: float, view: float) -> SizeRun:
         old_hour_read_partitions=200,
         view_seconds=view,
         check_seconds=0.5,
+        erasure_rows=40,
+        erasure_hours=12,
+        erasure_lookup_seconds=0.8,
+        erasure_seconds=erasure,
+        erasure_wall_seconds=20.0 + erasure,
     )
 
 
@@ -34,7 +39,8 @@ def test_a_flat_series_meets_the_goals_and_a_growing_one_names_what_grew() -> No
     assert "The view under 2 s: met." in flat
     assert "| the drain as a fraction of the fair ceiling | 0.90 | 0.90 | 0.90 |  |" in flat
     assert "The drain at 0.8 or more of the fair ceiling: met at every size." in flat
+    assert "| one erasure: the user's clicks / hours | 40 / 12 | 40 / 12 | 40 / 12 |  |" in flat
 
-    growing = "\n".join(scale_section([run(1, 3.0, 30.0, 0.4), run(10, 3.0, 90.0, 2.5)]))
-    assert "missed by old_hour_wall_seconds." in growing
+    growing = "\n".join(scale_section([run(1, 3.0, 30.0, 0.4), run(10, 3.0, 90.0, 2.5, erasure=60.0)]))
+    assert "missed by old_hour_wall_seconds, erasure_seconds, erasure_wall_seconds." in growing
     assert "The view under 2 s: missed" in growing
