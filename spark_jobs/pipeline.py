@@ -43,7 +43,7 @@ from app.schemas import ARTICLES, CLICKS
 from app.settings import Settings
 from app.table_catalog import Source, TableKind, daily_tables, tables_of_kind
 from spark_jobs import transforms as T
-from spark_jobs.tables import BatchTag, TableStore
+from spark_jobs.tables import FEW_ROWS, BatchTag, TableStore
 
 log = logging.getLogger(__name__)
 
@@ -244,7 +244,10 @@ class Pipeline:
                 )  # fmt: skip
         # the index first: a crash between the two leaves it naming an hour without the clicks (an
         # erasure finds nothing there), never the other way round (an erasure would miss them)
-        indexed = self.store.append("user_hours", T.user_hours(raw), batch, count)
+        # a small batch in one partition: its distinct rows then need no shuffle (one Spark stage)
+        indexed = self.store.append(
+            "user_hours", T.user_hours(raw.coalesce(1) if count <= FEW_ROWS else raw), batch, count
+        )
         return self.store.append("raw_clicks", raw, batch, count), indexed  # count: at most this many
 
     def forgotten_users(self) -> list[str]:
