@@ -116,10 +116,10 @@ def _forget(pipeline: Pipeline, users: list[int], build_days: bool) -> ErasureRe
     forgotten_before = set(pipeline.forgotten_users())
     wanted = F.col("user_id").isin(users)
     if not store.indexes_every_click():  # a database older than the index: built once, from every click
-        started = time.monotonic()
+        building = time.monotonic()
         store.replace_partitions("user_hours", T.user_hours(store.read_partitions("raw_clicks")))
         store.mark_indexed()
-        log.info("built the user_hours index from every raw click in %.1f s (once)", time.monotonic() - started)
+        log.info("built the user_hours index from every raw click in %.1f s (once)", time.monotonic() - building)
     buckets = sorted({f"bucket={user % USER_BUCKETS}" for user in users})
     index = store.read_partitions("user_hours", buckets)
     found = index.where(wanted).select("user_id", "dt", "hour", "start_dt", "start_hour").distinct().collect()

@@ -180,13 +180,18 @@ def latest_articles(raw: DataFrame) -> DataFrame:
     return (
         raw.withColumn("_rank", F.row_number().over(newest_first))
         .where("_rank = 1")
-        .select(*columns, F.col("kafka_timestamp").alias("updated_at"), article_bucket("article_id").alias("bucket"))
+        .select(
+            *columns,
+            F.col("kafka_timestamp").alias("updated_at"),
+            key_bucket("article_id", ARTICLE_BUCKETS).alias("bucket"),
+        )
     )
 
 
-def article_bucket(article_id: str) -> Column:
-    """The partition of `articles` an article is kept in: an upsert rewrites only the buckets of its keys."""
-    return F.pmod(F.col(article_id), F.lit(ARTICLE_BUCKETS)).cast("int")
+def key_bucket(key: str, buckets: int) -> Column:
+    """The `bucket` partition a key's rows are kept in (`articles` by article, `user_hours` by user):
+    a write or a look-up by key touches only the buckets of its keys."""
+    return F.pmod(F.col(key), F.lit(buckets)).cast("int")
 
 
 ARTICLE_ATTRIBUTES = ("category_id", "publisher_id", "words_count")  # what the aggregates read of an article
@@ -229,7 +234,7 @@ def erased_clicks(raw: DataFrame) -> DataFrame:
 @table_transform
 def user_hours(raw: DataFrame) -> DataFrame:
     """The index from user to hours: one row per user, click hour and session start hour of raw
-    click rows, in the bucket of its user (`user_bucket`). Finding a user's clicks reads one bucket
+    click rows, in the bucket of its user (`key_bucket`). Finding a user's clicks reads one bucket
     (a sixteenth of the index) instead of every hour of `raw_clicks`."""
     start_dt, start_hour = session_start_partition()
     return raw.select(
@@ -238,13 +243,8 @@ def user_hours(raw: DataFrame) -> DataFrame:
         "hour",
         start_dt.alias("start_dt"),
         start_hour.alias("start_hour"),
-        user_bucket("user_id").alias("bucket"),
+        key_bucket("user_id", USER_BUCKETS).alias("bucket"),
     ).dropDuplicates()
-
-
-def user_bucket(user_id: str) -> Column:
-    """The partition of `user_hours` a user's rows are kept in."""
-    return F.pmod(F.col(user_id), F.lit(USER_BUCKETS)).cast("int")
 
 
 def click_facts(raw: DataFrame) -> DataFrame:
