@@ -62,4 +62,4 @@ lint: setup  ## ruff and mypy
 
 lock: setup  ## re-resolve requirements/*.in into requirements/requirements.lock
 	@.venv/bin/uv pip compile -q --python-version 3.11 requirements/requirements.in requirements/dev.in \
-	  -o requirements/requirements.lock
+	  --override requirements/overrides.txt -o requirements/requirements.lock
