@@ -39,6 +39,7 @@ from app.event_time import EventTimeRules
 from app.hours import DAY_LAYOUT, Hour, hour_partition, hour_start, partition_hour, session_window
 from app.locks import LockLostError
 from app.metastore import partition_values
+from app.parquet_folders import folders_holding
 from app.schemas import ARTICLES, CLICKS
 from app.settings import Settings
 from app.table_catalog import Source, TableKind, daily_tables, tables_of_kind
@@ -276,9 +277,15 @@ class Pipeline:
         current = self.store.read_partitions("articles", [f"bucket={bucket}" for bucket in buckets])
         changed = T.changed_articles(incoming, current)
         known = {hour_partition(hour) for hour in [*pending_hours(self.settings), *landed_hours]}  # recomputed anyway
-        held = [name for name in self.store.metastore.partition_locations("article_hourly") if name not in known]
-        clicked = self.store.read_partitions("article_hourly", held) if held else None
-        hours = _hours(clicked.join(F.broadcast(changed), "article_id", "left_semi")) if clicked is not None else []
+        held = {
+            name: folder
+            for name, folder in self.store.metastore.partition_locations("article_hourly").items()
+            if name not in known
+        }
+        ids = {int(row["article_id"]) for row in changed.collect()} if held else set()
+        # read on the driver, one column of every held hour: a Spark job over them cost a second
+        # per 200 hours (10 s of a 19 s micro-batch at ten times the shared data set)
+        hours = sorted(partition_hour(name) for name in folders_holding(held, "article_id", ids))
         add_pending_hours(self.settings, hours)
         self.store.replace_partitions("articles", T.upserted(current, incoming))
         return hours

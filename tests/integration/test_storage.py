@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Any
 import pytest
 
 from app.checkpoint import unsettled_partitions
-from app.parquet_folders import folder_stats, parquet_files
+from app.parquet_folders import folder_stats, folders_holding, parquet_files
 from app.runtime.service import Service
 from app.schemas import ARTICLES, CLICKS, HEADER_FILE_VERSION, HEADER_SOURCE_FILE, HEADER_SOURCE_LINE
 from app.settings import Settings
@@ -227,6 +227,17 @@ def test_a_replay_after_a_compaction_adds_nothing_and_closed_hours_end_in_one_fi
     assert unsettled_partitions(settings).get("raw_clicks") is None
     assert aggregates(spark, settings) == expected_tables([CLICK_FILE], None)
     assert_statistics_true(pipeline)
+
+    # the hours holding some articles, as a micro-batch finds them for changed articles (read on
+    # the driver, through the store's own client)
+    wanted = {clicks[0]["click_article_id"], clicks[-1]["click_article_id"]}
+    clicked_in = {
+        datetime.fromtimestamp(row["click_timestamp"] / 1000, UTC).strftime("dt=%Y-%m-%d/hour=%-H")
+        for row in clicks
+        if row["click_article_id"] in wanted
+    }
+    assert folders_holding(partition_folders(pipeline, "article_hourly"), "article_id", wanted) == clicked_in
+    assert folders_holding(partition_folders(pipeline, "article_hourly"), "article_id", {10**9}) == set()
 
     # the folders the partitions left are deleted once no reader can still be in them
     assert {Location.parse(folder).scheme for folder in folders.values()} == {settings.parquet_destination_path.scheme}

@@ -3,15 +3,28 @@
 from __future__ import annotations
 
 import re
+import threading
 from pathlib import Path
 
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
+from app import parquet_folders
 from app.metastore import PartitionEntry, PartitionStats
-from app.parquet_folders import LocationUnreadable, folder_stats, listed_size, parquet_files, parquet_rows, read_columns
-from app.pipeline_view import partition_rows
+from app.parquet_folders import (
+    PARALLEL_READS,
+    LocationUnreadable,
+    folder_stats,
+    folders_holding,
+    in_parallel,
+    listed_size,
+    listing_threads,
+    parquet_files,
+    parquet_rows,
+    read_columns,
+)
+from app.pipeline_view import HiveCatalog, partition_rows, read_tables
 from app.table_catalog import TableKind
 
 
@@ -70,3 +83,61 @@ def test_the_view_trusts_statistics_only_where_a_folder_cannot_have_changed_unde
     assert partition_rows(PartitionEntry(str(folder), claimed), TableKind.RAW) == 12
     # no figures at all (an older version's partition): footers
     assert partition_rows(PartitionEntry(str(folder), None), TableKind.AGGREGATE) == 12
+
+
+def test_the_view_looks_only_at_folders_whose_figures_it_cannot_take_as_recorded(tmp_path: Path) -> None:
+    raw = partition(tmp_path)  # 7 rows in its data files
+    recorded = folder_stats(str(raw))
+    gone = str(tmp_path / "no-such-folder")  # looked at, it would fail: an aggregate's folder is not
+    catalog = HiveCatalog.__new__(HiveCatalog)
+    catalog._entries = {
+        "raw_clicks": {
+            "dt=2017-10-01/hour=3": PartitionEntry(str(raw), PartitionStats(7, recorded.files, recorded.bytes))
+        },
+        "article_hourly": {
+            "dt=2017-10-01/hour=3": PartitionEntry(gone, PartitionStats(40, 1, 10)),
+            "dt=2017-10-01/hour=4": PartitionEntry(gone, PartitionStats(2, 1, 10)),
+        },
+    }
+    looked_at: list[str] = []
+    listed = parquet_folders.listed_size
+
+    def listing(location: str) -> tuple[int, int]:
+        looked_at.append(str(location))
+        return listed(location)
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(parquet_folders, "listed_size", listing)
+        tables = {table.name: table for table in read_tables(catalog)}
+    assert (tables["raw_clicks"].rows, tables["article_hourly"].rows) == (7, 42)
+    assert tables["article_hourly"].latest_partition == "dt=2017-10-01/hour=4"
+    assert looked_at == [str(raw)]
+
+
+def test_local_folders_are_listed_in_the_calling_thread_remote_ones_side_by_side() -> None:
+    caller = threading.get_ident()
+    assert in_parallel(lambda item: (item, threading.get_ident()), [3, 1, 2], threads=1) == [
+        (3, caller), (1, caller), (2, caller)
+    ]  # fmt: skip
+    assert in_parallel(lambda item: item * 2, [3, 1, 2]) == [6, 2, 4]
+    assert listing_threads(["/tmp/a", "file:///tmp/b"]) == 1
+    assert listing_threads(["/tmp/a", "hdfs://127.0.0.1:9000/lake/b"]) == PARALLEL_READS > 1
+
+
+def test_folders_holding_a_value_are_found_from_one_column_of_their_files(tmp_path: Path) -> None:
+    def write(folder: str, name: str, ids: list[int]) -> None:
+        (tmp_path / folder).mkdir(exist_ok=True)
+        pq.write_table(pa.table({"article_id": ids, "clicks": [1] * len(ids)}), tmp_path / folder / name)
+
+    write("hour=1", "a.parquet", [1, 2])
+    write("hour=1", "b.parquet", [3])
+    write("hour=2", "a.parquet", [4, 5])
+    write("hour=3", "a.parquet", [3, 6])
+    (tmp_path / "hour=3" / "_staging").mkdir()
+    pq.write_table(pa.table({"article_id": [4]}), tmp_path / "hour=3" / "_staging" / "c.parquet")  # hidden
+    (tmp_path / "hour=4").mkdir()  # an empty folder
+    folders = {hour: str(tmp_path / f"hour={hour}") for hour in (1, 2, 3, 4)}
+    assert folders_holding(folders, "article_id", {3}) == {1, 3}
+    assert folders_holding(folders, "article_id", {4, 7}) == {2}
+    assert folders_holding(folders, "article_id", set()) == set()
+    assert folders_holding({}, "article_id", {3}) == set()

@@ -104,3 +104,25 @@ def test_a_footer_is_read_from_the_last_bytes_of_a_file() -> None:
     assert pq.ParquetFile(TailOfFile(len(data), data[-65536:])).metadata.num_rows == 50_000
     with pytest.raises(OutsideTail):
         pq.ParquetFile(TailOfFile(len(data), data[-16:]))
+
+
+def test_a_local_listing_names_what_fsspec_names_links_followed(tmp_path: Path) -> None:
+    folder = Location.local(tmp_path / "dt=1")
+    (folder / "b.parquet").write_text("bb")
+    (folder / "_staging" / "c.parquet").write_text("ccc")
+    (tmp_path / "elsewhere.parquet").write_text("dddd")
+    (tmp_path / "dt=1" / "a.parquet").symlink_to(tmp_path / "elsewhere.parquet")
+    listed = [(entry.name, entry.is_dir, entry.size) for entry in folder.entries()]
+    by_fsspec = sorted(
+        (str(item["name"]).rsplit("/", 1)[-1], item["type"] == "directory", int(item["size"]))
+        for item in folder.fs.ls(folder.fs_path, detail=True)
+    )
+    assert listed == by_fsspec
+    assert listed[0] == ("_staging", True, listed[0][2]) and listed[1:] == [
+        ("a.parquet", False, 4),
+        ("b.parquet", False, 2),
+    ]
+    assert [(e.name, e.size) for e in (folder / "b.parquet").entries()] == [("b.parquet", 2)]  # a file lists itself
+    assert (folder / "missing").entries() == []
+    with pytest.raises(LocationUnreadable, match="missing"):
+        (folder / "missing").entries(must_exist=True)
