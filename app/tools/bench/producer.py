@@ -117,6 +117,46 @@ def run_client_floor(settings: Settings, records: int, sample_file: Path, value_
     return Rate(records, float(seconds), value_bytes, run.peak_rss_mib)
 
 
+@dataclass(frozen=True)
+class FloorRun:
+    """The bare client in several processes side by side: `rate` is timed inside them (the slowest
+    one's sending), `wall_seconds` from the first start to the last exit (Python's start included)."""
+
+    rate: Rate
+    wall_seconds: float
+    processes: int
+
+
+def run_client_floors(
+    settings: Settings, records: int, sample_file: Path, value_bytes: float, processes: int
+) -> FloorRun:
+    """`app.tools.bench.client_floor` in `processes` processes started together, sharing `records`
+    (as our producer's shards share its files) on one fresh topic, each in a transaction of its own."""
+    [topic] = fresh_topics(settings, "bench-floor")
+    shares = [records // processes + (number < records % processes) for number in range(processes)]
+    environment = {**os.environ, **settings.environment()}
+    started = time.perf_counter()
+    children = [
+        subprocess.Popen(
+            [sys.executable, "-m", "app.tools.bench.client_floor", topic, str(sample_file), str(share)],
+            cwd=REPO_ROOT,
+            env=environment,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        for share in shares
+    ]
+    outputs = [child.communicate() for child in children]
+    wall = time.perf_counter() - started
+    seconds = []
+    for child, (stdout, stderr), share in zip(children, outputs, shares, strict=True):
+        if child.returncode != 0 or stdout.split()[:1] != [str(share)]:
+            raise SystemExit(f"the bare Python client failed ({child.returncode}):\n{stdout[-2000:]}{stderr[-3000:]}")
+        seconds.append(float(stdout.split()[1]))
+    return FloorRun(Rate(records, max(seconds), value_bytes), wall, processes)
+
+
 def ceiling_properties(settings: Settings) -> list[str]:
     """Our producer's own batching, linger, compression, acks, idempotence and buffer, as Java client
     properties (`app.producer.publisher.producer_config`), so the ceiling is batched as ours is."""

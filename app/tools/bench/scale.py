@@ -2,8 +2,11 @@
 
 For each size, a pipeline of its own (fresh topics, database, lake and checkpoint) on the same
 services: the click files of `BENCH_DATA_DIR` replicated that many times
-(`app/tools/bench/replicate.py`), published by our producer, drained by the streaming job
-(available-now); then, with all of it in the tables:
+(`app/tools/bench/replicate.py`), published by our producer, beside the producer's fair ceiling
+(the bare Python client, `app/tools/bench/client_floor.py`, sending as many of our real messages
+with our headers and properties from as many processes, whole commands timed against whole
+commands; the goal is 0.8 or more of its speed) and a run of ours with nothing new to publish (its
+fixed cost); drained by the streaming job (available-now); then, with all of it in the tables:
 - the fair ceiling of the drain (`spark_jobs/fair_drain.py`): one plain batch job that reads the
   same topics and writes the same tables with the same transforms, without the exactly-once and
   incremental machinery; the drain's goal is 0.8 or more of its speed;
@@ -28,21 +31,24 @@ import os
 import re
 import secrets
 import shutil
+import statistics
 import sys
 import tempfile
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from pathlib import Path
 
+from app.producer.shards import process_count
 from app.runtime.hive_metastore import HiveMetastore
 from app.runtime.kafka_broker import KafkaBroker
 from app.runtime.postgres import PostgresServer
 from app.settings import REPO_ROOT, Settings, load_settings, with_own_names
 from app.tools.bench.common import flat_data_folder, listing, machine, median_of, reached, timed
+from app.tools.bench.producer import FloorRun, run_client_floors, sample_messages, write_payload_file
 from app.tools.bench.replicate import replicate
-from app.tools.bench.spark import FINAL_RECOMPUTE, PROGRESS
+from app.tools.bench.spark import FINAL_RECOMPUTE, PROGRESS, table_seconds
 
 log = logging.getLogger("app.tools.bench.scale")
 
@@ -55,6 +61,7 @@ UPDATE_HOURS = re.compile(r"recomputed (\d+) hour\(s\) landed by the drain")
 READ_SET = re.compile(r"sessions started in \d+ hour\(s\): (\d+) more raw partition\(s\) read")
 RECOMPUTED = re.compile(r"recomputed \d+ hour\(s\) from")
 FAIR_DONE = re.compile(r"fair drain: (\d+) records, every table written in ([\d.]+) s")
+FAIR_TABLE = re.compile(r"spark_jobs\.fair_drain: (\w+): written in ([\d.]+) s")
 FAIR_GOAL = 0.8
 ERASED = re.compile(
     r"forgot 1 user\(s\): (\d+) raw click\(s\) removed from (\d+) hour\(s\).*hours found in ([\d.]+) s, "
@@ -66,7 +73,11 @@ ERASED = re.compile(
 class SizeRun:
     size: int
     clicks: int  # records published: the click rows and the catalogue's
-    publish_seconds: float
+    publish_seconds: float  # the whole command
+    publish_idle_seconds: float  # the whole command again, with nothing new to publish
+    floor_seconds: float  # the producer's fair ceiling, timed inside its processes
+    floor_wall_seconds: float  # the same, from the first process's start to the last one's exit
+    floor_processes: int
     drain_rows: int
     drain_seconds: float  # the micro-batches and the drain's recomputation
     drain_wall_seconds: float
@@ -86,10 +97,17 @@ class SizeRun:
     erasure_lookup_seconds: float  # finding those hours (the index)
     erasure_seconds: float  # the whole request in the job
     erasure_wall_seconds: float  # its whole job, Spark's start included
+    drain_tables: dict[str, float] = field(default_factory=dict)  # seconds writing each table
+    fair_tables: dict[str, float] = field(default_factory=dict)  # the fair ceiling's
 
     @property
     def drain_rate(self) -> float:
         return self.drain_rows / self.drain_seconds
+
+    @property
+    def producer_of_floor(self) -> float:
+        """The producer's speed as a fraction of its fair ceiling's (whole command against whole command)."""
+        return self.floor_wall_seconds / self.publish_seconds
 
     @property
     def of_fair_ceiling(self) -> float:
@@ -117,6 +135,15 @@ def _publish(settings: Settings) -> tuple[int, float]:
         "our producer",
     )
     return int(json.loads(run.stdout)["rows"]), run.seconds
+
+
+def _producer_floor(settings: Settings, records: int, sample_file: Path) -> FloorRun:
+    """The producer's fair ceiling: the bare client sending `records` of the messages our producer
+    published (20,000 of them, in turn) from as many processes as ours uses."""
+    sample = sample_messages(settings, [settings.kafka_topic, settings.kafka_metadata_topic], 20_000)
+    write_payload_file([key + b"\t" + value for key, value in sample], sample_file)
+    value_bytes = statistics.fmean(len(value) for _, value in sample)
+    return run_client_floors(settings, records, sample_file, value_bytes, process_count(settings))
 
 
 def _batch_seconds(text: str) -> tuple[int, float, float]:
@@ -173,6 +200,15 @@ def size_run(base: Settings, source: Path, scratch: Path, size: int, erased_user
     replicate(source, data, size)
     settings = replace(with_own_names(base, scratch / f"pipeline-{size}x", "scale"), producer_data_root_directory=data)
     clicks, publish_seconds = _publish(settings)
+    idle_rows, idle_seconds = _publish(settings)
+    if idle_rows:
+        raise SystemExit(f"a second publish at {size}x published {idle_rows} rows again")
+    floor = _producer_floor(settings, clicks, scratch / f"floor-{size}x.tsv")
+    log.info(
+        "%sx: producer %.0f records/s, its fair ceiling %.0f (sending %.0f) in %s processes, idle run %.1f s",
+        size, clicks / publish_seconds, clicks / floor.wall_seconds, floor.rate.records_per_second,
+        floor.processes, idle_seconds,
+    )  # fmt: skip
     text, drain_wall = _job(settings, "streaming_job.py", "--trigger", "available-now")
     rows, batches, final = _batch_seconds(text)
     if not rows:
@@ -224,6 +260,10 @@ def size_run(base: Settings, source: Path, scratch: Path, size: int, erased_user
         size=size,
         clicks=clicks,
         publish_seconds=publish_seconds,
+        publish_idle_seconds=idle_seconds,
+        floor_seconds=floor.rate.seconds,
+        floor_wall_seconds=floor.wall_seconds,
+        floor_processes=floor.processes,
         drain_rows=rows,
         drain_seconds=batches + final,
         drain_wall_seconds=drain_wall,
@@ -243,6 +283,8 @@ def size_run(base: Settings, source: Path, scratch: Path, size: int, erased_user
         erasure_lookup_seconds=float(erasure.group(3)),
         erasure_seconds=float(erasure.group(4)),
         erasure_wall_seconds=erasure_wall,
+        drain_tables=table_seconds(text),
+        fair_tables={found.group(1): float(found.group(2)) for found in FAIR_TABLE.finditer(fair_text)},
     )
     log.info("%sx: %s", size, run)
     shutil.rmtree(data, ignore_errors=True)
@@ -257,7 +299,14 @@ def scale_section(runs: list[SizeRun]) -> list[str]:
 
     rows: list[tuple[str, Callable[[SizeRun], str], str | None]] = [
         ("records published (clicks and articles)", lambda r: f"{r.clicks:,}", None),
-        ("producer (records/s)", lambda r: f"{r.clicks / r.publish_seconds:,.0f}", None),
+        ("producer (records/s, the whole command)", lambda r: f"{r.clicks / r.publish_seconds:,.0f}", None),
+        ("  a run with nothing new to publish (s)", lambda r: f"{r.publish_idle_seconds:.1f}", None),
+        (
+            "producer's fair ceiling: the bare client (records/s, whole / sending)",
+            lambda r: f"{r.clicks / r.floor_wall_seconds:,.0f} / {r.clicks / r.floor_seconds:,.0f}",
+            None,
+        ),
+        ("the producer as a fraction of its fair ceiling", lambda r: f"{r.producer_of_floor:.2f}", None),
         ("drain (records/s, micro-batches and recomputation)", lambda r: f"{r.drain_rate:,.0f}", None),
         ("fair ceiling: its work (s)", lambda r: f"{r.fair_seconds:.1f}", None),
         ("the drain's work (s)", lambda r: f"{r.drain_seconds:.1f}", None),
@@ -293,8 +342,8 @@ def scale_section(runs: list[SizeRun]) -> list[str]:
         header,
         "|---|" + "---:|" * (len(runs) + 1),
     ]
-    for label, show, field in rows:
-        growth = ratio(getattr(last, field), getattr(first, field)) if field else ""
+    for label, show, attribute in rows:
+        growth = ratio(getattr(last, attribute), getattr(first, attribute)) if attribute else ""
         lines.append(f"| {label} | " + " | ".join(show(r) for r in runs) + f" | {growth} |")
     per_batch = [
         field
@@ -321,9 +370,57 @@ def scale_section(runs: list[SizeRun]) -> list[str]:
             + ", ".join(f"{r.size}x ({r.of_fair_ceiling:.2f})" for r in runs if r.of_fair_ceiling < FAIR_GOAL)
             + "."
         ),
+        f"The producer at {FAIR_GOAL} or more of its fair ceiling (the bare client in "
+        f"{last.floor_processes} process(es), whole commands): "
+        + (
+            "met at every size."
+            if all(r.producer_of_floor >= FAIR_GOAL for r in runs)
+            else "missed at "
+            + ", ".join(f"{r.size}x ({r.producer_of_floor:.2f})" for r in runs if r.producer_of_floor < FAIR_GOAL)
+            + "."
+        ),
         f"Drain rate at each size (records/s): {listing([r.drain_rate for r in runs])}; "
         f"median {median_of([r.drain_rate for r in runs]):,.0f}.",
+        *drain_profile(runs),
     ]
+    return lines
+
+
+def drain_profile(runs: list[SizeRun]) -> list[str]:
+    """Where the drain's work goes against the fair ceiling's, table by table, at every size: each
+    table's rows computed and written (the drain: its appends, its recomputation's replacements and
+    their metastore calls), and the rest (reading Kafka, parsing, what runs between the writes)."""
+    if not all(r.drain_tables and r.fair_tables for r in runs):
+        return []
+    names = sorted(
+        {*runs[-1].drain_tables, *runs[-1].fair_tables}, key=lambda name: -runs[-1].drain_tables.get(name, 0)
+    )
+
+    def cells(drain: float, fair: float) -> str:
+        return f"{drain:.1f} / {fair:.1f}"
+
+    lines = [
+        "",
+        "### Where the drain's work goes, against the fair ceiling's",
+        "",
+        "Seconds, the drain / the fair ceiling: each table's rows computed and written (the drain's "
+        "appends, its recomputation's replacements and their metastore calls), then the rest (reading "
+        "Kafka, parsing, the work between the writes).",
+        "",
+        "| part | " + " | ".join(f"{r.size}x" for r in runs) + " |",
+        "|---|" + "---:|" * len(runs),
+    ]
+    for name in names:
+        lines.append(
+            f"| {name} | "
+            + " | ".join(cells(r.drain_tables.get(name, 0.0), r.fair_tables.get(name, 0.0)) for r in runs)
+            + " |"
+        )
+    rest = [
+        cells(r.drain_seconds - sum(r.drain_tables.values()), r.fair_seconds - sum(r.fair_tables.values()))
+        for r in runs
+    ]
+    lines.append("| the rest | " + " | ".join(rest) + " |")
     return lines
 
 

@@ -10,6 +10,10 @@ def run(size: int, update: float, old_hour: float, view: float, erasure: float =
         size=size,
         clicks=677_862 * size,
         publish_seconds=7.0 * size,
+        publish_idle_seconds=1.0,
+        floor_seconds=5.0 * size,
+        floor_wall_seconds=5.5 * size if size == 1 else 6.0 * size,
+        floor_processes=2,
         drain_rows=1_041_909 * size,
         drain_seconds=50.0 * size,
         drain_wall_seconds=70.0 * size,
@@ -29,6 +33,8 @@ def run(size: int, update: float, old_hour: float, view: float, erasure: float =
         erasure_lookup_seconds=0.8,
         erasure_seconds=erasure,
         erasure_wall_seconds=20.0 + erasure,
+        drain_tables={"raw_clicks": 10.0 * size, "article_hourly": 20.0 * size},
+        fair_tables={"raw_clicks": 8.0 * size, "article_hourly": 12.0 * size},
     )
 
 
@@ -41,8 +47,24 @@ def test_a_flat_series_meets_the_goals_and_a_growing_one_names_what_grew() -> No
     assert "The view under 2 s: met." in flat
     assert "| the drain as a fraction of the fair ceiling | 0.90 | 0.90 | 0.90 |  |" in flat
     assert "The drain at 0.8 or more of the fair ceiling: met at every size." in flat
+    assert "| the producer as a fraction of its fair ceiling | 0.79 | 0.86 | 0.86 |  |" in flat
+    assert (
+        "The producer at 0.8 or more of its fair ceiling (the bare client in 2 process(es), whole commands): "
+        "missed at 1x (0.79)." in flat
+    )
     assert "| one erasure: the user's clicks / hours | 40 / 12 | 40 / 12 | 40 / 12 |  |" in flat
 
     growing = "\n".join(scale_section([run(1, 3.0, 30.0, 0.4), run(10, 3.0, 90.0, 2.5, erasure=60.0)]))
     assert "missed by old_hour_wall_seconds, erasure_seconds, erasure_wall_seconds." in growing
     assert "The view under 2 s: missed" in growing
+
+
+def test_the_drain_profile_sets_each_table_beside_the_fair_ceilings_and_the_rest() -> None:
+    text = "\n".join(scale_section([run(1, 3.0, 30.0, 0.4), run(10, 3.0, 30.0, 0.4)]))
+    assert "| part | 1x | 10x |" in text
+    rows = [line for line in text.splitlines() if line.startswith(("| article_hourly", "| raw_clicks", "| the rest"))]
+    assert rows == [
+        "| article_hourly | 20.0 / 12.0 | 200.0 / 120.0 |",
+        "| raw_clicks | 10.0 / 8.0 | 100.0 / 80.0 |",
+        "| the rest | 20.0 / 25.0 | 200.0 / 250.0 |",
+    ]
