@@ -363,27 +363,21 @@ def scale_section(runs: list[SizeRun]) -> list[str]:
         f"The view under {VIEW_GOAL_SECONDS:.0f} s: {reached(VIEW_GOAL_SECONDS / last.view_seconds, 1.0)} "
         f"`check_tables` under {VIEW_GOAL_SECONDS:.0f} s: {reached(VIEW_GOAL_SECONDS / last.check_seconds, 1.0)}",
         f"The drain at {FAIR_GOAL} or more of the fair ceiling: "
-        + (
-            "met at every size."
-            if all(r.of_fair_ceiling >= FAIR_GOAL for r in runs)
-            else "missed at "
-            + ", ".join(f"{r.size}x ({r.of_fair_ceiling:.2f})" for r in runs if r.of_fair_ceiling < FAIR_GOAL)
-            + "."
-        ),
+        + fair_verdict({r.size: r.of_fair_ceiling for r in runs}),
         f"The producer at {FAIR_GOAL} or more of its fair ceiling (the bare client in "
         f"{last.floor_processes} process(es), whole commands): "
-        + (
-            "met at every size."
-            if all(r.producer_of_floor >= FAIR_GOAL for r in runs)
-            else "missed at "
-            + ", ".join(f"{r.size}x ({r.producer_of_floor:.2f})" for r in runs if r.producer_of_floor < FAIR_GOAL)
-            + "."
-        ),
+        + fair_verdict({r.size: r.producer_of_floor for r in runs}),
         f"Drain rate at each size (records/s): {listing([r.drain_rate for r in runs])}; "
         f"median {median_of([r.drain_rate for r in runs]):,.0f}.",
         *drain_profile(runs),
     ]
     return lines
+
+
+def fair_verdict(fractions: dict[int, float]) -> str:
+    """The verdict on the fair-ceiling goal over the sizes: met at every size, or where it was missed."""
+    missed = [f"{size}x ({fraction:.2f})" for size, fraction in fractions.items() if fraction < FAIR_GOAL]
+    return f"missed at {', '.join(missed)}." if missed else "met at every size."
 
 
 def drain_profile(runs: list[SizeRun]) -> list[str]:
