@@ -102,21 +102,6 @@ def fresh_topics(settings: Settings, *prefixes: str) -> list[str]:
     return names
 
 
-def run_client_floor(settings: Settings, records: int, sample_file: Path, value_bytes: float) -> Rate:
-    """`app.tools.bench.client_floor`: the bare Python client sending as many of our real messages."""
-    [topic] = fresh_topics(settings, "bench-floor")
-    run = timed(
-        [sys.executable, "-m", "app.tools.bench.client_floor", topic, str(sample_file), str(records)],
-        {**os.environ, **settings.environment()},
-        REPO_ROOT,
-        "the bare Python client",
-    )
-    sent, seconds = run.stdout.split()
-    if int(sent) != records:
-        raise SystemExit(f"the bare Python client sent {sent} records, not {records}")
-    return Rate(records, float(seconds), value_bytes, run.peak_rss_mib)
-
-
 @dataclass(frozen=True)
 class FloorRun:
     """The bare client in several processes side by side: `rate` is timed inside them (the slowest
@@ -130,8 +115,9 @@ class FloorRun:
 def run_client_floors(
     settings: Settings, records: int, sample_file: Path, value_bytes: float, processes: int
 ) -> FloorRun:
-    """`app.tools.bench.client_floor` in `processes` processes started together, sharing `records`
-    (as our producer's shards share its files) on one fresh topic, each in a transaction of its own."""
+    """`app.tools.bench.client_floor`, the bare Python client sending `records` of our real messages,
+    in `processes` processes started together that share them (as our producer's shards share its
+    files) on one fresh topic, each in a transaction of its own."""
     [topic] = fresh_topics(settings, "bench-floor")
     shares = [records // processes + (number < records % processes) for number in range(processes)]
     environment = {**os.environ, **settings.environment()}
@@ -266,7 +252,7 @@ def producer_runs(settings: Settings, data_dir: Path, scratch: Path, runs: int) 
             payload_file = write_payload_file([value for _, value in sample], scratch / "payloads.txt")
             write_payload_file([key + b"\t" + value for key, value in sample], sample_file)
         ceiling = run_ceiling(settings, ours.records, payload_file, ours.value_bytes)
-        floor = run_client_floor(settings, ours.records, sample_file, ours.value_bytes)
+        floor = run_client_floors(settings, ours.records, sample_file, ours.value_bytes, 1).rate
         if number == 0:
             log.info("warm-up: ours %.0f records/s, ceiling %.0f records/s", ours.records_per_second,
                      ceiling.records_per_second)  # fmt: skip
