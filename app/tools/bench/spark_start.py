@@ -25,11 +25,8 @@ import tempfile
 import time
 from pathlib import Path
 
-from app.runtime import deps
 from app.settings import REPO_ROOT, Settings, load_settings
 from app.tools.bench.common import free_port, listing, median_of, timed
-
-log = logging.getLogger(__name__)
 
 CONNECT_SERVER = "org.apache.spark.sql.connect.service.SparkConnectServer"
 PROBE = """
@@ -65,25 +62,25 @@ def _wait_for_port(port: int, server: subprocess.Popen[bytes], log_file: Path) -
 
 def measure(settings: Settings, runs: int, scratch: Path) -> dict[str, list[float]]:
     """Wall seconds of each run of each way, and the server's own start."""
-    from app.spark_session import spark_conf, spark_submit_command
+    from app.spark_session import spark_submit_command
 
     probe = scratch / "probe.py"
     probe.write_text(PROBE)
     environment = _environment(settings)
+    no_ui = ["--conf", "spark.ui.enabled=false"]  # both ways alike: no UI to start
     submitted = []
     for _ in range(runs):
-        run = timed(spark_submit_command(settings, str(probe)), environment, REPO_ROOT, "the probe by spark-submit")
-        submitted.append(run.seconds)
+        command = spark_submit_command(settings, str(probe))
+        command[1:1] = no_ui
+        submitted.append(timed(command, environment, REPO_ROOT, "the probe by spark-submit").seconds)
     port = free_port()
-    command = [str(deps.spark_home() / "bin" / "spark-submit"), "--class", CONNECT_SERVER]
-    for key, value in {
-        **spark_conf(settings),
-        "spark.connect.grpc.binding.address": "127.0.0.1",
-        "spark.connect.grpc.binding.port": str(port),
-        "spark.ui.enabled": "false",
-    }.items():
-        command += ["--conf", f"{key}={value}"]
-    command.append("spark-internal")
+    command = spark_submit_command(settings, "spark-internal")  # the server: a class, not a script
+    command[1:1] = [
+        *("--class", CONNECT_SERVER),
+        *no_ui,
+        *("--conf", "spark.connect.grpc.binding.address=127.0.0.1"),
+        *("--conf", f"spark.connect.grpc.binding.port={port}"),
+    ]
     log_file = scratch / "connect-server.log"
     with log_file.open("wb") as output:
         server = subprocess.Popen(command, cwd=REPO_ROOT, env=environment, stdout=output, stderr=subprocess.STDOUT)
