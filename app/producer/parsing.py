@@ -349,10 +349,13 @@ def encode_block(parser: RowParser, block: bytes, number: int) -> list[Item] | N
     carriage[nonempty] = raw[ends[nonempty] - 1] == 13
     lengths = lengths - carriage
     pool = _pool()
+    # serial: the threaded reader left parse tasks on pyarrow's thread pool that aborted one process
+    # in a hundred at exit ("terminate called without an active exception", exit -6: 6 of 600 runs
+    # under load, none of 1,200 serial), at no measurable cost (the shards are the parallelism)
     try:
         table = pacsv.read_csv(
             pa.py_buffer(block),
-            read_options=pacsv.ReadOptions(column_names=list(schema.columns)),
+            read_options=pacsv.ReadOptions(column_names=list(schema.columns), use_threads=False),
             convert_options=pacsv.ConvertOptions(
                 column_types=dict.fromkeys(schema.columns, pa.int64()),
                 null_values=[],
