@@ -258,7 +258,8 @@ def _task_log(settings: Settings, run_id: str, task_id: str) -> str:
 
 def store_section(local: list[AirflowRun], hdfs: list[AirflowRun]) -> list[str]:
     """Item 10 of the report: item 4's run and item 7's update with the tables on HDFS, beside the
-    same on the local file system (each HDFS run right after its local one)."""
+    same on the local file system (each HDFS run right after its local one, `local[i]` the one
+    before `hdfs[i]`)."""
     from app.tools.bench.common import median_of
 
     rows: list[tuple[str, Callable[[AirflowRun], float], int]] = [
@@ -278,13 +279,15 @@ def store_section(local: list[AirflowRun], hdfs: list[AirflowRun]) -> list[str]:
         "",
         "Item 4's run and item 7's small update again, with `PARQUET_DESTINATION_PATH`, `CHECK_POINT_LOCATION` "
         "and `HIVE_WAREHOUSE_DIR` on an HDFS of the benchmark's own (Hadoop 3.5.0, one NameNode and one "
-        "DataNode on this machine, one replica per block), each HDFS run right after its local one. Spark "
+        "DataNode on this machine, one replica per block), each HDFS run right after its local one "
+        f"({len(hdfs)} of them: the bench's time goes to the scale series). Spark "
         "writes through Hadoop's HDFS client; the commits' renames, the checkpoint's small files and the "
         "check read and write through WebHDFS (`docs/design/storage.md`).",
         "",
-        "| | local file system (median) | HDFS (median) | HDFS / local | HDFS runs |",
+        "| | local file system (median of the runs paired) | HDFS (median) | HDFS / local | HDFS runs |",
         "|---|---:|---:|---:|---|",
     ]
+    local = local[: len(hdfs)]
     for label, value, digits in rows:
         here = median_of(value(run) for run in local)
         there = median_of(value(run) for run in hdfs)

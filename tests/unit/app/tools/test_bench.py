@@ -152,19 +152,32 @@ def test_the_report_names_the_commit_it_measured() -> None:
     assert re.fullmatch(r"[0-9a-f]{12}( with uncommitted changes)?", commit())
 
 
-def test_the_view_cost_section_reports_both_sets_against_the_goal() -> None:
-    from app.tools.bench.view_cost import ViewCost, view_section
+def test_the_report_says_how_long_each_part_of_the_bench_took(monkeypatch: pytest.MonkeyPatch) -> None:
+    from app.tools.bench import __main__ as bench
 
-    whole = ViewCost(hours=207, clicks=677_862, views=[0.4, 0.5, 0.6], run_checks=[0.2, 0.3, 0.2], full_check=3.1)
-    larger = ViewCost(hours=2_070, clicks=6_778_620, views=[1.1, 1.3, 1.2], run_checks=[0.5, 0.6, 0.5], full_check=30.5)
-    lines = view_section(whole, larger)
-    assert "| the shared data set | 207 | 677,862 | 0.50 (0.40, 0.50, 0.60) | 0.20 (0.20, 0.30, 0.20) | 3.1 |" in lines
-    assert "**View 1.20 s at most** (goal: under 2 s on both): met." in lines
+    clock = iter([0.0, 60.0, 150.0, 210.0, 240.0])
+    monkeypatch.setattr(bench.time, "monotonic", lambda: next(clock))
+    stopwatch = bench.Stopwatch()
+    stopwatch.lap("services")
+    stopwatch.lap("Airflow runs")
+    stopwatch.lap("the run on HDFS")
+    stopwatch.lap("Airflow runs")  # a part that runs in turns adds up
+    assert stopwatch.line() == "Where the time went (minutes): services 1.0; Airflow runs 2.0; the run on HDFS 1.0."
 
 
-def test_copies_of_the_tables_are_shifted_past_the_datas_span() -> None:
-    from app.tools.bench.view_cost import weeks_apart
+def test_the_hdfs_run_is_set_beside_the_local_run_before_it_not_the_median_of_all() -> None:
+    from app.tools.bench.airflow_run import AirflowRun, SmallUpdate, store_section
+    from app.tools.bench.spark import DrainRun
 
-    assert weeks_apart(["2017-10-01", "2017-10-03"]) == 1
-    assert weeks_apart(["2017-10-01", "2017-10-20"]) == 3  # 19 days: copies 21 days apart never meet
-    assert weeks_apart(["2017-10-01", "2017-10-08"]) == 2
+    def airflow_run(total: float) -> AirflowRun:
+        drain = DrainRun(rows=1000, batches=1, query_seconds=10.0, wall_seconds=20.0, driver_java_mib=1.0,
+                         driver_python_mib=1.0, files=18)  # fmt: skip
+        update = SmallUpdate(drain_task_seconds=9.0, batch_seconds=3.0, recompute_seconds=1.0, hours_recomputed=1,
+                             run_seconds=30.0)  # fmt: skip
+        return AirflowRun(total_seconds=total, run_seconds=total + 10, scheduling=1.0, publishing=2.0,
+                          spark_start_up=5.0, landing=8.0, recomputing=2.0, checking=1.0, drain=drain, bare=None,
+                          update=update)  # fmt: skip
+
+    lines = store_section([airflow_run(80.0), airflow_run(100.0), airflow_run(100.0)], [airflow_run(120.0)])
+    assert "| trigger to last partition | 80.0 | 120.0 | 1.50 | 120.0 |" in lines
+    assert any("(1 of them: the bench's time goes to the scale series)" in line for line in lines)
