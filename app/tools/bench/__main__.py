@@ -54,7 +54,7 @@ from app.runtime.postgres import PostgresServer
 from app.settings import REPO_ROOT, Settings, load_settings, with_own_names
 from app.storage import Location
 from app.tools.bench.airflow_run import AirflowRun, run_through_airflow, store_section, update_section
-from app.tools.bench.common import flat_data_folder, free_port, listing, machine, median_of
+from app.tools.bench.common import bench_settings, flat_data_folder, listing, machine, median_of
 from app.tools.bench.large_file import large_file_run, large_file_section
 from app.tools.bench.latency import latency_runs, latency_section
 from app.tools.bench.producer import producer_runs, producer_section
@@ -68,33 +68,6 @@ REPORT = REPO_ROOT / "docs" / "benchmarks.md"
 BENCH_GOAL_MINUTES = 45  # the whole bench, the scale series included
 LATENCY_INTERVAL = "5 seconds"
 LATENCY_RATE = 1000.0  # clicks/s the replays must hold (they ask a little more: latency.PACING_HEADROOM)
-
-
-def bench_settings(base: Settings, state: Path) -> Settings:
-    """The user's settings, with every service of the benchmark in `state` on free loopback ports."""
-    return replace(
-        base,
-        state_dir=state,
-        hive_warehouse_dir=Location.local(state / "warehouse"),
-        parquet_destination_path=Location.local(state / "lake"),
-        check_point_location=Location.local(state / "checkpoints"),
-        bind_host="127.0.0.1",
-        kafka_servers=f"127.0.0.1:{free_port()}",
-        kafka_controller_port=free_port(),
-        kafka_broker_heap="1g",
-        hive_metastore_port=free_port(),
-        hive_metastore_db_url="",  # the benchmark's own PostgreSQL, as `make up` starts
-        airflow_database_url="",
-        postgres_port=free_port(),
-        airflow_api_port=free_port(),
-        airflow_admin_password=secrets.token_urlsafe(16),
-        spark_ui_port=free_port(),
-        spark_history_port=free_port(),
-        spark_thrift_port=free_port(),
-        hdfs_namenode_port=free_port(),
-        hdfs_namenode_http_port=free_port(),
-        producer_file_stable_seconds=0.0,
-    )
 
 
 def on_hdfs(settings: Settings) -> Settings:

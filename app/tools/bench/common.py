@@ -5,16 +5,19 @@ from __future__ import annotations
 import os
 import platform
 import re
+import secrets
 import shutil
 import socket
 import subprocess
 import threading
 import time
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from app.runtime import deps
+from app.settings import Settings
+from app.storage import Location
 
 
 def free_port() -> int:
@@ -164,3 +167,30 @@ def machine() -> dict[str, str]:
         "librdkafka": confluent_kafka.libversion()[0],
         "spark": pyspark.__version__,
     }
+
+
+def bench_settings(base: Settings, state: Path) -> Settings:
+    """The user's settings, with every service of the benchmark in `state` on free loopback ports."""
+    return replace(
+        base,
+        state_dir=state,
+        hive_warehouse_dir=Location.local(state / "warehouse"),
+        parquet_destination_path=Location.local(state / "lake"),
+        check_point_location=Location.local(state / "checkpoints"),
+        bind_host="127.0.0.1",
+        kafka_servers=f"127.0.0.1:{free_port()}",
+        kafka_controller_port=free_port(),
+        kafka_broker_heap="1g",
+        hive_metastore_port=free_port(),
+        hive_metastore_db_url="",  # the benchmark's own PostgreSQL, as `make up` starts
+        airflow_database_url="",
+        postgres_port=free_port(),
+        airflow_api_port=free_port(),
+        airflow_admin_password=secrets.token_urlsafe(16),
+        spark_ui_port=free_port(),
+        spark_history_port=free_port(),
+        spark_thrift_port=free_port(),
+        hdfs_namenode_port=free_port(),
+        hdfs_namenode_http_port=free_port(),
+        producer_file_stable_seconds=0.0,
+    )

@@ -45,7 +45,7 @@ from app.runtime.hive_metastore import HiveMetastore
 from app.runtime.kafka_broker import KafkaBroker
 from app.runtime.postgres import PostgresServer
 from app.settings import REPO_ROOT, Settings, load_settings, with_own_names
-from app.tools.bench.common import flat_data_folder, listing, machine, median_of, reached, timed
+from app.tools.bench.common import bench_settings, flat_data_folder, listing, machine, median_of, reached, timed
 from app.tools.bench.producer import FloorRun, run_client_floors, sample_messages, write_payload_file
 from app.tools.bench.replicate import replicate
 from app.tools.bench.spark import FINAL_RECOMPUTE, PROGRESS, table_seconds
@@ -451,8 +451,6 @@ def drain_profile(runs: list[SizeRun]) -> list[str]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    from app.tools.bench.__main__ import bench_settings
-
     parser = argparse.ArgumentParser(prog="python -m app.tools.bench.scale", description=__doc__)
     parser.add_argument("--sizes", default=",".join(map(str, SIZES)), help="copies of the data set, e.g. 1,3,10")
     args = parser.parse_args(argv)
