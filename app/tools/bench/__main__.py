@@ -43,6 +43,7 @@ import shutil
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from dataclasses import replace
 from datetime import UTC, datetime
 from pathlib import Path
@@ -122,12 +123,13 @@ def airflow_section(runs: list[AirflowRun], producer_ceiling_seconds: float, bar
 class Stopwatch:
     """The minutes each part of the bench took, in the order they ran."""
 
-    def __init__(self) -> None:
+    def __init__(self, clock: Callable[[], float] = time.monotonic) -> None:
         self.parts: dict[str, float] = {}
-        self._last = time.monotonic()
+        self._clock = clock
+        self._last = clock()
 
     def lap(self, part: str) -> None:
-        now = time.monotonic()
+        now = self._clock()
         self.parts[part] = self.parts.get(part, 0.0) + (now - self._last) / 60
         self._last = now
 
