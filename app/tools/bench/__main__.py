@@ -243,7 +243,7 @@ def main(argv: list[str] | None = None) -> int:
         "",
         *update_section(airflow_runs),
         *sensor_section(sensor),
-        *scale_intro(),
+        *scale_intro(sizes),
         *scale_section(scale, title="### The scale table"),
         "",
         *store_section(airflow_runs, hdfs_runs),

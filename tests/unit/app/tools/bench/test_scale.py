@@ -68,3 +68,12 @@ def test_the_drain_profile_sets_each_table_beside_the_fair_ceilings_and_the_rest
         "| raw_clicks | 10.0 / 8.0 | 100.0 / 80.0 |",
         "| the rest | 20.0 / 25.0 | 200.0 / 250.0 |",
     ]
+
+
+def test_make_bench_names_the_sizes_it_measured() -> None:
+    from app.tools.bench.scale import scale_intro
+
+    title, _, method, *_ = scale_intro([10, 1, 3])
+    assert title == "## 9. How each cost grows: 1x, 3x and 10x the data set"
+    assert "replicated 1, 3 and 10 times" in method and "at 10x within 1.3x of its 1x value" in method
+    assert scale_intro([1, 3])[0] == "## 9. How each cost grows: 1x and 3x the data set"
