@@ -59,7 +59,7 @@ from app.tools.bench.common import bench_settings, flat_data_folder, listing, ma
 from app.tools.bench.large_file import large_file_run, large_file_section
 from app.tools.bench.latency import latency_runs, latency_section
 from app.tools.bench.producer import producer_runs, producer_section
-from app.tools.bench.scale import SIZES, scale_intro, scale_section, scale_series
+from app.tools.bench.scale import add_sizes_argument, scale_intro, scale_section, scale_series
 from app.tools.bench.sensor import sensor_runs, sensor_section
 from app.tools.bench.spark import spark_section
 
@@ -166,11 +166,9 @@ def write_report(
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m app.tools.bench", description=__doc__)
     parser.add_argument("--runs", type=int, default=3, help="runs per figure (the median is reported)")
-    parser.add_argument(
-        "--sizes", default=",".join(map(str, SIZES)), help="the scale series' copies of the data set, e.g. 1,3"
-    )
+    add_sizes_argument(parser)
     args = parser.parse_args(argv)
-    sizes = [int(size) for size in args.sizes.split(",")]
+    sizes: list[int] = args.sizes
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     base = load_settings()
     data_dir = base.bench_data_dir

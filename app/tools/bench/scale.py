@@ -291,6 +291,17 @@ def size_run(base: Settings, source: Path, scratch: Path, size: int, erased_user
     return run
 
 
+def add_sizes_argument(parser: argparse.ArgumentParser) -> None:
+    """`--sizes 1,3,10`, the copies of the data set the scale series measures (`make bench` and
+    `make bench-scale` take the same)."""
+    parser.add_argument(
+        "--sizes",
+        type=lambda text: [int(size) for size in text.split(",")],
+        default=list(SIZES),
+        help="the scale series' copies of the data set, e.g. 1,3,10",
+    )
+
+
 def scale_series(settings: Settings, source: Path, scratch: Path, sizes: list[int]) -> list[SizeRun]:
     """Every size in turn, smallest first, each a pipeline of its own in `scratch` on the services
     already running with `settings` (broker, PostgreSQL, metastore); `source` is a flat folder of
@@ -303,17 +314,17 @@ def scale_series(settings: Settings, source: Path, scratch: Path, sizes: list[in
 def scale_intro(sizes: list[int]) -> list[str]:
     """Item 9 of `make bench`'s report: what the scale series does, above its table."""
     ordered = sorted(set(sizes))
-    named = (
-        ", ".join(f"{size}x" for size in ordered[:-1]) + f" and {ordered[-1]}x"
-        if len(ordered) > 1
-        else f"{ordered[0]}x"
-    )
+
+    def named(suffix: str) -> str:
+        words = [f"{size}{suffix}" for size in ordered]
+        return words[0] if len(words) == 1 else ", ".join(words[:-1]) + f" and {words[-1]}"
+
     return [
-        f"## 9. How each cost grows: {named} the data set",
+        f"## 9. How each cost grows: {named('x')} the data set",
         "",
         " ".join(
             [
-                f"The click files replicated {named.replace('x', '')} times (`app/tools/bench/replicate.py`:",
+                f"The click files replicated {named('')} times (`app/tools/bench/replicate.py`:",
                 "each copy's users and sessions moved to ids of their own, its clicks moved by whole weeks;",
                 "the catalogue shared), each size a pipeline of its own (fresh topics, lake, checkpoint and",
                 "database) on the bench's broker, PostgreSQL and metastore, one run per size. At each size:",
@@ -464,14 +475,12 @@ def drain_profile(runs: list[SizeRun]) -> list[str]:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m app.tools.bench.scale", description=__doc__)
-    parser.add_argument("--sizes", default=",".join(map(str, SIZES)), help="copies of the data set, e.g. 1,3,10")
+    add_sizes_argument(parser)
     args = parser.parse_args(argv)
-    sizes = [int(size) for size in args.sizes.split(",")]
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     base = load_settings()
     started = time.monotonic()
     facts = machine()
-    runs: list[SizeRun] = []
     with tempfile.TemporaryDirectory(prefix="clickstream-bench-scale-") as scratch_name:
         scratch = Path(scratch_name)
         scratch.chmod(0o711)  # as root, PostgreSQL runs as `postgres`, which must reach its folder
@@ -483,7 +492,7 @@ def main(argv: list[str] | None = None) -> int:
         try:
             for service in services:
                 service.start()
-            runs = scale_series(settings, source, scratch, sizes)
+            runs = scale_series(settings, source, scratch, args.sizes)
         finally:
             for service in reversed(services):
                 service.stop()
