@@ -55,8 +55,21 @@ def test_a_flat_series_meets_the_goals_and_a_growing_one_names_what_grew() -> No
     assert "| one erasure: the user's clicks / hours | 40 / 12 | 40 / 12 | 40 / 12 |  |" in flat
 
     growing = "\n".join(scale_section([run(1, 3.0, 30.0, 0.4), run(10, 3.0, 90.0, 2.5, erasure=60.0)]))
-    assert "missed by old_hour_wall_seconds, erasure_seconds, erasure_wall_seconds." in growing
+    assert (
+        "missed by one old hour recomputed: whole job (3.00x), one erasure: the whole request (10.00x), "
+        "one erasure: whole job (3.08x)." in growing
+    )
     assert "The view under 2 s: missed" in growing
+
+
+def test_a_grown_update_says_whether_its_hours_or_their_cost_grew() -> None:
+    more_hours = "\n".join(scale_section([run(1, 3.0, 30.0, 0.4), run(10, 30.0, 30.0, 0.4)]))
+    assert "small update: whole job (2.17x)." in more_hours
+    assert "13 at 1x, 130 at 10x" in more_hours
+    assert "the work grew, not its cost per hour" in more_hours
+
+    flat = "\n".join(scale_section([run(1, 3.0, 30.0, 0.4), run(10, 3.0, 30.0, 0.4)]))
+    assert "rewrites every hour" not in flat
 
 
 def test_the_drain_profile_sets_each_table_beside_the_fair_ceilings_and_the_rest() -> None:
